@@ -1,0 +1,183 @@
+"""Synthetic 2-D data sets; ring and grid have a known density, entropy and set of modes.
+
+ring and grid are equal-weight mixtures of isotropic Gaussians, so their exact log density,
+their differential entropy (the test NLL floor no density model can beat) and their mode
+centres (for GAN mode coverage, as in PacGAN and VEEGAN) are available here as well.
+Every sampler takes an explicit seed and its own numpy Generator, so draws are reproducible and
+independent of any global random state. Samples are float32; densities are computed in float64.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from gendsl.data import DataError, check_arrays, require_float, require_int
+
+# Rows per block when forming (rows x modes) distance tables, so memory stays bounded.
+_CHUNK = 65536
+
+
+def ring(n: int, seed: int, modes: int = 8, radius: float = 2.0,
+         std: float = 0.02) -> tuple[np.ndarray]:
+    """Equal-weight mixture of `modes` isotropic Gaussians equally spaced on a circle."""
+    centres, std = _ring_modes(modes, radius, std)
+    return _as_output("ring", _draw_mixture("ring", n, seed, centres, std))
+
+
+def grid(n: int, seed: int, side: int = 5, spacing: float = 2.0,
+         std: float = 0.05) -> tuple[np.ndarray]:
+    """Equal-weight mixture of side*side isotropic Gaussians on a square grid centred at 0."""
+    centres, std = _grid_modes(side, spacing, std)
+    return _as_output("grid", _draw_mixture("grid", n, seed, centres, std))
+
+
+def moons(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray]:
+    """Two interleaving half circles (as sklearn's make_moons) with Gaussian noise."""
+    n = require_int("moons", "n", n, minimum=1)
+    noise = require_float("moons", "noise", noise)
+    rng = np.random.default_rng(seed)
+    # Random angle and moon per row (not sklearn's linspace), so rows are i.i.d. draws.
+    t = rng.uniform(0.0, math.pi, n)
+    inner = rng.random(n) < 0.5
+    x = np.where(inner, 1.0 - np.cos(t), np.cos(t))
+    y = np.where(inner, 0.5 - np.sin(t), np.sin(t))
+    points = np.stack([x, y], axis=1) + noise * rng.standard_normal((n, 2))
+    return _as_output("moons", points)
+
+
+def circles(n: int, seed: int, noise: float = 0.05, factor: float = 0.5) -> tuple[np.ndarray]:
+    """A unit circle and a concentric circle of radius `factor`, with Gaussian noise."""
+    n = require_int("circles", "n", n, minimum=1)
+    noise = require_float("circles", "noise", noise)
+    factor = require_float("circles", "factor", factor, positive=True)
+    if factor >= 1.0:
+        raise DataError("E405", f"circles: argument 'factor' must be below 1, found {factor!r}",
+                        "factor is the inner radius relative to the outer one, e.g. factor=0.5")
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0.0, 2.0 * math.pi, n)
+    radius = np.where(rng.random(n) < 0.5, factor, 1.0)
+    points = radius[:, None] * np.stack([np.cos(t), np.sin(t)], axis=1)
+    return _as_output("circles", points + noise * rng.standard_normal((n, 2)))
+
+
+def swiss_roll(n: int, seed: int, noise: float = 0.25) -> tuple[np.ndarray]:
+    """2-D swiss roll: t = 1.5*pi*(1 + 2u), point (t cos t, t sin t) / 5 plus Gaussian noise."""
+    n = require_int("swiss_roll", "n", n, minimum=1)
+    noise = require_float("swiss_roll", "noise", noise)
+    rng = np.random.default_rng(seed)
+    t = 1.5 * math.pi * (1.0 + 2.0 * rng.random(n))
+    points = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / 5.0
+    return _as_output("swiss_roll", points + noise * rng.standard_normal((n, 2)))
+
+
+def modes(name: str, **kwargs: Any) -> tuple[np.ndarray, float]:
+    """Mode centres (M, 2) and the per-mode std of mixture source `name` (ring or grid)."""
+    builder = _mixture_builder(name)
+    accepted = list(inspect.signature(builder).parameters)
+    for key in kwargs:
+        if key not in accepted:
+            raise DataError("E405", f"{name} has no argument {key!r}; it accepts: {', '.join(accepted)}",
+                            f"use only {', '.join(accepted)}")
+    return builder(**kwargs)
+
+
+def log_density(name: str, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """Exact log density (float64, one value per row) of points x (N, 2) under ring or grid."""
+    centres, std = modes(name, **kwargs)
+    points = np.asarray(x, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise DataError("E403", f"log_density: expected points of shape (N, 2), found {points.shape}",
+                        "pass one 2-D point per row")
+    return _mixture_log_density(points, centres, std)
+
+
+def entropy(name: str, n: int = 1_000_000, seed: int = 12345, **kwargs: Any) -> float:
+    """Monte-Carlo estimate (nats) of the differential entropy of ring or grid: mean -log p."""
+    centres, std = modes(name, **kwargs)
+    points = _draw_mixture(name, n, seed, centres, std)
+    return float(-_mixture_log_density(points, centres, std).mean())
+
+
+def coverage(samples: np.ndarray, centres: np.ndarray, std: float, k: float = 3.0) -> dict[str, Any]:
+    """Mode coverage of samples (PacGAN/VEEGAN): modes hit within k*std, high-quality fraction."""
+    points = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+    centres = np.asarray(centres, dtype=np.float64)
+    if centres.ndim != 2 or points.shape[1] != centres.shape[1]:
+        raise DataError("E403", f"coverage: samples of shape {points.shape} do not match mode centres "
+                                f"of shape {centres.shape}", "pass samples (N, D) and centres (M, D)")
+    nearest, distance = _nearest_centres(points, centres)
+    good = distance <= k * std
+    per_mode = np.bincount(nearest[good], minlength=len(centres))
+    return {
+        "modes_covered": int((per_mode > 0).sum()),
+        "high_quality": float(good.mean()) if len(points) else 0.0,
+        "per_mode": [int(count) for count in per_mode],
+    }
+
+
+def _ring_modes(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> tuple[np.ndarray, float]:
+    modes = require_int("ring", "modes", modes, minimum=1)
+    radius = require_float("ring", "radius", radius)
+    std = require_float("ring", "std", std, positive=True)
+    angles = 2.0 * math.pi * np.arange(modes) / modes
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1), std
+
+
+def _grid_modes(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> tuple[np.ndarray, float]:
+    side = require_int("grid", "side", side, minimum=1)
+    spacing = require_float("grid", "spacing", spacing)
+    std = require_float("grid", "std", std, positive=True)
+    axis = (np.arange(side) - (side - 1) / 2.0) * spacing
+    xs, ys = np.meshgrid(axis, axis, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1), std
+
+
+def _mixture_builder(name: str) -> Callable[..., tuple[np.ndarray, float]]:
+    builders = {"ring": _ring_modes, "grid": _grid_modes}
+    if name not in builders:
+        raise DataError("E405", f"{name!r} has no known density or modes; only ring and grid do",
+                        "use ring or grid for log densities, entropies and mode coverage")
+    return builders[name]
+
+
+def _draw_mixture(source: str, n: int, seed: int, centres: np.ndarray, std: float) -> np.ndarray:
+    n = require_int(source, "n", n, minimum=1)
+    rng = np.random.default_rng(seed)
+    component = rng.integers(len(centres), size=n)
+    return centres[component] + std * rng.standard_normal((n, 2))
+
+
+def _mixture_log_density(points: np.ndarray, centres: np.ndarray, std: float) -> np.ndarray:
+    # log p(x) = logsumexp_k(-|x - c_k|^2 / (2 s^2)) - log M - log(2 pi s^2), in blocks of rows.
+    log_norm = -math.log(len(centres)) - math.log(2.0 * math.pi * std * std)
+    out = np.empty(len(points))
+    for start in range(0, len(points), _CHUNK):
+        block = points[start:start + _CHUNK]
+        logits = -_squared_distances(block, centres) / (2.0 * std * std)
+        top = logits.max(axis=1)
+        out[start:start + len(block)] = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
+    return out + log_norm
+
+
+def _nearest_centres(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    nearest = np.empty(len(points), dtype=np.int64)
+    distance = np.empty(len(points))
+    for start in range(0, len(points), _CHUNK):
+        squared = _squared_distances(points[start:start + _CHUNK], centres)
+        index = squared.argmin(axis=1)
+        nearest[start:start + len(index)] = index
+        distance[start:start + len(index)] = np.sqrt(squared[np.arange(len(index)), index])
+    return nearest, distance
+
+
+def _squared_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    # Explicit differences rather than |x|^2 - 2xc + |c|^2, which cancels badly for tiny std.
+    return ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+
+
+def _as_output(source: str, points: np.ndarray) -> tuple[np.ndarray]:
+    return check_arrays(source, {"x": points.astype(np.float32)})  # type: ignore[return-value]

@@ -1,0 +1,215 @@
+"""Typed expressions: what the type pass makes of the AST, and what code generation reads.
+
+Every node carries its type and the span it came from. Pipelines are flattened and blocks and
+`repeat` are expanded, so each `LayerUse` is one concrete nn.Module of the generated code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from gendsl.source import Span
+from gendsl.types import TensorType, Type
+
+
+class IR(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    span: Span
+    type: Type
+
+
+class Const(IR):
+    value: Any
+
+
+class Ref(IR):
+    """A name: where it comes from decides how code generation reads it."""
+
+    name: str
+    scope: Literal["data", "latent", "tensor", "input", "local", "loss", "net"]
+
+
+class Unary(IR):
+    op: Literal["-", "log"]
+    operand: "Expr"
+
+
+class Binary(IR):
+    op: Literal["+", "-", "*", "/", "^"]
+    left: "Expr"
+    right: "Expr"
+
+
+class Apply(IR):
+    """A library function (functions.py); `code` is its template over the arguments' code."""
+
+    fn: str
+    args: tuple["Expr", ...]
+    code: str
+    helpers: tuple[str, ...] = ()
+    differentiable: bool = True
+
+
+class LayerUse(BaseModel):
+    """One concrete layer of a pipeline."""
+
+    model_config = ConfigDict(frozen=True)
+    span: Span
+    entry: str
+    args: dict[str, Any]
+    input: TensorType
+    output: TensorType
+    params: int
+    code: str
+    helpers: tuple[str, ...] = ()
+    mixes: frozenset[str] = frozenset()
+    mask: str | None = None
+    invertible: bool = False
+
+
+class Layers(IR):
+    """`input |> layer |> layer ...`: a flattened pipeline (an nn.Sequential)."""
+
+    input: "Expr"
+    layers: tuple[LayerUse, ...]
+
+
+class CallNet(IR):
+    net: str
+    args: tuple["Expr", ...]
+
+
+class Index(IR):
+    """`mu[c]`: rows of a shared tensor picked per sample by a label (or a constant index)."""
+
+    target: "Expr"
+    indices: tuple["Expr", ...]
+
+
+class Dist(IR):
+    """A distribution constructor, e.g. Normal(loc = ..., scale = ...): type is a DistType."""
+
+    family: str
+    params: dict[str, "Expr"]
+    code: str
+
+
+class DensityTerm(BaseModel):
+    """`p(x | z)`: a factor (or marginal) of a density, by variables."""
+
+    model_config = ConfigDict(frozen=True)
+    density: str
+    vars: tuple[str, ...]
+    given: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        given = f" | {', '.join(self.given)}" if self.given else ""
+        return f"{self.density}({', '.join(self.vars)}{given})"
+
+
+class LogDensity(IR):
+    """`log p(x | z)`: per-sample log-density, summed over the event dimensions."""
+
+    term: DensityTerm
+    how: Literal["factor", "prior", "marginal_enumerate", "flow", "autoregressive"]
+    source: str  # the graph node that defines it
+
+
+class KL(IR):
+    q: DensityTerm
+    p: DensityTerm
+    q_source: str
+    p_source: str
+
+
+class DrawDensity(IR):
+    """`sample x ~ p(x)` or `~ p(x | z)`: ancestral sampling of a density term."""
+
+    term: DensityTerm
+
+
+class Method(IR):
+    """`f.inverse(z)`, `q.loss(eps)`, `q.reverse(eps)`: an operation of a model object."""
+
+    obj: str
+    kind: Literal["flow", "diffusion"]
+    method: str
+    args: tuple["Expr", ...]
+
+
+class SamplerDraw(IR):
+    """A batch of samples from a sampler (Langevin); carries no gradient."""
+
+    sampler: str
+
+
+Expr = Union[Const, Ref, Unary, Binary, Apply, Layers, CallNet, Index, Dist, LogDensity, KL,
+             DrawDensity, Method, SamplerDraw]
+
+
+class Assign(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    span: Span
+    name: str
+    value: Expr
+
+
+class Draw(BaseModel):
+    """`z ~ Normal(...)` in an encoder or decoder: the distribution the block defines."""
+
+    model_config = ConfigDict(frozen=True)
+    span: Span
+    name: str
+    dist: Dist
+
+
+class Program(BaseModel):
+    """The typed body of a network or density block."""
+
+    model_config = ConfigDict(frozen=True)
+    inputs: tuple[tuple[str, Type], ...]
+    stmts: tuple[Assign | Draw, ...]
+    result: Expr | None = None
+
+    def layers(self) -> list[LayerUse]:
+        """Every concrete layer, in order of appearance."""
+        return [use for node in walk_program(self) if isinstance(node, Layers) for use in node.layers]
+
+
+def children(node: IR) -> list[IR]:
+    """The direct sub-expressions of a node."""
+    if isinstance(node, (Unary,)):
+        return [node.operand]
+    if isinstance(node, Binary):
+        return [node.left, node.right]
+    if isinstance(node, (Apply, CallNet, Method)):
+        return list(node.args)
+    if isinstance(node, Layers):
+        return [node.input]
+    if isinstance(node, Index):
+        return [node.target, *node.indices]
+    if isinstance(node, Dist):
+        return list(node.params.values())
+    return []
+
+
+def walk(node: IR):
+    """Pre-order traversal of an expression."""
+    yield node
+    for child in children(node):
+        yield from walk(child)
+
+
+def walk_program(program: Program):
+    """Pre-order traversal of every expression of a program."""
+    for stmt in program.stmts:
+        yield from walk(stmt.value if isinstance(stmt, Assign) else stmt.dist)
+    if program.result is not None:
+        yield from walk(program.result)
+
+
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and issubclass(_cls, BaseModel) and _cls is not BaseModel:
+        _cls.model_rebuild()

@@ -1,0 +1,398 @@
+"""Typing of expressions: AST -> typed IR, with shape checks and compiler-grade messages.
+
+A `Scope` says what names mean where the expression sits: inside a network only its inputs,
+locals, params and shared tensors are visible; losses and samples see the whole model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gendsl import ast
+from gendsl.diagnostics import Diagnostic, Note, error
+from gendsl.graph import ir
+from gendsl.graph.constants import NotConstant, _binary
+from gendsl.graph.passes.pipelines import PipelineTyper
+from gendsl.library.distributions import DISTRIBUTIONS
+from gendsl.library.functions import FUNCTIONS
+from gendsl.library.layers import LAYERS
+from gendsl.library.signature import (EntryError, arguments_by_name, bind, call_rule, is_operand,
+                                     parameters)
+from gendsl.types import (LOSS_VALUE, SCALAR, UNKNOWN, DistType, NetType, NumberType, ObjectType,
+                          TensorType, Type, broadcast_shapes)
+
+Context = Literal["net", "loss", "sample", "prior", "observe"]
+
+
+@dataclass(frozen=True)
+class Binding:
+    kind: str     # param data latent tensor input local net density flow diffusion sampler loss
+    type: Type
+    key: str = ""
+
+
+@dataclass
+class Scope:
+    context: Context
+    owner: str
+    local: dict[str, Binding] = field(default_factory=dict)
+
+
+def is_scalar(t: Type) -> bool:
+    return isinstance(t, TensorType) and t.shape == () and t.kind != "cat"
+
+
+class ExprTyper:
+    """Types expressions against the model's bindings (filled in by the statement pass)."""
+
+    def __init__(self, params: dict[str, Any], pipelines: PipelineTyper, diagnostics: list[Diagnostic]):
+        self.params = params
+        self.pipelines = pipelines
+        self.diagnostics = diagnostics
+        self.model: dict[str, Binding] = {}
+        self.densities: Any = None  # set by the statement pass: resolves p(x | z) terms
+        self.net_origin: dict[str, Any] = {}
+
+    def report(self, code: str, message: str, span, **kw) -> ir.Const:
+        self.diagnostics.append(error(code, message, span, **kw))
+        return ir.Const(span=span, type=UNKNOWN, value=None)
+
+    def lookup(self, name: str, scope: Scope) -> Binding | None:
+        return scope.local.get(name) or self.model.get(name)
+
+    # ---- entry point ----
+    def expr(self, e: ast.Expr, scope: Scope) -> ir.Expr:
+        method = getattr(self, "t_" + type(e).__name__)
+        return method(e, scope)
+
+    def t_Number(self, e: ast.Number, scope: Scope) -> ir.Expr:
+        return ir.Const(span=e.span, type=NumberType(kind="int" if e.is_int else "float", value=e.value),
+                        value=e.value)
+
+    def t_String(self, e: ast.String, scope: Scope) -> ir.Expr:
+        return ir.Const(span=e.span, type=NumberType(kind="str", value=e.value), value=e.value)
+
+    def t_Name(self, e: ast.Name, scope: Scope) -> ir.Expr:
+        if e.id in ("true", "false"):
+            return ir.Const(span=e.span, type=NumberType(kind="bool", value=e.id == "true"), value=e.id == "true")
+        binding = self.lookup(e.id, scope)
+        if binding is None:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)  # reported by the names pass
+        if binding.kind == "param":
+            return ir.Const(span=e.span, type=binding.type, value=binding.type.value)
+        if scope.context in ("net", "prior", "observe") and binding.kind in ("data", "latent") \
+                and e.id not in scope.local:
+            if scope.context == "observe" and binding.kind == "latent":
+                return ir.Ref(span=e.span, type=binding.type, name=e.id, scope="latent")
+            where = {"net": f"network {scope.owner}", "prior": "a prior", "observe": "an observation"}[scope.context]
+            return self.report("E208", f"{where} cannot use the {binding.kind} variable '{e.id}'", e.span,
+                               label="not an input here",
+                               hint=f"networks see only their inputs: add `{e.id}` to the inputs of "
+                                    f"{scope.owner}" if scope.context == "net" else
+                                    "priors may use params and tensors only")
+        if binding.kind in ("data", "latent", "tensor", "input", "local", "loss"):
+            if binding.kind == "loss" and scope.context != "loss":
+                return self.report("E208", f"the loss '{e.id}' can only be used inside another loss", e.span)
+            return ir.Ref(span=e.span, type=binding.type, name=e.id, scope=binding.kind)
+        if binding.kind == "sampler":
+            if scope.context not in ("loss", "sample"):
+                return self.report("E208", f"sampler '{e.id}' can only be used in losses and samples", e.span)
+            return ir.SamplerDraw(span=e.span, type=binding.type.value or UNKNOWN, sampler=e.id)
+        if binding.kind == "net":
+            return ir.Ref(span=e.span, type=binding.type, name=e.id, scope="net")
+        return ir.Const(span=e.span, type=binding.type, value=e.id)
+
+    def t_Unary(self, e: ast.Unary, scope: Scope) -> ir.Expr:
+        if e.op == "log" and self.is_density_call(e.operand, scope):
+            return self.densities.log_density(e, e.operand, scope)
+        operand = self.expr(e.operand, scope)
+        t = operand.type
+        if t is UNKNOWN:
+            return operand
+        if isinstance(operand, ir.Const) and isinstance(t, NumberType):
+            try:
+                value = -operand.value if e.op == "-" else math.log(operand.value)
+            except (TypeError, ValueError):
+                return self.report("E218", f"cannot apply {e.op} to {operand.value!r}", e.span)
+            return ir.Const(span=e.span, type=NumberType(kind="float" if e.op == "log" else t.kind, value=value),
+                            value=value)
+        if not isinstance(t, TensorType) or t.kind == "cat":
+            return self.report("E218", f"cannot apply '{e.op}' to {t.describe()}", e.span,
+                               hint="arithmetic works on tensors and numbers")
+        return ir.Unary(span=e.span, type=t.as_real(), op=e.op, operand=operand)
+
+    def t_Binary(self, e: ast.Binary, scope: Scope) -> ir.Expr:
+        left, right = self.expr(e.left, scope), self.expr(e.right, scope)
+        a, b = left.type, right.type
+        if a is UNKNOWN or b is UNKNOWN:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        if isinstance(a, NumberType) and isinstance(b, NumberType):
+            try:
+                value = _binary(e, left.value, right.value)
+            except NotConstant as exc:
+                return self.report("E218", exc.why, e.span)
+            kind = "int" if isinstance(value, int) and not isinstance(value, bool) else "float"
+            return ir.Const(span=e.span, type=NumberType(kind=kind, value=value), value=value)
+        for side, t in ((e.left, a), (e.right, b)):
+            if not isinstance(t, (TensorType, NumberType)) or (isinstance(t, TensorType) and t.kind == "cat") \
+                    or (isinstance(t, NumberType) and t.kind == "str"):
+                return self.report("E218", f"cannot use {t.describe()} in arithmetic ('{e.op}')", side.span,
+                                   label=t.describe(),
+                                   hint="labels need onehot(y); densities need log, e.g. log p(x | z)"
+                                   if isinstance(t, (TensorType, ObjectType)) else "")
+        return ir.Binary(span=e.span, type=self.broadcast(e, a, b), op=e.op, left=left, right=right)
+
+    def broadcast(self, e: ast.Binary, a: Type, b: Type) -> Type:
+        if isinstance(a, NumberType):
+            return b.as_real()
+        if isinstance(b, NumberType):
+            return a.as_real()
+        shape = broadcast_shapes(a.shape, b.shape)
+        if a.batched != b.batched:
+            shared, batched = (a, b) if not a.batched else (b, a)
+            if shared.rank > batched.rank:
+                shape = None
+        if shape is None:
+            self.diagnostics.append(error("E219", f"'{e.op}' between {a.describe()} and {b.describe()}: "
+                                          "the shapes do not match", e.span,
+                                          label=f"{a.describe()} {e.op} {b.describe()}",
+                                          hint="per-sample shapes must be equal or broadcast (sizes 1 stretch)"))
+            return UNKNOWN
+        return TensorType(shape=shape, batched=a.batched or b.batched)
+
+    # ---- calls ----
+    def is_density_call(self, e: ast.Expr, scope: Scope) -> bool:
+        if not (isinstance(e, ast.Call) and isinstance(e.func, ast.Name)):
+            return False
+        binding = self.lookup(e.func.id, scope)
+        return binding is not None and binding.kind == "density"
+
+    def t_Call(self, e: ast.Call, scope: Scope) -> ir.Expr:
+        if isinstance(e.func, ast.Attr):
+            return self.method(e, scope)
+        if not isinstance(e.func, ast.Name):
+            return self.report("E212", "only names can be called", e.func.span)
+        name = e.func.id
+        binding = self.lookup(name, scope)
+        if binding is not None and binding.kind == "density":
+            return self.report("E209", f"{name}(...) is a density, not a value", e.span,
+                               hint=f"write `log {_text(e)}` for its log-density, or `sample x ~ {_text(e)}`")
+        if name == "kl" and binding is None:
+            if scope.context not in ("loss",):
+                return self.report("E209", "kl(...) can only be used in losses", e.span)
+            return self.densities.kl(e, scope)
+        if binding is not None and binding.kind == "net":
+            return self.call_net(e, binding, scope)
+        if binding is not None:
+            return self.report("E212", f"'{name}' is a {binding.kind}, it cannot be called", e.func.span,
+                               hint="call networks and functions; use variables by name")
+        if name in FUNCTIONS:
+            return self.call_function(e, scope)
+        if name in DISTRIBUTIONS:
+            if scope.context not in ("prior", "observe", "net"):
+                return self.report("E210", f"{name}(...) is a distribution; it can only follow '~'", e.span,
+                                   hint=f"draw from it (`z ~ {name}(...)`) or score data with log p(x | z)")
+            return self.distribution(e, scope)
+        if name in LAYERS:
+            return self.report("E211", f"{name} is a layer: use it in a pipeline", e.span,
+                               hint=f"write `x |> {_text(e)}`")
+        return ir.Const(span=e.span, type=UNKNOWN, value=None)  # reported by the names pass
+
+    def call_net(self, e: ast.Call, binding: Binding, scope: Scope) -> ir.Expr:
+        net: NetType = binding.type
+        if e.kwargs or e.given:
+            return self.report("E204", f"network {net.name} takes positional inputs only", e.span,
+                               hint=f"call it as {net.name}({', '.join('...' for _ in net.inputs)})")
+        args = [self.expr(a, scope) for a in e.args]
+        if len(args) != len(net.inputs):
+            return self.report("E204", f"{net.name} takes {len(net.inputs)} input"
+                               f"{'s' if len(net.inputs) != 1 else ''}, got {len(args)}", e.span,
+                               label=f"{len(args)} given", hint=f"{net.name}: {net.describe()}")
+        ok = True
+        for arg, expected in zip(args, net.inputs):
+            ok &= self.check_input(arg, expected, net)
+        if not ok:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        return ir.CallNet(span=e.span, type=net.output, net=net.name, args=tuple(args))
+
+    def check_input(self, arg: ir.Expr, expected: Type, net: NetType) -> bool:
+        found = arg.type
+        if found is UNKNOWN or expected is UNKNOWN:
+            return True
+        if compatible(found, expected):
+            return True
+        notes = []
+        if isinstance(arg, ir.CallNet) and arg.net in self.net_origin and self.net_origin[arg.net]:
+            origin = self.net_origin[arg.net]
+            notes.append(Note(message=f"{arg.net}'s output shape comes from the layer at line {origin.line}",
+                              span=origin))
+        described = found.describe() if isinstance(found, (TensorType, NumberType)) else found.describe()
+        source = f"{arg.net} returns" if isinstance(arg, ir.CallNet) else "the argument is"
+        self.diagnostics.append(error("E203", f"shape mismatch in call to {net.name}", arg.span,
+                                      label=f"{source} {described}, {net.name} expects {expected.describe()}",
+                                      notes=notes, hint=f"{net.name}: {net.describe()}"))
+        return False
+
+    def arguments(self, e: ast.Call, scope: Scope) -> tuple[list[ir.Expr], dict[str, ir.Expr]]:
+        args = [self.expr(a, scope) for a in e.args]
+        kwargs = {k.name: self.expr(k.value, scope) for k in e.kwargs}
+        return args, kwargs
+
+    def call_function(self, e: ast.Call, scope: Scope) -> ir.Expr:
+        entry = FUNCTIONS[e.func.id]
+        args, kwargs = self.arguments(e, scope)
+        if any(a.type is UNKNOWN for a in (*args, *kwargs.values())):
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        values, problems = bind(entry.name, entry.rule, [a.type for a in args],
+                                {k: v.type for k, v in kwargs.items()}, skip=0)
+        for message, hint in problems:
+            self.report("E221", message, e.span, hint=hint)
+        if problems:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        try:
+            fn = call_rule(entry.rule, [], values, skip=0)
+        except EntryError as exc:
+            return self.report("E220", exc.message, e.span, hint=exc.hint)
+        return ir.Apply(span=e.span, type=fn.out, fn=entry.name, args=operands(entry.rule, args, kwargs),
+                        code=fn.code, helpers=fn.helpers, differentiable=fn.differentiable)
+
+    def distribution(self, e: ast.Call, scope: Scope) -> ir.Expr:
+        entry = DISTRIBUTIONS[e.func.id]
+        args, kwargs = self.arguments(e, scope)
+        if any(a.type is UNKNOWN for a in (*args, *kwargs.values())):
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        values, problems = bind(entry.name, entry.rule, [a.type for a in args],
+                                {k: v.type for k, v in kwargs.items()}, skip=0)
+        for message, hint in problems:
+            self.report("E221", message, e.span, hint=hint)
+        if problems:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        try:
+            family = call_rule(entry.rule, [], values, skip=0)
+        except EntryError as exc:
+            return self.report("E220", exc.message, e.span, hint=exc.hint)
+        names = [n for n in values if values[n] is not None]
+        by_name = dict(zip(names, args)) | kwargs
+        return ir.Dist(span=e.span, type=DistType(family=entry.name, event=family.event,
+                                                   reparameterized=family.reparameterized),
+                       family=entry.name, params=by_name, code=family.code)
+
+    def method(self, e: ast.Call, scope: Scope) -> ir.Expr:
+        attr: ast.Attr = e.func
+        if not isinstance(attr.target, ast.Name):
+            return self.report("E212", "methods belong to named flows and diffusions", attr.span)
+        binding = self.lookup(attr.target.id, scope)
+        if binding is None:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        methods = {"flow": {"inverse": "sample"}, "diffusion": {"loss": "loss", "reverse": "sample"}}
+        allowed = methods.get(binding.kind, {})
+        if attr.name not in allowed:
+            known = ", ".join(f"{attr.target.id}.{m}" for m in allowed) or "none"
+            return self.report("E212", f"{binding.kind} '{attr.target.id}' has no method '{attr.name}'",
+                               attr.span, hint=f"methods: {known}")
+        args = [self.expr(a, scope) for a in e.args]
+        obj: ObjectType = binding.type
+        if binding.kind == "diffusion":
+            return self.densities.diffusion_method(e, attr, binding, args, scope)
+        if len(args) != 1:
+            return self.report("E204", f"{attr.target.id}.inverse takes one argument (a latent sample)", e.span)
+        if args[0].type is not UNKNOWN and obj.value is not None and not compatible(args[0].type, obj.value):
+            return self.report("E203", f"{attr.target.id}.inverse expects {obj.value.describe()}, got "
+                               f"{args[0].type.describe()}", args[0].span)
+        return ir.Method(span=e.span, type=obj.value or UNKNOWN, obj=attr.target.id, kind="flow",
+                         method=attr.name, args=tuple(args))
+
+    # ---- the rest ----
+    def t_Index(self, e: ast.Index, scope: Scope) -> ir.Expr:
+        target = self.expr(e.target, scope)
+        indices = [self.expr(i, scope) for i in e.indices]
+        t = target.type
+        if t is UNKNOWN or any(i.type is UNKNOWN for i in indices):
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        if len(indices) != 1:
+            return self.report("E227", "index with one label or number, e.g. mu[c]", e.span)
+        index = indices[0]
+        if not isinstance(t, TensorType) or t.rank == 0:
+            return self.report("E227", f"cannot index {t.describe()}", e.target.span,
+                               hint="index a tensor with a leading dimension, e.g. `tensor mu: real[K, 2]`")
+        it = index.type
+        if isinstance(it, TensorType) and it.kind == "cat":
+            if it.classes != t.shape[0]:
+                return self.report("E227", f"{_text(e.target)} has {t.shape[0]} rows but the label has "
+                                   f"{it.classes} categories", e.span,
+                                   hint="the first dimension must equal the number of categories")
+            return ir.Index(span=e.span, type=TensorType(shape=t.shape[1:], batched=True), target=target,
+                            indices=(index,))
+        if isinstance(it, NumberType) and it.kind == "int":
+            if not 0 <= it.value < t.shape[0]:
+                return self.report("E227", f"index {it.value} is out of range for {t.describe()}", e.span)
+            return ir.Index(span=e.span, type=t.with_shape(t.shape[1:]), target=target, indices=(index,))
+        return self.report("E227", f"an index must be a label cat[K] or an int, got {it.describe()}", index.span)
+
+    def t_Attr(self, e: ast.Attr, scope: Scope) -> ir.Expr:
+        return self.report("E212", f"'{_text(e)}' is not a value", e.span,
+                           hint="methods are called: f.inverse(z), q.loss(eps), q.reverse(eps)")
+
+    def t_TupleExpr(self, e, scope: Scope) -> ir.Expr:
+        return self.report("E213", "lists and tuples are only for options of layers and functions", e.span)
+
+    t_ListExpr = t_TupleExpr
+
+    def t_Pipe(self, e: ast.Pipe, scope: Scope) -> ir.Expr:
+        stages = []
+        node = e
+        while isinstance(node, ast.Pipe):
+            stages.append(node.stage)
+            node = node.input
+        source = self.expr(node, scope)
+        if source.type is UNKNOWN:
+            return source
+        if scope.context not in ("net",):
+            return self.report("E211", "layer pipelines belong inside networks", e.span,
+                               hint="declare a `net` (or generator, encoder, ...) and call it here")
+        out, layers = self.pipelines.apply(source.type, tuple(reversed(stages)))
+        if out is UNKNOWN:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        return ir.Layers(span=e.span, type=out, input=source, layers=tuple(layers))
+
+
+def compatible(found: Type, expected: Type) -> bool:
+    """Can a value of type `found` be passed where `expected` is declared?"""
+    if not isinstance(found, TensorType) or not isinstance(expected, TensorType):
+        return isinstance(found, NumberType) and isinstance(expected, TensorType) and expected.shape == () \
+            and expected.kind != "cat"
+    if expected.kind == "cat" or found.kind == "cat":
+        return found.kind == expected.kind and found.classes == expected.classes
+    if "step" in (expected.kind, found.kind):
+        return found.kind == expected.kind
+    if found.shape != expected.shape:
+        return expected.shape == () and found.shape == (1,) or found.shape == () and expected.shape == (1,)
+    return expected.kind == "real" or found.kind == expected.kind
+
+
+def operands(rule, args: list[ir.Expr], kwargs: dict[str, ir.Expr]) -> tuple[ir.Expr, ...]:
+    """The run-time arguments of a function call, in the order its code template numbers them."""
+    by_name = arguments_by_name(rule, args, kwargs, skip=0)
+    out: list[ir.Expr] = []
+    for p in parameters(rule, 0):
+        if is_operand(p.annotation) and p.name in by_name:
+            value = by_name[p.name]
+            out += value if isinstance(value, list) else [value]
+    return tuple(out)
+
+
+def _text(e: ast.Node) -> str:
+    """A short rendering of an expression for hints."""
+    if isinstance(e, ast.Name):
+        return e.id
+    if isinstance(e, ast.Number):
+        return str(e.value)
+    if isinstance(e, ast.Attr):
+        return f"{_text(e.target)}.{e.name}"
+    if isinstance(e, ast.Call):
+        args = [_text(a) for a in e.args] + [f"{k.name}={_text(k.value)}" for k in e.kwargs]
+        given = f" | {', '.join(_text(g) for g in e.given)}" if e.given else ""
+        return f"{_text(e.func)}({', '.join(args)}{given})"
+    return "..."

@@ -1,0 +1,100 @@
+"""Pass 5: gradient flow. Every step's loss depends on the parameters the step moves, through
+differentiable paths; every trained parameter is trained by some step; nothing is left unused.
+
+Also resolves each step's `over` to concrete trainables (a `minimize` without `over` trains
+everything its loss reaches), which code generation uses to cut gradients.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from gendsl.diagnostics import Diagnostic, error, warning
+from gendsl.graph.dependencies import Reach, trainables_of
+
+TRAINABLE_KINDS = ("net", "factor", "flow", "tensor")
+
+
+def _label(graph: nx.DiGraph, key: str) -> str:
+    node = graph.nodes[key]["data"]
+    if node.kind == "factor" and node.term is not None:
+        return node.term.describe()
+    return key
+
+
+def check_gradients(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
+    """Check each step against what its loss reaches; annotate steps with their trainables."""
+    graph = graph.copy()
+    diagnostics: list[Diagnostic] = []
+    reach = Reach(graph)
+    trained: set[str] = set()
+    minimized: set[str] = set()
+    steps = [(k, d["data"]) for k, d in graph.nodes(data=True) if d["data"].kind == "step"]
+    for key, step in steps:
+        if step.loss not in graph or graph.nodes[step.loss]["data"].expr is None:
+            continue
+        minimized.add(step.loss)
+        reached = reach.of_node(step.loss)
+        over = [t for name in step.over for t in trainables_of(graph, name)] if step.over else \
+            sorted(t for t in reached if graph.nodes[t]["data"].kind in TRAINABLE_KINDS
+                   and graph.nodes[t]["data"].params > 0)
+        for target in over:
+            check_target(graph, step, target, reached.get(target), diagnostics)
+        trained.update(over)
+        graph.nodes[key]["data"] = step.annotate(over=tuple(over))
+    report_untrained(graph, reach, trained, minimized, diagnostics)
+    return graph, diagnostics
+
+
+def check_target(graph: nx.DiGraph, step, target: str, paths, diagnostics: list[Diagnostic]) -> None:
+    name = step.name.split(":", 1)[1]
+    if not paths:
+        diagnostics.append(error(
+            "E316", f"step {name} minimizes {step.loss} over {_label(graph, target)}, but {step.loss} does not "
+            f"depend on {_label(graph, target)}'s parameters", step.span, label="nothing to update",
+            hint=f"use {_label(graph, target)} in {step.loss}, or remove it from `over`"))
+        return
+    if not any(p.differentiable for p in paths):
+        blocked = sorted({p.latent for p in paths if not p.differentiable})
+        diagnostics.append(error(
+            "E318", f"the gradient of {step.loss} cannot reach {_label(graph, target)}: the sample of "
+            f"'{blocked[0]}' is not reparameterizable", step.span, label=f"{step.loss} reaches it only through a sample",
+            hint=f"give '{blocked[0]}' a reparameterizable distribution (Normal, Laplace, Uniform), or a "
+                 "discrete latent summed out exactly with log p(x)"))
+
+
+def report_untrained(graph: nx.DiGraph, reach: Reach, trained: set[str], minimized: set[str],
+                     diagnostics: list[Diagnostic]) -> None:
+    used_by_losses: dict[str, str] = {}
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind == "loss" and node.expr is not None:
+            for target in reach.of_node(key):
+                used_by_losses.setdefault(target, key)
+            referenced = any(graph.nodes[s]["data"].kind == "loss" for s in graph.successors(key))
+            if key not in minimized and not referenced and graph.graph.get("train_decl") is not None:
+                diagnostics.append(warning("W302", f"loss {key} is not minimized by any step", node.span,
+                                           hint=f"add `minimize {key}` (or a step) to the train block"))
+    has_steps = any(d["data"].kind == "step" for _, d in graph.nodes(data=True))
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind not in TRAINABLE_KINDS or key in trained or not has_steps:
+            continue
+        if node.kind == "tensor" and not node.params:
+            continue
+        if key in used_by_losses and node.kind in ("net", "factor", "flow", "tensor") and _has_params(node):
+            diagnostics.append(error(
+                "E317", f"{used_by_losses[key]} reaches {_label(graph, key)}, but no step trains it", node.span,
+                label="never updated", hint=f"add {key if node.kind != 'factor' else node.density} to a step's `over`, "
+                                            "or stop the gradient with detach(...)"))
+        elif key not in used_by_losses and not _used_by_sampler(graph, key) and _has_params(node):
+            diagnostics.append(warning("W301", f"{_label(graph, key)} is not used by any loss", node.span,
+                                       hint="use it in a loss, or remove it"))
+
+
+def _has_params(node) -> bool:
+    return getattr(node, "params", 0) > 0
+
+
+def _used_by_sampler(graph: nx.DiGraph, key: str) -> bool:
+    return any(d["data"].kind == "sampler" and d["data"].target == key for _, d in graph.nodes(data=True))

@@ -1,0 +1,172 @@
+"""Pass 4: each role keeps its promises.
+
+A discriminator returns one logit per sample; an energy one number per sample; a denoiser maps
+(x_t, t) to x's shape; a flow is made of invertible layers; an autoregressive network masks its
+connections so that output i sees only inputs before i; metrics fit the model they measure.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from gendsl.diagnostics import Diagnostic, error, warning
+from gendsl.graph import ir
+from gendsl.graph.dependencies import trainables_of
+from gendsl.library.training import METRICS, metric_needs
+from gendsl.types import NetType, TensorType
+
+SCALAR_ROLES = {"discriminator": ("E302", "one logit per sample"), "critic": ("E302", "one score per sample"),
+                "energy": ("E303", "one energy per sample")}
+TRAINABLE_KINDS = ("net", "factor", "flow", "tensor")
+
+
+def _per_sample_scalar(t) -> bool:
+    return isinstance(t, TensorType) and t.kind != "cat" and t.shape in ((), (1,))
+
+
+def check_nets(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind != "net" or not isinstance(node.type, NetType):
+            continue
+        out = node.type.output
+        patch_map = node.role == "discriminator" and isinstance(out, TensorType) and out.rank == 3 \
+            and out.shape[0] == 1 and out.kind == "real"  # PatchGAN: one logit per patch
+        if node.role in SCALAR_ROLES and isinstance(out, TensorType) and not _per_sample_scalar(out) \
+                and not patch_map:
+            code, what = SCALAR_ROLES[node.role]
+            diagnostics.append(error(code, f"{node.role} {key} must return {what}, but returns {out.describe()}",
+                                     node.output_origin or node.span, label=f"output {out.describe()}",
+                                     hint="end it with Linear(1) and declare `-> logit`"
+                                          + (" (a discriminator may also return a patch map real[1, H, W])"
+                                             if node.role == "discriminator" else "")))
+        if node.role == "denoiser":
+            check_denoiser(key, node, diagnostics)
+
+
+def check_denoiser(key: str, node, diagnostics: list[Diagnostic]) -> None:
+    inputs = node.type.inputs
+    step = TensorType(kind="step")
+    if len(inputs) != 2 or inputs[1] != step or inputs[0] != node.type.output:
+        diagnostics.append(error("E310", f"denoiser {key} must map (x_t, t: step) to x_t's type, but it is "
+                                 f"{node.type.describe()}", node.span,
+                                 hint=f"declare `denoiser {key}(x_t: real[...], t: step) -> real[...]` with "
+                                      "equal shapes"))
+
+
+def check_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind != "flow" or node.program is None:
+            continue
+        layers = node.program.layers()
+        if not layers and node.program.result is not None:
+            diagnostics.append(error("E304", f"flow {key} has no layers", node.span,
+                                     hint="add coupling layers, e.g. repeat 8 { AffineCoupling() |> ActNorm }"))
+        for use in layers:
+            if not use.invertible:
+                diagnostics.append(error("E304", f"flow {key} must be invertible, but {use.entry} is not", use.span,
+                                         label="not invertible",
+                                         hint="flows use AffineCoupling, ActNorm and Reverse"))
+
+
+def check_autoregressive(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind != "factor" or node.role != "autoregressive" or node.program is None:
+            continue
+        layers = node.program.layers()
+        masked = [u for u in layers if u.mask]
+        if not masked:
+            diagnostics.append(error("E306", f"autoregressive {node.decl.name.name}({', '.join(node.term.vars)}) "
+                                     "has no masked layer, so output i would see input i", node.span,
+                                     hint="use MaskedLinear (MADE) or MaskedConv2d (PixelCNN)"))
+            continue
+        for use in layers:
+            leaking = (use.mixes - {"batch"}) and not use.mask
+            if use.entry == "Conv2d" and use.mixes == frozenset({"features"}):
+                leaking = False  # a 1x1 convolution mixes channels of one pixel only
+            if leaking:
+                diagnostics.append(error("E306", f"{use.entry} mixes dimensions without a mask, breaking the "
+                                         "autoregressive order", use.span, label="unmasked",
+                                         hint="use MaskedLinear / MaskedConv2d, 1x1 Conv2d, or elementwise layers"))
+        convs = [u for u in masked if u.mask in ("A", "B")]
+        if convs and convs[0].mask != "A":
+            diagnostics.append(error("E307", "the first masked convolution must use mask A (it must not see the "
+                                     "pixel it predicts)", convs[0].span, label="mask B here",
+                                     hint="write MaskedConv2d(..., mask=A) first, mask=B after"))
+        for use in convs[1:]:
+            if use.mask == "A":
+                diagnostics.append(error("E307", "only the first masked convolution uses mask A", use.span,
+                                         label="mask A again", hint="later layers use mask=B"))
+
+
+def check_samplers(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind == "sampler" and node.target in graph:
+            target = graph.nodes[node.target]["data"]
+            if target.kind == "net" and target.role != "energy":
+                diagnostics.append(error("E311", f"{node.sampler} samples from an energy, but {node.target} "
+                                         f"is a {target.role}", node.decl.sampler.span,
+                                         hint=f"declare `energy {node.target}(x: ...) -> real {{ ... }}`"))
+
+
+def check_steps(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind != "step":
+            continue
+        for ident in node.decl.over:
+            targets = trainables_of(graph, ident.name)
+            kinds = {graph.nodes[t]["data"].kind for t in targets}
+            if targets and not kinds <= set(TRAINABLE_KINDS):
+                what = graph.nodes[targets[0]]["data"].kind
+                diagnostics.append(error("E315", f"a step updates networks and tensors; '{ident.name}' is {what}",
+                                         ident.span, label="nothing to train",
+                                         hint="name the networks whose parameters this step moves"))
+    if graph.graph.get("train_decl") is None:
+        diagnostics.append(warning("W313", "this model has no train block; `gendsl train` needs one",
+                                   graph.graph["model_span"], hint="add `train { minimize LOSS; batch 64; epochs 10 }`"))
+
+
+def model_capabilities(graph: nx.DiGraph) -> set[str]:
+    """What metrics can measure this model."""
+    kinds = [d["data"] for _, d in graph.nodes(data=True)]
+    caps = {"losses"}
+    if any(n.kind == "factor" and n.role == "encoder" for n in kinds):
+        caps |= {"encoder", "likelihood", "reconstruction"}
+    if any(n.kind == "flow" for n in kinds) or any(n.kind == "factor" and n.role in ("autoregressive", "observe")
+                                                    for n in kinds):
+        caps.add("likelihood")
+    if any(n.kind == "diffusion" for n in kinds):
+        caps |= {"diffusion", "likelihood"}
+    if any(n.kind == "sample" for n in kinds):
+        caps.add("samples")
+        if any(n.kind == "data" and n.source in ("ring", "grid") for n in kinds):
+            caps.add("mode_data")
+    if any(n.kind == "net" for n in kinds):
+        caps.add("reconstruction")
+    return caps
+
+
+def check_metrics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    caps = model_capabilities(graph)
+    applicable = ", ".join(sorted(m for m in METRICS if metric_needs(m) in caps))
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind != "metric" or node.metric not in METRICS:
+            continue
+        needs = metric_needs(node.metric)
+        if needs not in caps:
+            diagnostics.append(error("E312", f"metric {node.metric} does not apply to this model: it needs "
+                                     f"{needs.replace('_', ' ')}", node.span,
+                                     hint=f"metrics that apply: {applicable}"))
+
+
+def check_roles(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
+    """Report broken role contracts; the graph is returned unchanged."""
+    diagnostics: list[Diagnostic] = []
+    for check in (check_nets, check_flows, check_autoregressive, check_samplers, check_steps, check_metrics):
+        check(graph, diagnostics)
+    return graph, diagnostics

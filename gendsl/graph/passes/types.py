@@ -1,0 +1,405 @@
+"""Pass 3: types and static shapes of every declaration, and their typed programs (IR).
+
+Declarations are typed in dependency order (data, tensors, latents, networks, factors, priors,
+flows, diffusions, samplers, losses, samples, steps); each node is annotated with its type and,
+for anything with a body, a typed program that code generation reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from gendsl import ast
+from gendsl.diagnostics import Diagnostic, Note, error
+from gendsl.graph import ir
+from gendsl.graph.constants import EntryCall, evaluate_or_report
+from gendsl.graph.ir import DensityTerm
+from gendsl.graph.passes.densities import DensityResolver
+from gendsl.graph.passes.expressions import Binding, ExprTyper, Scope, compatible
+from gendsl.graph.passes.pipelines import PipelineTyper, resolve_type
+from gendsl.graph.passes.types_uses import UsesMixin
+from gendsl.library import sources as source_registry
+from gendsl.library.signature import EntryError, Symbol, bind, call_rule
+from gendsl.library.training import BETA_SCHEDULES, INITS, PROCESSES
+from gendsl.types import UNKNOWN, NetType, NumberType, ObjectType, TensorType
+
+
+class _TypePass(UsesMixin):
+    def __init__(self, graph: nx.DiGraph):
+        self.graph = graph
+        self.params: dict[str, Any] = graph.graph.get("params", {})
+        self.diagnostics: list[Diagnostic] = []
+        self.pipelines = PipelineTyper(self.params, graph.graph["blocks"], self.diagnostics)
+        self.typer = ExprTyper(self.params, self.pipelines, self.diagnostics)
+        self.model = self.typer.model
+        for name, value in self.params.items():
+            kind = {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
+            self.model[name] = Binding("param", NumberType(kind=kind, value=value), name)
+
+    # ---- helpers ----
+    def nodes(self, kind: str) -> list[tuple[str, Any]]:
+        return [(k, d["data"]) for k, d in self.graph.nodes(data=True) if d["data"].kind == kind]
+
+    def set(self, key: str, **fields) -> None:
+        self.graph.nodes[key]["data"] = self.graph.nodes[key]["data"].annotate(**fields)
+
+    def report(self, code: str, message: str, span, **kw) -> None:
+        self.diagnostics.append(error(code, message, span, **kw))
+
+    def registry_value(self, expr: ast.Expr, registry, what: str) -> tuple[str, Any] | None:
+        """`Adam(lr=1e-3)` -> ('Adam', rule result); None after reporting."""
+        ok, value = evaluate_or_report(expr, self.params, self.diagnostics, f"a {what}")
+        if not ok:
+            return None
+        if isinstance(value, Symbol):
+            value = EntryCall(value.name, (), (), expr)
+        if not isinstance(value, EntryCall):
+            self.report("E207", f"expected a {what} such as {next(iter(registry))}(...)", expr.span,
+                        hint=f"known: {', '.join(sorted(registry))}")
+            return None
+        if value.name not in registry:
+            return None  # reported by the names pass
+        entry = registry[value.name]
+        values, problems = bind(value.name, entry.rule, list(value.args), dict(value.kwargs), skip=0)
+        for message, hint in problems:
+            self.report("E221", message, expr.span, hint=hint)
+        if problems:
+            return None
+        try:
+            return value.name, call_rule(entry.rule, [], values, skip=0)
+        except EntryError as exc:
+            self.report("E220", exc.message, expr.span, hint=exc.hint)
+            return None
+
+    # ---- declarations ----
+    def data(self) -> None:
+        groups: dict[int, list[tuple[str, Any]]] = {}
+        for key, node in self.nodes("data"):
+            groups.setdefault(node.group, []).append((key, node))
+        for members in groups.values():
+            decl: ast.DataDecl = members[0][1].decl
+            found = self.registry_value(decl.source, source_registry.SOURCES, "data source")
+            outputs = found[1] if found else None
+            source_args = self.source_args(decl.source) if found else {}
+            if outputs is not None and len(decl.vars) > len(outputs):
+                self.report("E225", f"{found[0]} provides {len(outputs)} array{'s' if len(outputs) > 1 else ''}, "
+                            f"but {len(decl.vars)} variables are declared", decl.span,
+                            hint=f"{found[0]} gives: " + ", ".join(o.describe() for o in outputs))
+                outputs = None
+            for (key, node), var in zip(members, decl.vars):
+                declared = resolve_type(var.type, self.params, self.diagnostics)
+                if declared is not None and outputs is not None:
+                    self.check_data_type(var, declared, outputs[node.position], found[0])
+                self.model[key] = Binding("data", declared or UNKNOWN, key)
+                self.set(key, type=declared, source=found[0] if found else "", source_args=source_args)
+
+    def source_args(self, expr: ast.Expr) -> dict[str, Any]:
+        ok, value = evaluate_or_report(expr, self.params, [], "a data source")
+        if not ok or not isinstance(value, EntryCall):
+            return {}
+        entry = source_registry.SOURCES[value.name]
+        values, _ = bind(value.name, entry.rule, list(value.args), dict(value.kwargs), skip=0)
+        return values
+
+    def check_data_type(self, var: ast.DataVar, declared: TensorType, given: TensorType, source: str) -> None:
+        kinds_ok = (declared.kind == given.kind or (declared.kind == "real" and given.kind == "bin"))
+        if declared.kind == "cat" or given.kind == "cat":
+            kinds_ok = declared.kind == given.kind and declared.classes == given.classes
+        if not kinds_ok or declared.numel != given.numel:
+            self.report("E224", f"{source} gives {given.describe()} but '{var.name.name}' is declared "
+                        f"{declared.describe()}", var.type.span, label=f"{source} gives {given.describe()}",
+                        hint="the declared type may reshape the data (same number of values) and may "
+                             "read bin data as real, nothing else")
+
+    def tensors(self) -> None:
+        for key, node in self.nodes("tensor"):
+            t = resolve_type(node.decl.type, self.params, self.diagnostics, batched=False)
+            init = self.registry_value(node.decl.init, INITS, "initializer")
+            self.model[key] = Binding("tensor", t or UNKNOWN, key)
+            self.set(key, type=t, init={"name": init[0], **init[1].values} if init else {},
+                     params=t.numel if t else 0)
+
+    def latents(self) -> None:
+        for key, node in self.nodes("latent"):
+            t = resolve_type(node.decl.type, self.params, self.diagnostics)
+            self.model[key] = Binding("latent", t or UNKNOWN, key)
+            self.set(key, type=t)
+
+    def net_order(self) -> list[str]:
+        nets = [k for k, _ in self.nodes("net")]
+        sub = self.graph.subgraph(nets)
+        try:
+            return list(nx.topological_sort(sub))
+        except nx.NetworkXUnfeasible:
+            cycle = [u for u, _ in nx.find_cycle(sub)]
+            node = self.graph.nodes[cycle[0]]["data"]
+            self.report("E234", f"networks call each other in a cycle: {' -> '.join(cycle + [cycle[0]])}",
+                        node.span, hint="a network cannot (indirectly) call itself")
+            return nets
+
+    def nets(self) -> None:
+        for key in self.net_order():
+            node = self.graph.nodes[key]["data"]
+            decl: ast.NetDecl = node.decl
+            inputs = []
+            for p in decl.params:
+                inputs.append((p.name.name, self.input_type(p, key)))
+            program = self.program(key, decl.body, inputs)
+            declared = resolve_type(decl.returns, self.params, self.diagnostics) if decl.returns else None
+            result = program.result.type if program.result is not None else UNKNOWN
+            output = self.net_output(decl, declared, result, program)
+            self.typer.net_origin[key] = _origin(program.result)
+            net_type = NetType(name=key, role=decl.role, inputs=tuple(t for _, t in inputs), output=output)
+            self.model[key] = Binding("net", net_type, key)
+            self.set(key, type=net_type, program=program, params=sum(u.params for u in program.layers()),
+                     output_origin=_origin(program.result))
+
+    def input_type(self, p: ast.NetParam, owner: str):
+        if p.type is not None:
+            return resolve_type(p.type, self.params, self.diagnostics) or UNKNOWN
+        binding = self.model.get(p.name.name)
+        if binding is not None and binding.kind in ("data", "latent"):
+            return binding.type
+        self.report("E205", f"cannot tell the type of input '{p.name.name}' of {owner}", p.span,
+                    label="no type", hint=f"write `{p.name.name}: real[...]`, or name it after a data or "
+                                          "latent variable to take its type")
+        return UNKNOWN
+
+    def net_output(self, decl: ast.NetDecl, declared, result, program):
+        if declared is None or result is UNKNOWN:
+            return declared or result
+        if compatible(result, declared) and (declared.kind != "real" or result.kind != "cat"):
+            return declared
+        self.report("E222", f"{decl.name.name} is declared to return {declared.describe()} but its body "
+                    f"gives {result.describe()}", program.result.span if program.result else decl.span,
+                    label=f"this is {result.describe()}",
+                    notes=[Note(message="return type declared here", span=decl.returns.span)],
+                    hint="change the last layer's width or the declared type")
+        return declared
+
+    def program(self, owner: str, body, inputs, context: str = "net") -> ir.Program:
+        scope = Scope(context=context, owner=owner,
+                      local={n: Binding("input", t, n) for n, t in inputs})
+        stmts: list = []
+        result = None
+        for i, stmt in enumerate(body):
+            if isinstance(stmt, ast.Assign):
+                value = self.typer.expr(stmt.value, scope)
+                scope.local[stmt.target.name] = Binding("local", value.type, stmt.target.name)
+                stmts.append(ir.Assign(span=stmt.span, name=stmt.target.name, value=value))
+            elif isinstance(stmt, ast.Draw):
+                dist = self.typer.expr(stmt.dist, scope)
+                if isinstance(dist, ir.Dist):
+                    stmts.append(ir.Draw(span=stmt.span, name=stmt.target.name, dist=dist))
+                elif dist.type is not UNKNOWN:
+                    self.report("E234", f"'~' draws from a distribution, got {dist.type.describe()}",
+                                stmt.dist.span, hint="write e.g. `z ~ Normal(loc = m, scale = s)`")
+            else:
+                if i != len(body) - 1:
+                    self.report("E233", "this value is not used: only the last line of a network is its output",
+                                stmt.span, hint="name it (`h = ...`) or move it to the end")
+                result = self.typer.expr(stmt.value, scope)
+        return ir.Program(inputs=tuple(inputs), stmts=tuple(stmts), result=result)
+
+    # ---- densities ----
+    def factors(self) -> None:
+        for key, node in self.nodes("factor"):
+            self.model.setdefault(node.density, Binding("density", ObjectType(kind="density", name=node.density)))
+            if isinstance(node.decl, ast.ObserveDecl):
+                self.observe(key, node)
+                continue
+            decl: ast.DensityDecl = node.decl
+            variables = tuple(v.name for v in decl.vars)
+            given = tuple(g.name for g in decl.given)
+            self.check_factor_roles(decl, variables, given)
+            inputs = [(n, self.model[n].type) for n in (*given, *variables)
+                      if n in self.model and (n in given or decl.role == "autoregressive")]
+            program = self.program(key, decl.body, inputs)
+            self.check_draws(key, decl, program, variables)
+            term = DensityTerm(density=node.density, vars=variables, given=given)
+            self.set(key, term=term, program=program, params=sum(u.params for u in program.layers()))
+        self.model.setdefault("p", Binding("density", ObjectType(kind="density", name="p")))
+
+    def check_factor_roles(self, decl: ast.DensityDecl, variables, given) -> None:
+        kinds = {n: self.model[n].kind for n in (*variables, *given) if n in self.model}
+        if decl.role == "encoder":
+            wrong = [v for v in variables if kinds.get(v) != "latent"]
+            if wrong:
+                self.report("E309", f"an encoder infers latent variables, but '{wrong[0]}' is {kinds.get(wrong[0])}",
+                            decl.name.span, hint="write `encoder q(z | x)` with z a latent")
+            if decl.name.name == "p":
+                self.report("E309", "the encoder is a variational density: call it q, not p", decl.name.span,
+                            hint="p is the generative model: p(z), p(x | z)")
+        elif decl.name.name != "p":
+            self.report("E309", f"the generative model is written p, as in p({', '.join(variables)}"
+                        f"{' | ' + ', '.join(given) if given else ''})", decl.name.span,
+                        hint=f"rename '{decl.name.name}' to 'p'; encoders use another letter such as q")
+        if decl.role in ("decoder", "autoregressive"):
+            wrong = [v for v in variables if kinds.get(v) != "data"]
+            if wrong:
+                self.report("E309", f"a {decl.role} models data, but '{wrong[0]}' is {kinds.get(wrong[0])}",
+                            decl.name.span, hint="latents get their distribution from their prior")
+        if decl.role == "autoregressive" and given:
+            self.report("E309", "an autoregressive density conditions only on its own earlier dimensions",
+                        decl.span, hint="write `autoregressive p(x) { x ~ ... }`")
+
+    def check_draws(self, key: str, decl: ast.DensityDecl, program: ir.Program, variables) -> None:
+        drawn = [s for s in program.stmts if isinstance(s, ir.Draw)]
+        for var in variables:
+            draws = [d for d in drawn if d.name == var]
+            if len(draws) != 1:
+                self.report("E309", f"{decl.role} {key.split(':')[1]} must draw '{var}' exactly once "
+                            f"(found {len(draws)})", decl.span, hint=f"add `{var} ~ Normal(...)` (or Bernoulli, ...)")
+            elif var in self.model:
+                self.check_event(draws[0].dist, self.model[var].type, var, draws[0].span)
+        for extra in (d for d in drawn if d.name not in variables):
+            self.report("E309", f"{decl.role} draws '{extra.name}', which it does not declare",
+                        extra.span, hint=f"the block's variables are {', '.join(variables)}")
+
+    def check_event(self, dist: ir.Dist, declared: TensorType, var: str, span) -> None:
+        if declared is UNKNOWN or dist.type is UNKNOWN:
+            return
+        event: TensorType = dist.type.event
+        support = {"cat": ("cat",), "bin": ("bin", "real"), "real": ("real",)}[event.kind]
+        if declared.kind not in support and not (declared.kind == "bin" and event.kind == "real"):
+            self.report("E226", f"{dist.family} draws {event.kind} values but '{var}' is {declared.describe()}",
+                        span, hint="pick a distribution whose values fit the variable (Bernoulli for bin, "
+                                   "Normal for real, Categorical for cat)")
+            return
+        if event.kind == "cat" and event.classes != declared.classes:
+            self.report("E226", f"{dist.family} has {event.classes} categories but '{var}' is {declared.describe()}",
+                        span, hint="the logits' last dimension is the number of categories")
+        elif event.kind != "cat" and event.shape not in ((), declared.shape):
+            self.report("E226", f"{dist.family} gives {event.describe()} but '{var}' is {declared.describe()}",
+                        span, label=f"event {event.describe()}",
+                        hint="the parameters' per-sample shape must equal the variable's (or be a number)")
+
+    def observe(self, key: str, node) -> None:
+        decl: ast.ObserveDecl = node.decl
+        var = decl.name.name
+        binding = self.model.get(var)
+        if binding is not None and binding.kind != "data":
+            self.report("E309", f"observe is for data, but '{var}' is {binding.kind}", decl.name.span,
+                        hint="latents get their distribution from their prior")
+        dist = self.typer.expr(decl.dist, Scope(context="observe", owner=key))
+        given = tuple(sorted({r.name for r in ir.walk(dist) if isinstance(r, ir.Ref) and r.scope == "latent"}))
+        if isinstance(dist, ir.Dist) and binding is not None:
+            self.check_event(dist, binding.type, var, decl.dist.span)
+        program = ir.Program(inputs=tuple((g, self.model[g].type) for g in given),
+                             stmts=(ir.Draw(span=decl.span, name=var, dist=dist),) if isinstance(dist, ir.Dist) else ())
+        self.set(key, term=DensityTerm(density="p", vars=(var,), given=given), program=program)
+
+    def priors(self) -> None:
+        encoders = {term.vars[0]: k for k, n in self.nodes("factor") if n.role == "encoder"
+                    for term in [n.term] if term is not None}
+        for key, node in self.nodes("latent"):
+            prior = self.typer.expr(node.decl.prior, Scope(context="prior", owner=key))
+            if isinstance(prior, ir.Dist) and node.type is not None:
+                self.check_event(prior, node.type, key, node.decl.prior.span)
+            elif prior.type is not UNKNOWN and not isinstance(prior, ir.Dist):
+                self.report("E226", f"the prior of '{key}' must be a distribution, got {prior.type.describe()}",
+                            node.decl.prior.span, hint="write e.g. `latent z: real[8] ~ Normal(0, 1)`")
+            self.set(key, prior=prior if isinstance(prior, ir.Dist) else None, encoder=encoders.get(key))
+
+    def flows(self) -> None:
+        for key, node in self.nodes("flow"):
+            decl: ast.FlowDecl = node.decl
+            x_type = self.input_type(decl.param, key)
+            z = self.model.get(decl.latent.name)
+            out, layers = self.pipelines.apply(x_type, decl.stages) if x_type is not UNKNOWN else (UNKNOWN, [])
+            if z is not None and z.kind != "latent":
+                self.report("E305", f"a flow maps data to a latent, but '{decl.latent.name}' is {z.kind}",
+                            decl.latent.span, hint="declare `latent z: real[...] ~ Normal(0, 1)`")
+            elif z is not None and out is not UNKNOWN and z.type is not UNKNOWN and out.shape != z.type.shape:
+                self.report("E305", f"flow {key} maps {x_type.describe()} to {out.describe()}, but the latent "
+                            f"'{decl.latent.name}' is {z.type.describe()}", decl.latent.span,
+                            hint="a flow keeps the dimension: the latent must have the data's shape")
+            program = ir.Program(inputs=((decl.param.name.name, x_type),), stmts=(),
+                                 result=ir.Layers(span=decl.span, type=out, input=ir.Ref(
+                                     span=decl.param.span, type=x_type, name=decl.param.name.name, scope="input"),
+                                     layers=tuple(layers)) if out is not UNKNOWN else None)
+            self.model[key] = Binding("flow", ObjectType(kind="flow", name=key, value=x_type
+                                                         if isinstance(x_type, TensorType) else None), key)
+            self.set(key, program=program, params=sum(u.params for u in layers))
+
+    def diffusions(self) -> None:
+        for key, node in self.nodes("diffusion"):
+            decl: ast.DiffusionDecl = node.decl
+            var = self.model.get(decl.var.name)
+            if var is not None and (var.kind != "data" or var.type is UNKNOWN or var.type.kind != "real"):
+                self.report("E321", f"a diffusion runs on real-valued data, but '{decl.var.name}' is "
+                            f"{var.kind} {var.type.describe()}", decl.var.span,
+                            hint="declare the data as real[...]")
+            found = self.registry_value(decl.process, PROCESSES, "diffusion process")
+            process = {}
+            if found:
+                process = {"name": found[0], **found[1].values}
+                betas = process.get("betas")
+                if betas is None:
+                    process["betas"] = {"name": "linear", "start": 1e-4, "end": 0.02}
+                else:
+                    schedule = self.schedule_value(betas, decl.process)
+                    process["betas"] = schedule
+            x_type = var.type if var is not None and isinstance(var.type, TensorType) else None
+            self.model[key] = Binding("diffusion", ObjectType(kind="diffusion", name=key, value=x_type), key)
+            self.set(key, process=process)
+
+    def schedule_value(self, betas: Any, where: ast.Expr) -> dict:
+        if isinstance(betas, Symbol):
+            betas = EntryCall(betas.name, (), (), where)
+        if not isinstance(betas, EntryCall) or betas.name not in BETA_SCHEDULES:
+            self.report("E207", "betas must be a noise schedule such as linear(1e-4, 0.02) or cosine()",
+                        where.span, hint=f"known: {', '.join(BETA_SCHEDULES)}")
+            return {}
+        entry = BETA_SCHEDULES[betas.name]
+        values, problems = bind(betas.name, entry.rule, list(betas.args), dict(betas.kwargs), skip=0)
+        for message, hint in problems:
+            self.report("E221", message, betas.node.span, hint=hint)
+        try:
+            return {"name": betas.name, **call_rule(entry.rule, [], values, skip=0).values} if not problems else {}
+        except EntryError as exc:
+            self.report("E220", exc.message, betas.node.span, hint=exc.hint)
+            return {}
+
+    def densities(self) -> None:
+        factors = {k: n.term for k, n in self.nodes("factor") if n.term is not None}
+        self.typer.densities = DensityResolver(
+            self.typer, factors, {k: n.role for k, n in self.nodes("factor")},
+            latents={k: n.type for k, n in self.nodes("latent") if n.type is not None},
+            encoders={n.term.vars[0]: k for k, n in self.nodes("factor") if n.role == "encoder" and n.term},
+            flows={k: (n.var, n.latent) for k, n in self.nodes("flow")},
+            diffusions={k: n.var for k, n in self.nodes("diffusion")})
+
+    def run(self) -> None:
+        self.data()
+        self.tensors()
+        self.latents()
+        self.nets()
+        self.factors()
+        self.priors()
+        self.flows()
+        self.diffusions()
+        self.samplers()
+        self.densities()
+        self.losses()
+        self.samples()
+        self.steps()
+        self.train_config()
+        self.metrics()
+
+
+def _origin(result) -> Any:
+    """The span of the layer that fixed a network's output shape, for notes in diagnostics."""
+    if isinstance(result, ir.Layers) and result.layers:
+        return result.layers[-1].span
+    return None
+
+
+def infer_types(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
+    """Type every declaration; annotate nodes with types and typed programs."""
+    graph = graph.copy()
+    typing_pass = _TypePass(graph)
+    typing_pass.run()
+    return graph, typing_pass.diagnostics

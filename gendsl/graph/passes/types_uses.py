@@ -1,0 +1,175 @@
+"""Pass 3, second half: what uses the declarations: samplers, losses, samples, train steps and
+settings, metrics. Mixed into the type pass of types.py."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from gendsl import ast
+from gendsl.graph import ir
+from gendsl.graph.constants import evaluate_or_report
+from gendsl.graph.nodes import TrainConfig
+from gendsl.graph.passes.expressions import Binding, Scope, compatible, is_scalar
+from gendsl.library.signature import Symbol, bind, call_rule
+from gendsl.library.training import METRICS, OPTIMIZERS, SAMPLERS, SCHEDULES, SETTINGS
+from gendsl.types import LOSS_VALUE, UNKNOWN, NetType, ObjectType, TensorType
+
+
+class UsesMixin:
+    def samplers(self) -> None:
+        for key, node in self.nodes("sampler"):
+            found = self.registry_value(node.decl.sampler, SAMPLERS, "sampler")
+            target_type = UNKNOWN
+            target = ""
+            if found:
+                energy = found[1].values.pop("energy", None) if "energy" in found[1].values else None
+                call = node.decl.sampler
+                first = call.args[0] if isinstance(call, ast.Call) and call.args else None
+                target = first.id if isinstance(first, ast.Name) else ""
+                binding = self.model.get(target)
+                if binding is None or binding.kind != "net":
+                    self.report("E311", f"{found[0]} needs an energy network as its first argument",
+                                (first or call).span, hint="write `sampler neg = Langevin(E, steps=60)` with "
+                                                           "`energy E(x: real[2]) -> real { ... }`")
+                elif isinstance(binding.type, NetType) and binding.type.inputs:
+                    target_type = binding.type.inputs[0]
+                del energy
+            self.model[key] = Binding("sampler", ObjectType(kind="sampler", name=key,
+                                                            value=target_type if isinstance(target_type, TensorType)
+                                                            else None), key)
+            self.set(key, sampler=found[0] if found else "", target=target,
+                     options=found[1].values if found else {},
+                     type=target_type if isinstance(target_type, TensorType) else None)
+
+    def loss_order(self) -> list[str]:
+        losses = [k for k, _ in self.nodes("loss")]
+        try:
+            return list(nx.topological_sort(self.graph.subgraph(losses)))
+        except nx.NetworkXUnfeasible:
+            cycle = [u for u, _ in nx.find_cycle(self.graph.subgraph(losses))]
+            self.report("E234", f"losses refer to each other in a cycle: {' -> '.join(cycle + [cycle[0]])}",
+                        self.graph.nodes[cycle[0]]["data"].span, hint="a loss cannot use itself")
+            return losses
+
+    def losses(self) -> None:
+        for key in self.loss_order():
+            node = self.graph.nodes[key]["data"]
+            value = self.typer.expr(node.decl.value, Scope(context="loss", owner=key))
+            t = value.type
+            if t is not UNKNOWN and not is_scalar(t):
+                self.report("E223", f"a loss must be one number per sample (or per batch), but '{key}' is "
+                            f"{t.describe()}", node.decl.value.span, label=t.describe(),
+                            hint="reduce it: mse(a, b), mean(...), or -log p(x | z) sums over dimensions")
+            self.model[key] = Binding("loss", t if t is UNKNOWN else LOSS_VALUE, key)
+            self.set(key, expr=value)
+
+    def samples(self) -> None:
+        for key, node in self.nodes("sample"):
+            decl: ast.SampleDecl = node.decl
+            scope = Scope(context="sample", owner=key)
+            if decl.op == "~":
+                value = self.typer.densities.draw(decl, scope)
+            else:
+                value = self.typer.expr(decl.value, scope)
+            var = self.model.get(decl.name.name)
+            if var is not None and value.type is not UNKNOWN and var.type is not UNKNOWN:
+                if var.kind not in ("data", "latent") or not compatible(value.type, var.type.model_copy(
+                        update={"kind": "real"}) if var.type.kind == "bin" else var.type):
+                    self.report("E231", f"sample {decl.name.name} gives {value.type.describe()} but "
+                                f"'{decl.name.name}' is {var.type.describe()}", decl.value.span,
+                                hint="a sample has the type of the variable it imitates")
+            self.set(key, expr=value)
+
+    def steps(self) -> None:
+        train = self.graph.graph.get("train_decl")
+        steps = self.nodes("step")
+        if train is not None and any(s.decl.shorthand for _, s in steps) and len(steps) > 1:
+            self.report("E314", "a train block has either one `minimize LOSS` or named steps, not both",
+                        train.span, hint="write every step as `step NAME: minimize LOSS over NETS`")
+        for key, node in steps:
+            decl: ast.TrainStep = node.decl
+            optimizer = {}
+            if decl.optimizer is not None:
+                found = self.registry_value(decl.optimizer, OPTIMIZERS, "optimizer")
+                optimizer = {"name": found[0], **found[1].values} if found else {}
+            repeat = 1
+            if decl.repeat is not None:
+                ok, value = evaluate_or_report(decl.repeat, self.params, self.diagnostics, "a repeat count",
+                                               symbols=False)
+                if ok and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                    self.report("E229", f"repeat needs a positive int, got {value!r}", decl.repeat.span)
+                elif ok:
+                    repeat = value
+            self.set(key, loss=decl.loss.name, over=tuple(o.name for o in decl.over), optimizer=optimizer,
+                     repeat=repeat)
+
+    def train_config(self) -> None:
+        train = self.graph.graph.get("train_decl")
+        if train is None:
+            self.graph.graph["train"] = None
+            return
+        values = {"span": train.span}
+        for setting in train.settings:
+            name = setting.name.name
+            spec = SETTINGS.get(name)
+            if spec is None:
+                continue
+            if spec.kind in ("optimizer", "schedule"):
+                registry = OPTIMIZERS if spec.kind == "optimizer" else SCHEDULES
+                found = self.registry_value(setting.value, registry, spec.kind)
+                if found:
+                    values[name] = {"name": found[0], **found[1].values}
+                continue
+            ok, value = evaluate_or_report(setting.value, self.params, self.diagnostics, f"`{name}`",
+                                           symbols=False)
+            if ok:
+                checked = self.setting_value(setting, spec, value)
+                if checked is not None:
+                    values[name] = checked
+        if "epochs" in values and "steps" in values:
+            self.report("E313", "give either `epochs` or `steps`, not both", train.span,
+                        hint="epochs count passes over the data; steps count optimizer rounds")
+        elif "epochs" not in values and "steps" not in values:
+            self.report("E313", "the train block needs `epochs N` or `steps N`", train.span,
+                        hint="e.g. `epochs 10` or `steps 5000`; the command line can override it")
+        self.graph.graph["train"] = TrainConfig(**values)
+
+    def setting_value(self, setting, spec, value):
+        if spec.kind == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        wanted = {"int": int, "float": (int, float), "bool": bool}[spec.kind]
+        if isinstance(value, bool) != (spec.kind == "bool") or not isinstance(value, wanted):
+            self.report("E228", f"`{setting.name.name}` needs {'an' if spec.kind == 'int' else 'a'} {spec.kind}, "
+                        f"got {value!r}", setting.value.span, hint=spec.doc)
+            return None
+        low_ok = spec.minimum is None or value >= spec.minimum
+        high_ok = spec.maximum is None or value <= spec.maximum
+        if not (low_ok and high_ok):
+            bounds = f">= {spec.minimum}" if spec.maximum is None else f"in [{spec.minimum}, {spec.maximum}]"
+            self.report("E228", f"`{setting.name.name}` must be {bounds}, got {value}", setting.value.span,
+                        hint=spec.doc)
+            return None
+        return float(value) if spec.kind == "float" else value
+
+    def metrics(self) -> None:
+        for key, node in self.nodes("metric"):
+            decl: ast.Metric = node.decl
+            if decl.name.name not in METRICS:
+                continue
+            args, kwargs = [], {}
+            ok = True
+            for a in decl.args:
+                good, value = evaluate_or_report(a, self.params, self.diagnostics, "a metric option")
+                ok &= good
+                args.append(value)
+            for k in decl.kwargs:
+                good, kwargs[k.name] = evaluate_or_report(k.value, self.params, self.diagnostics, "a metric option")
+                ok &= good
+            if not ok:
+                continue
+            entry = METRICS[decl.name.name]
+            values, problems = bind(decl.name.name, entry.rule, args, kwargs, skip=0)
+            for message, hint in problems:
+                self.report("E221", message, decl.span, hint=hint)
+            if not problems:
+                self.set(key, options=call_rule(entry.rule, [], values, skip=0).options)

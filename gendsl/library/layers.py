@@ -1,0 +1,234 @@
+"""Layers: the stages of a pipeline (`x |> Linear(256) |> relu`).
+
+Each entry's rule takes the input type and the stage's arguments and returns a `Built`: the
+output type, the parameter count and the nn.Module constructor the code generator emits.
+Adding a layer is adding one function here.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Literal
+
+from gendsl.library.entries import Built, Registry, features, image, require
+from gendsl.types import TensorType
+
+LAYERS = Registry("layer")
+layer = LAYERS.register
+
+# Elementwise activations: name -> (module code, functional code, doc). Each is both a stage
+# (`|> relu`) and a function (`relu(x)`, see functions.py); one row here defines both.
+ACTIVATIONS: dict[str, tuple[str, str, str]] = {
+    "relu": ("nn.ReLU()", "torch.relu({x})", "max(x, 0)"),
+    "tanh": ("nn.Tanh()", "torch.tanh({x})", "hyperbolic tangent"),
+    "sigmoid": ("nn.Sigmoid()", "torch.sigmoid({x})", "logistic function"),
+    "softplus": ("nn.Softplus()", "F.softplus({x})", "log(1 + exp(x)), a smooth positive map"),
+    "silu": ("nn.SiLU()", "F.silu({x})", "x * sigmoid(x)"),
+    "swish": ("nn.SiLU()", "F.silu({x})", "x * sigmoid(x) (same as silu)"),
+    "gelu": ("nn.GELU()", "F.gelu({x})", "Gaussian error linear unit"),
+    "elu": ("nn.ELU()", "F.elu({x})", "exponential linear unit"),
+    "exp": ("Exp()", "torch.exp({x})", "exponential"),
+    "abs": ("Abs()", "torch.abs({x})", "absolute value"),
+    "sqrt": ("Sqrt()", "torch.sqrt({x})", "square root"),
+    "sin": ("Sin()", "torch.sin({x})", "sine"),
+    "cos": ("Cos()", "torch.cos({x})", "cosine"),
+    "identity": ("nn.Identity()", "{x}", "the input unchanged"),
+}
+
+
+def _activation(module_code: str):
+    helper = () if module_code.startswith("nn.") else (module_code[:-2],)
+
+    def rule(x: TensorType) -> Built:
+        require(x.kind != "cat", f"an activation cannot take a category label ({x.describe()})",
+                "use onehot(y) or Embedding first")
+        return Built(out=x.as_real(), code=module_code, helpers=helper)
+    return rule
+
+
+for _name, (_module, _functional, _doc) in ACTIVATIONS.items():
+    layer(_name, _doc, tags=("activation",))(_activation(_module))
+
+
+@layer("leaky_relu", "max(x, slope * x)", tags=("activation",))
+def leaky_relu(x: TensorType, slope: float = 0.01) -> Built:
+    return Built(out=x.as_real(), code=f"nn.LeakyReLU({slope})")
+
+
+@layer("softmax", "normalized exponentials over the last dimension", tags=("activation",))
+def softmax(x: TensorType) -> Built:
+    features(x, "softmax")
+    return Built(out=x.as_real(), code="nn.Softmax(dim=-1)")
+
+
+@layer("Linear", "affine map over the last dimension: y = x W + b")
+def linear(x: TensorType, out: int, bias: bool = True) -> Built:
+    n = features(x, "Linear")
+    require(out > 0, f"Linear needs a positive width, got {out}")
+    return Built(out=TensorType(shape=x.shape[:-1] + (out,)), params=n * out + (out if bias else 0),
+                 code=f"nn.Linear({n}, {out}, bias={bias})", mixes=frozenset({"features"}))
+
+
+@layer("MaskedLinear", "MADE's masked affine map: output i sees only inputs earlier in the order")
+def masked_linear(x: TensorType, out: int) -> Built:
+    n = features(x, "MaskedLinear")
+    require(x.rank == 1, f"MaskedLinear expects a vector, got {x.describe()}",
+            "flatten images first, or use MaskedConv2d")
+    return Built(out=TensorType(shape=(out,)), params=n * out + out,
+                 code=f"MaskedLinear({n}, {out})", helpers=("MaskedLinear",), mask="made")
+
+
+def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@layer("Conv2d", "2-D convolution; padding defaults to kernel // 2 (same size at stride 1)")
+def conv2d(x: TensorType, out: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
+           bias: bool = True) -> Built:
+    c, h, w = image(x, "Conv2d")
+    pad = kernel // 2 if padding is None else padding
+    oh, ow = _conv_size(h, kernel, stride, pad), _conv_size(w, kernel, stride, pad)
+    require(oh > 0 and ow > 0, f"Conv2d(kernel={kernel}, stride={stride}) shrinks {h}x{w} to nothing",
+            "use a smaller kernel or stride, or more padding")
+    mixes = {"features", "space"} if kernel > 1 else {"features"}
+    return Built(out=TensorType(shape=(out, oh, ow)), params=c * out * kernel * kernel + (out if bias else 0),
+                 code=f"nn.Conv2d({c}, {out}, {kernel}, stride={stride}, padding={pad}, bias={bias})",
+                 mixes=frozenset(mixes))
+
+
+@layer("ConvTranspose2d", "transposed 2-D convolution (upsampling); defaults double the size")
+def conv_transpose2d(x: TensorType, out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
+                     output_padding: int = 0) -> Built:
+    c, h, w = image(x, "ConvTranspose2d")
+    oh = (h - 1) * stride - 2 * padding + kernel + output_padding
+    ow = (w - 1) * stride - 2 * padding + kernel + output_padding
+    require(oh > 0 and ow > 0, f"ConvTranspose2d gives an empty output from {h}x{w}")
+    return Built(out=TensorType(shape=(out, oh, ow)), params=c * out * kernel * kernel + out,
+                 code=(f"nn.ConvTranspose2d({c}, {out}, {kernel}, stride={stride}, padding={padding}, "
+                       f"output_padding={output_padding})"),
+                 mixes=frozenset({"features", "space"}))
+
+
+@layer("MaskedConv2d", "PixelCNN's masked convolution: mask A excludes the centre pixel, B keeps it")
+def masked_conv2d(x: TensorType, out: int, kernel: int = 3, mask: Literal["A", "B"] = "B") -> Built:
+    c, h, w = image(x, "MaskedConv2d")
+    require(kernel % 2 == 1, f"MaskedConv2d needs an odd kernel, got {kernel}")
+    return Built(out=TensorType(shape=(out, h, w)), params=c * out * kernel * kernel + out,
+                 code=f'MaskedConv2d({c}, {out}, {kernel}, mask="{mask}")',
+                 helpers=("MaskedConv2d",), mask=mask)
+
+
+def _pool(kind: str):
+    def rule(x: TensorType, kernel: int = 2) -> Built:
+        c, h, w = image(x, kind)
+        require(h >= kernel and w >= kernel, f"{kind}({kernel}) is larger than the {h}x{w} input")
+        return Built(out=TensorType(shape=(c, h // kernel, w // kernel)), code=f"nn.{kind}({kernel})",
+                     mixes=frozenset({"space"}))
+    return rule
+
+
+layer("MaxPool2d", "max over kernel x kernel windows (halves the size by default)")(_pool("MaxPool2d"))
+layer("AvgPool2d", "mean over kernel x kernel windows (halves the size by default)")(_pool("AvgPool2d"))
+
+
+@layer("Upsample", "nearest-neighbour upsampling by an integer factor")
+def upsample(x: TensorType, scale: int = 2) -> Built:
+    c, h, w = image(x, "Upsample")
+    return Built(out=TensorType(shape=(c, h * scale, w * scale)), code=f"nn.Upsample(scale_factor={scale})",
+                 mixes=frozenset({"space"}))
+
+
+@layer("BatchNorm", "batch normalization over the channel (images) or feature (vectors) axis")
+def batch_norm(x: TensorType) -> Built:
+    if x.rank == 3:
+        return Built(out=x.as_real(), params=2 * x.shape[0], code=f"nn.BatchNorm2d({x.shape[0]})",
+                     mixes=frozenset({"batch"}))
+    n = features(x, "BatchNorm")
+    require(x.rank == 1, f"BatchNorm expects a vector or an image, got {x.describe()}")
+    return Built(out=x.as_real(), params=2 * n, code=f"nn.BatchNorm1d({n})", mixes=frozenset({"batch"}))
+
+
+@layer("LayerNorm", "layer normalization over the last dimension")
+def layer_norm(x: TensorType) -> Built:
+    n = features(x, "LayerNorm")
+    return Built(out=x.as_real(), params=2 * n, code=f"nn.LayerNorm({n})", mixes=frozenset({"features"}))
+
+
+@layer("GroupNorm", "group normalization over the channels of an image")
+def group_norm(x: TensorType, groups: int = 8) -> Built:
+    c, _, _ = image(x, "GroupNorm")
+    require(c % groups == 0, f"GroupNorm({groups}) needs channels divisible by {groups}, got {c}")
+    return Built(out=x.as_real(), params=2 * c, code=f"nn.GroupNorm({groups}, {c})",
+                 mixes=frozenset({"features", "space"}))
+
+
+@layer("Dropout", "zeroes each value with probability p while training")
+def dropout(x: TensorType, p: float = 0.5) -> Built:
+    require(0 <= p < 1, f"Dropout probability must be in [0, 1), got {p}")
+    return Built(out=x.as_real(), code=f"nn.Dropout({p})")
+
+
+@layer("flatten", "one vector per sample")
+def flatten(x: TensorType) -> Built:
+    return Built(out=TensorType(kind=x.kind if x.kind != "cat" else "real", shape=(x.numel,)),
+                 code="nn.Flatten()")
+
+
+@layer("reshape", "a new per-sample shape with the same number of values")
+def reshape(x: TensorType, *dims: int) -> Built:
+    require(len(dims) > 0 and all(isinstance(d, int) and d > 0 for d in dims),
+            "reshape needs positive integer dimensions, e.g. reshape(1, 28, 28)")
+    require(prod(dims) == x.numel, f"cannot reshape {x.describe()} ({x.numel} values) to "
+            f"[{', '.join(map(str, dims))}] ({prod(dims)} values)",
+            "the number of values per sample must stay the same")
+    return Built(out=x.with_shape(tuple(dims)), code=f"nn.Unflatten(1, {tuple(dims)})" if x.rank == 1
+                 else f"Reshape({tuple(dims)})", helpers=() if x.rank == 1 else ("Reshape",))
+
+
+@layer("Embedding", "a learned vector for each category")
+def embedding(x: TensorType, dim: int) -> Built:
+    require(x.kind == "cat", f"Embedding takes a category label cat[K], got {x.describe()}",
+            "for real inputs use Linear")
+    return Built(out=TensorType(shape=(dim,)), params=x.classes * dim,
+                 code=f"nn.Embedding({x.classes}, {dim})")
+
+
+@layer("SelfAttention", "multi-head self-attention over positions (sequence [T, C] or image [C, H, W])")
+def self_attention(x: TensorType, heads: int = 4, causal: bool = False) -> Built:
+    require(x.rank in (2, 3), f"SelfAttention expects a sequence real[T, C] or an image real[C, H, W], "
+            f"got {x.describe()}", "reshape a vector into positions first, e.g. reshape(16, 4)")
+    channels = x.shape[0] if x.rank == 3 else x.shape[1]
+    require(channels % heads == 0, f"SelfAttention(heads={heads}) needs channels divisible by heads, "
+            f"got {channels}")
+    return Built(out=x.as_real(), params=4 * channels * channels + 4 * channels,
+                 code=f"SelfAttention({channels}, heads={heads}, image={x.rank == 3}, causal={causal})",
+                 helpers=("SelfAttention",), mixes=frozenset({"features", "space"}),
+                 mask="causal" if causal else None)
+
+
+# ---- invertible layers: the only stages allowed in a flow ----
+
+@layer("AffineCoupling", "RealNVP affine coupling: half the dims scale and shift the other half",
+       tags=("invertible",))
+def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
+                    hidden: list[int] = [64, 64]) -> Built:
+    n = features(x, "AffineCoupling")
+    require(x.rank == 1, f"AffineCoupling expects a vector, got {x.describe()}")
+    require(n >= 2, "AffineCoupling needs at least 2 dimensions to split")
+    widths = [n, *hidden, 2 * n]
+    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return Built(out=x.as_real(), params=params, code=f'AffineCoupling({n}, {list(hidden)}, mask="{mask}")',
+                 helpers=("AffineCoupling",), invertible=True, mixes=frozenset({"features"}))
+
+
+@layer("ActNorm", "Glow's activation normalization: a learned per-dimension scale and shift",
+       tags=("invertible",))
+def act_norm(x: TensorType) -> Built:
+    n = features(x, "ActNorm")
+    return Built(out=x.as_real(), params=2 * n, code=f"ActNorm({n})", helpers=("ActNorm",), invertible=True)
+
+
+@layer("Reverse", "reverses the order of the dimensions (a fixed permutation)", tags=("invertible",))
+def reverse(x: TensorType) -> Built:
+    features(x, "Reverse")
+    return Built(out=x.as_real(), code="Reverse()", helpers=("Reverse",), invertible=True)

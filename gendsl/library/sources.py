@@ -1,0 +1,92 @@
+"""Data sources for `data x: T from source(...)`: signature, output types and doc line.
+
+The loaders themselves live in gendsl/data (numpy, loaded only when training); this registry
+is what `gendsl check` needs: the arguments a source takes and the types of the arrays it
+yields, or None where only the file can tell (the declared type is then checked at load time).
+"""
+
+from __future__ import annotations
+
+from gendsl.library.entries import Registry, require
+from gendsl.types import TensorType, real
+
+SOURCES = Registry("data source")
+source = SOURCES.register
+
+Outputs = tuple[TensorType, ...] | None
+
+
+def _labels(k: int = 10) -> TensorType:
+    return TensorType(kind="cat", classes=k)
+
+
+def _synthetic(name: str, doc: str):
+    return source(name, doc + "; 2-D, known density; n for train, n/4 for valid and test", skip=0)
+
+
+@_synthetic("ring", "a ring of equally weighted Gaussians (PacGAN's ring of 8)")
+def ring(n: int = 20000, modes: int = 8, radius: float = 2.0, std: float = 0.02) -> Outputs:
+    require(modes >= 1 and radius > 0 and std > 0, "ring needs modes >= 1, radius > 0 and std > 0")
+    return (real(2),)
+
+
+@_synthetic("grid", "a side x side grid of Gaussians (PacGAN's grid of 25)")
+def grid(n: int = 20000, side: int = 5, spacing: float = 2.0, std: float = 0.05) -> Outputs:
+    require(side >= 1 and spacing > 0 and std > 0, "grid needs side >= 1, spacing > 0 and std > 0")
+    return (real(2),)
+
+
+@_synthetic("moons", "two interleaved half circles")
+def moons(n: int = 20000, noise: float = 0.05) -> Outputs:
+    return (real(2),)
+
+
+@_synthetic("circles", "two concentric circles")
+def circles(n: int = 20000, noise: float = 0.05, factor: float = 0.5) -> Outputs:
+    return (real(2),)
+
+
+@_synthetic("swiss_roll", "a 2-D swiss roll")
+def swiss_roll(n: int = 20000, noise: float = 0.25) -> Outputs:
+    return (real(2),)
+
+
+@source("digits", "scikit-learn's 1,797 8x8 digits in [0, 1] with labels (bundled, offline); "
+        "fixed 80/10/10 split", skip=0)
+def digits(classes: list[int] | None = None, binarize: bool = False) -> Outputs:
+    require(classes is None or all(0 <= c <= 9 for c in classes), "digits classes are 0..9")
+    return (TensorType(kind="bin" if binarize else "real", shape=(8, 8)), _labels())
+
+
+@source("binarized_mnist", "MNIST binarized by Larochelle & Murray (2011), the 50k/10k/10k split "
+        "of the MADE, IWAE and PixelCNN papers; default ../shared/data/binarized_mnist.npz", skip=0)
+def binarized_mnist(path: str | None = None) -> Outputs:
+    return (TensorType(kind="bin", shape=(784,)),)
+
+
+@source("paired_mnist", "pairs (binarized, grayscale, label) of the 10k MNIST test digits for "
+        "image-to-image translation; fixed 80/10/10 split", skip=0)
+def paired_mnist(path: str | None = None, images: str | None = None) -> Outputs:
+    return (TensorType(kind="bin", shape=(28, 28)), real(28, 28), _labels())
+
+
+@source("mnist_idx", "images (and labels) from IDX files, gzipped or not (default: the 10k "
+        "grayscale MNIST test digits in ../shared/data); fixed 80/10/10 split", skip=0)
+def mnist_idx(images: str | None = None, labels: str | None = None) -> Outputs:
+    return (real(28, 28), _labels()) if images is None else None
+
+
+@source("npz", "arrays from a .npz file: split keys (train/valid/test or key_split) or a "
+        "fixed 80/10/10 split", skip=0)
+def npz(path: str, keys: list[str] | None = None) -> Outputs:
+    return None
+
+
+@source("npy", "one array from a .npy file; fixed 80/10/10 split", skip=0)
+def npy(path: str) -> Outputs:
+    return None
+
+
+@source("image_folder", "PNG/JPEG images, one subfolder per class; fixed 80/10/10 split", skip=0)
+def image_folder(path: str, size: int | list[int] | None = None, grayscale: bool = True) -> Outputs:
+    return None

@@ -1,0 +1,241 @@
+"""What a `train` block, a `sampler`, a `diffusion`, a `tensor` initializer and an `evaluate`
+block may name: optimizers, LR schedules, settings, samplers, noise processes, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gendsl.library.entries import Registry, require
+
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+SAMPLERS = Registry("sampler")
+PROCESSES = Registry("diffusion process")
+BETA_SCHEDULES = Registry("noise schedule")
+METRICS = Registry("metric")
+INITS = Registry("initializer")
+
+
+@dataclass(frozen=True)
+class Code:
+    """An emitted constructor: a format template over the bound arguments."""
+
+    code: str
+    values: dict[str, Any]
+
+
+# ---- optimizers: torch.optim ----
+
+@OPTIMIZERS.register("Adam", "Adam (Kingma & Ba 2015)", skip=0)
+def adam(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+         weight_decay: float = 0.0) -> Code:
+    require(lr > 0, f"Adam needs lr > 0, got {lr}")
+    require(all(0 <= b < 1 for b in betas), f"Adam's betas must be in [0, 1), got {betas}")
+    return Code("torch.optim.Adam", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+
+@OPTIMIZERS.register("AdamW", "Adam with decoupled weight decay (Loshchilov & Hutter 2019)", skip=0)
+def adamw(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+          weight_decay: float = 0.01) -> Code:
+    require(lr > 0, f"AdamW needs lr > 0, got {lr}")
+    return Code("torch.optim.AdamW", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+
+@OPTIMIZERS.register("SGD", "stochastic gradient descent with optional momentum", skip=0)
+def sgd(lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> Code:
+    require(lr > 0, f"SGD needs lr > 0, got {lr}")
+    return Code("torch.optim.SGD", dict(lr=lr, momentum=momentum, nesterov=nesterov,
+                                        weight_decay=weight_decay))
+
+
+@OPTIMIZERS.register("RMSprop", "RMSprop (used by the original WGAN)", skip=0)
+def rmsprop(lr: float = 1e-3, alpha: float = 0.99, momentum: float = 0.0) -> Code:
+    require(lr > 0, f"RMSprop needs lr > 0, got {lr}")
+    return Code("torch.optim.RMSprop", dict(lr=lr, alpha=alpha, momentum=momentum))
+
+
+# ---- learning-rate schedules: a multiplier of the base LR per optimizer step ----
+
+@SCHEDULES.register("constant", "the base learning rate throughout (after an optional warmup)", skip=0)
+def constant(warmup: int = 0) -> Code:
+    return Code("constant", dict(warmup=warmup))
+
+
+@SCHEDULES.register("cosine", "cosine decay to min_factor x base LR, after a linear warmup", skip=0)
+def cosine(warmup: int = 0, min_factor: float = 0.0) -> Code:
+    require(warmup >= 0 and 0 <= min_factor <= 1, "cosine needs warmup >= 0 and 0 <= min_factor <= 1")
+    return Code("cosine", dict(warmup=warmup, min_factor=min_factor))
+
+
+@SCHEDULES.register("linear", "linear decay to zero, after a linear warmup", skip=0)
+def linear(warmup: int = 0) -> Code:
+    return Code("linear", dict(warmup=warmup))
+
+
+@SCHEDULES.register("step", "multiply the LR by gamma every `every` steps", skip=0)
+def step_decay(every: int, gamma: float = 0.1) -> Code:
+    require(every > 0, f"step schedule needs every > 0, got {every}")
+    return Code("step", dict(every=every, gamma=gamma))
+
+
+# ---- train settings: `name value` lines of a train block ----
+
+@dataclass(frozen=True)
+class Setting:
+    kind: Literal["int", "float", "optimizer", "schedule", "bool"]
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+SETTINGS: dict[str, Setting] = {
+    "batch": Setting("int", "samples per step", minimum=1),
+    "epochs": Setting("int", "passes over the training split (or give `steps`)", minimum=1),
+    "steps": Setting("int", "optimizer rounds (each runs every train step once, with its repeats)",
+                     minimum=1),
+    "optimizer": Setting("optimizer", "optimizer of steps that name none (default Adam(lr=1e-3))"),
+    "schedule": Setting("schedule", "learning-rate schedule of every optimizer (default constant())"),
+    "clip": Setting("float", "clip each step's gradient norm to this value", minimum=0),
+    "ema": Setting("float", "keep an exponential moving average of the weights with this decay; "
+                   "sampling and evaluation use it", minimum=0, maximum=1),
+    "seed": Setting("int", "random seed (overridden by --seed)", minimum=0),
+    "log_every": Setting("int", "steps between logged metrics", minimum=1),
+    "checkpoint_every": Setting("int", "steps between checkpoints", minimum=1),
+    "sample_every": Setting("int", "steps between sample grids (0: only at the end)", minimum=0),
+    "eval_batch": Setting("int", "batch size of evaluation and sampling", minimum=1),
+}
+
+
+# ---- samplers ----
+
+@SAMPLERS.register("Langevin", "stochastic gradient Langevin dynamics on an energy, with a replay "
+                   "buffer (Du & Mordatch 2019)", skip=0)
+def langevin(energy: Any, steps: int = 60, step_size: float = 10.0, noise: float = 0.005,
+             buffer: int = 10000, reinit: float = 0.05, low: float = -1.0, high: float = 1.0) -> Code:
+    require(steps >= 1 and step_size > 0 and noise >= 0, "Langevin needs steps >= 1, step_size > 0, "
+            "noise >= 0")
+    require(0 <= reinit <= 1, f"Langevin reinit is a probability, got {reinit}")
+    require(low < high, f"Langevin's init range needs low < high, got [{low}, {high}]")
+    return Code("Langevin", dict(steps=steps, step_size=step_size, noise=noise, buffer=buffer,
+                                 reinit=reinit, low=low, high=high))
+
+
+# ---- diffusion ----
+
+@PROCESSES.register("Gaussian", "DDPM's Gaussian forward process (Ho et al. 2020)", skip=0)
+def gaussian(steps: int = 1000, betas: Any = None) -> Code:
+    require(steps >= 2, f"a diffusion needs at least 2 steps, got {steps}")
+    return Code("Gaussian", dict(steps=steps, betas=betas))
+
+
+@BETA_SCHEDULES.register("linear", "betas linearly spaced from start to end (DDPM)", skip=0)
+def linear_betas(start: float = 1e-4, end: float = 0.02) -> Code:
+    require(0 < start < end < 1, f"linear betas need 0 < start < end < 1, got {start}, {end}")
+    return Code("linear", dict(start=start, end=end))
+
+
+@BETA_SCHEDULES.register("cosine", "the cosine schedule of Nichol & Dhariwal (2021)", skip=0)
+def cosine_betas(s: float = 0.008) -> Code:
+    return Code("cosine", dict(s=s))
+
+
+# ---- tensor initializers ----
+
+@INITS.register("zeros", "all zeros", skip=0)
+def zeros() -> Code:
+    return Code("zeros", {})
+
+
+@INITS.register("ones", "all ones", skip=0)
+def ones() -> Code:
+    return Code("ones", {})
+
+
+@INITS.register("normal", "independent Normal(mean, std) values", skip=0)
+def normal(std: float = 1.0, mean: float = 0.0) -> Code:
+    return Code("normal", dict(std=std, mean=mean))
+
+
+@INITS.register("uniform", "independent Uniform(low, high) values", skip=0)
+def uniform(low: float = -1.0, high: float = 1.0) -> Code:
+    require(low < high, f"uniform needs low < high, got [{low}, {high}]")
+    return Code("uniform", dict(low=low, high=high))
+
+
+@INITS.register("constant", "every value equal to `value`", skip=0)
+def constant_init(value: float) -> Code:
+    return Code("constant", dict(value=value))
+
+
+# ---- metrics of `evaluate` blocks and `gendsl evaluate --metric` ----
+# `needs` names the model capability the checker requires (see graph/passes/roles.py).
+
+@dataclass(frozen=True)
+class MetricRule:
+    needs: str
+    options: dict[str, Any]
+
+
+def _metric(name: str, doc: str, needs: str):
+    return METRICS.register(name, f"{doc} (needs {needs.replace('_', ' ')})", skip=0, tags=(needs,))
+
+
+def metric_needs(name: str) -> str:
+    """The model capability a metric requires (see graph/passes/roles.py)."""
+    return next(iter(METRICS[name].tags))
+
+
+@_metric("elbo", "evidence lower bound per sample, in nats", "encoder")
+def elbo() -> MetricRule:
+    return MetricRule("encoder", {})
+
+
+@_metric("iwae", "importance-weighted bound on log p(x) with k samples (Burda et al. 2016), nats",
+         "encoder")
+def iwae(k: int = 5000) -> MetricRule:
+    require(k >= 1, f"iwae needs k >= 1, got {k}")
+    return MetricRule("encoder", dict(k=k))
+
+
+@_metric("nll", "negative log-likelihood per sample in nats: exact where the model allows, "
+         "else the IWAE bound", "likelihood")
+def nll(k: int = 5000) -> MetricRule:
+    return MetricRule("likelihood", dict(k=k))
+
+
+@_metric("bpd", "negative log-likelihood in bits per dimension", "likelihood")
+def bpd(k: int = 5000) -> MetricRule:
+    return MetricRule("likelihood", dict(k=k))
+
+
+@_metric("bound", "the diffusion variational bound in nats and bits/dim", "diffusion")
+def bound() -> MetricRule:
+    return MetricRule("diffusion", {})
+
+
+@_metric("coverage", "modes covered and share of high-quality samples within k std (PacGAN)",
+         "mode_data")
+def coverage(k: float = 3.0, samples: int = 2500) -> MetricRule:
+    return MetricRule("mode_data", dict(k=k, samples=samples))
+
+
+@_metric("recon", "mean squared reconstruction error of held-out data", "reconstruction")
+def recon() -> MetricRule:
+    return MetricRule("reconstruction", {})
+
+
+@_metric("mmd", "maximum mean discrepancy between samples and held-out data (RBF kernel)",
+         "samples")
+def mmd(samples: int = 2000) -> MetricRule:
+    return MetricRule("samples", dict(samples=samples))
+
+
+@_metric("swd", "sliced Wasserstein distance between samples and held-out data", "samples")
+def swd(samples: int = 2000, projections: int = 128) -> MetricRule:
+    return MetricRule("samples", dict(samples=samples, projections=projections))
+
+
+@_metric("loss", "every loss of the model on held-out data", "losses")
+def loss_metric() -> MetricRule:
+    return MetricRule("losses", {})

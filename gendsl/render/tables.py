@@ -1,0 +1,109 @@
+"""HTML-like labels: the layer stack of a network, with repeats folded (`7 x [MaskedConv2d, relu]`)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from gendsl.graph import ir
+from gendsl.library.signature import format_value
+from gendsl.types import TensorType
+
+MAX_PERIOD = 6
+KEY_ARGS = {"Linear": ("out",), "MaskedLinear": ("out",), "Conv2d": ("out", "kernel", "stride"),
+            "ConvTranspose2d": ("out", "kernel", "stride"), "MaskedConv2d": ("out", "kernel", "mask"),
+            "leaky_relu": ("slope",), "Dropout": ("p",), "Embedding": ("dim",), "SelfAttention": ("heads",),
+            "AffineCoupling": ("mask",), "reshape": ("dims",), "GroupNorm": ("groups",),
+            "MaxPool2d": ("kernel",), "AvgPool2d": ("kernel",), "Upsample": ("scale",)}
+
+
+def layer_text(use: ir.LayerUse) -> str:
+    keys = KEY_ARGS.get(use.entry, ())
+    shown = []
+    for key in keys:
+        value = use.args.get(key)
+        if key == "dims":
+            shown += [str(v) for v in value]
+        elif value is not None:
+            shown.append(format_value(value) if key in ("out", "dims") else f"{key}={format_value(value)}")
+    return f"{use.entry}({', '.join(shown)})" if shown else use.entry
+
+
+def shape_text(t) -> str:
+    if not isinstance(t, TensorType):
+        return ""
+    return "[" + ", ".join(map(str, t.shape)) + "]" if t.shape else ("cat" if t.kind == "cat" else "scalar")
+
+
+def _key(use: ir.LayerUse) -> tuple:
+    return (layer_text(use), shape_text(use.input), shape_text(use.output))
+
+
+def fold(layers: list[ir.LayerUse]) -> list[tuple[int, list[ir.LayerUse]]]:
+    """Group consecutive repeats: [(count, block), ...], greedily taking the longest saving."""
+    out: list[tuple[int, list[ir.LayerUse]]] = []
+    i = 0
+    keys = [_key(u) for u in layers]
+    while i < len(layers):
+        best = (1, 1)
+        for period in range(1, MAX_PERIOD + 1):
+            block = keys[i:i + period]
+            if len(block) < period:
+                break
+            count = 1
+            while keys[i + count * period: i + (count + 1) * period] == block:
+                count += 1
+            if count > 1 and count * period > best[0] * best[1]:
+                best = (count, period)
+        count, period = best
+        out.append((count, layers[i:i + period]))
+        i += count * period
+    return out
+
+
+def _row(left: str, right: str = "", *, italic: bool = False, bold: bool = False) -> str:
+    text = escape(left)
+    if italic:
+        text = f"<I>{text}</I>"
+    if bold:
+        text = f"<B>{text}</B>"
+    shape = f'<FONT COLOR="#666666" POINT-SIZE="9">{escape(right)}</FONT>' if right else " "
+    return f'<TR><TD ALIGN="LEFT">{text}</TD><TD ALIGN="RIGHT">{shape}</TD></TR>'
+
+
+def layer_rows(layers: list[ir.LayerUse]) -> list[str]:
+    rows = []
+    for count, block in fold(layers):
+        if count == 1:
+            rows += [_row(layer_text(u), shape_text(u.output)) for u in block]
+        else:
+            inner = ", ".join(layer_text(u) for u in block)
+            rows.append(_row(f"{count} \u00d7 [{inner}]", shape_text(block[-1].output)))
+    return rows
+
+
+def program_rows(program: ir.Program, describe) -> list[str]:
+    """Rows for a network body: each statement's pipeline, draws with their parameters."""
+    rows: list[str] = []
+    for stmt in program.stmts:
+        if isinstance(stmt, ir.Assign):
+            rows.append(_row(f"{stmt.name} = {describe(stmt.value)}", italic=True))
+            rows += layer_rows(_layers(stmt.value))
+        else:
+            rows.append(_row(f"{stmt.name} ~ {stmt.dist.family}", shape_text(stmt.dist.type.event), bold=True))
+            for name, value in stmt.dist.params.items():
+                rows.append(_row(f"  {name} = {describe(value)}", italic=True))
+                rows += layer_rows(_layers(value))
+    if program.result is not None:
+        if program.stmts:
+            rows.append(_row(f"out = {describe(program.result)}", italic=True))
+        rows += layer_rows(_layers(program.result))
+    return rows
+
+
+def _layers(expr: ir.Expr) -> list[ir.LayerUse]:
+    return list(expr.layers) if isinstance(expr, ir.Layers) else []
+
+
+def table(rows: list[str]) -> str:
+    body = "".join(rows) or _row("(no layers)", italic=True)
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">{body}</TABLE>>'

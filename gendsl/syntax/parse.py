@@ -1,0 +1,358 @@
+"""Text -> AST. The only module that knows Lark's trees; everything after it sees `gendsl.ast`."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+
+from gendsl import ast
+from gendsl.diagnostics import Diagnostic, error
+from gendsl.source import SourceFile, Span
+
+_OPENERS = {"LPAR": "(", "LSQB": "[", "LBRACE": "{"}
+_CLOSERS = {"RPAR", "RSQB", "RBRACE"}
+# A newline after one of these continues the statement on the next line. (Lines that start
+# with an operator are handled by the grammar's CONTINUATION terminal: this filter must not
+# look ahead, or Lark's contextual lexer would lex the next token in a stale parser state.)
+_CONTINUES_AFTER = {"PLUS", "MINUS", "STAR", "SLASH", "CIRCUMFLEX", "COMMA", "EQUAL", "TILDE",
+                    "_PIPE", "VBAR", "COLON", "_ARROW", "_BIARROW", "LPAR", "LSQB"}
+
+
+class NewlineFilter:
+    """Post-lexer: keeps a newline only where it can end a statement."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        brackets: list[str] = []
+        previous: Token | None = None
+        for token in stream:
+            if token.type == "_NL":
+                inside_parens = bool(brackets) and brackets[-1] != "LBRACE"
+                if inside_parens or (previous is not None and previous.type in _CONTINUES_AFTER):
+                    continue
+            elif token.type in _OPENERS:
+                brackets.append(token.type)
+            elif token.type in _CLOSERS and brackets:
+                brackets.pop()
+            yield token
+            previous = token
+
+
+def grammar_text() -> str:
+    """The grammar shipped in the wheel, or the repository's copy in an editable install."""
+    packaged = resources.files("gendsl").joinpath("grammars/gen.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "grammars" / "gen.lark").read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=None)
+def parser(start: str = "start") -> Lark:
+    """The LALR parser, built once per process and cached on disk by Lark between processes."""
+    return Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=NewlineFilter(),
+                propagate_positions=True, maybe_placeholders=True, start=start, cache=True)
+
+
+@dataclass
+class _Args:
+    args: list = field(default_factory=list)
+    kwargs: list = field(default_factory=list)
+    given: list = field(default_factory=list)
+    has_bar: bool = False
+
+
+def _make(cls, span: Span, **fields):
+    """Build a node without re-validation: the parser is the only producer of AST nodes."""
+    defaults = {name: f.default for name, f in cls.model_fields.items()
+                if name not in fields and name != "span" and not f.is_required()}
+    return cls.model_construct(span=span, **defaults, **fields)
+
+
+@v_args(meta=True)
+class ToAst(Transformer):
+    """Lark tree -> gendsl.ast, collecting the few errors only visible here."""
+
+    def __init__(self, source: SourceFile):
+        super().__init__()
+        self.file = source.path
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- spans --
+    def span(self, meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(file=self.file, line=1, col=1, end_line=1, end_col=1)
+        return Span(file=self.file, line=meta.line, col=meta.column,
+                    end_line=meta.end_line, end_col=meta.end_column)
+
+    def token_span(self, token: Token) -> Span:
+        return Span(file=self.file, line=token.line, col=token.column,
+                    end_line=token.end_line, end_col=token.end_column)
+
+    def ident(self, token: Token) -> ast.Ident:
+        return _make(ast.Ident, self.token_span(token), name=str(token))
+
+    # -- top level --
+    def start(self, meta, items):
+        items = [i for i in items if i is not None]
+        return _make(ast.Module, self.span(meta),
+                     imports=tuple(i for i in items if isinstance(i, ast.Import)),
+                     blocks=tuple(i for i in items if isinstance(i, ast.BlockDef)),
+                     models=tuple(i for i in items if isinstance(i, ast.ModelDef)))
+
+    def import_stmt(self, meta, c):
+        return _make(ast.Import, self.span(meta), path=self.string(meta, c))
+
+    def block_def(self, meta, c):
+        name, params, stages = c
+        return _make(ast.BlockDef, self.span(meta), name=self.ident(name),
+                     params=tuple(params or ()), stages=stages)
+
+    def block_params(self, meta, c):
+        return c
+
+    def block_param(self, meta, c):
+        name, type_name, default = c
+        return _make(ast.BlockParam, self.span(meta), name=self.ident(name),
+                     type_name=self.ident(type_name), default=default)
+
+    def model_def(self, meta, c):
+        name, extends, *body = c
+        return _make(ast.ModelDef, self.span(meta), name=self.ident(name), extends=extends,
+                     body=tuple(b for b in body if b is not None))
+
+    def extends(self, meta, c):
+        return self.ident(c[0])
+
+    # -- declarations --
+    def param_decl(self, meta, c):
+        name, type_name, default = c
+        return _make(ast.ParamDecl, self.span(meta), name=self.ident(name),
+                     type_name=self.ident(type_name), default=default)
+
+    def data_decl(self, meta, c):
+        *data_vars, source = c
+        return _make(ast.DataDecl, self.span(meta), vars=tuple(data_vars), source=source)
+
+    def data_var(self, meta, c):
+        return _make(ast.DataVar, self.span(meta), name=self.ident(c[0]), type=c[1])
+
+    def latent_decl(self, meta, c):
+        return _make(ast.LatentDecl, self.span(meta), name=self.ident(c[0]), type=c[1], prior=c[2])
+
+    def tensor_decl(self, meta, c):
+        return _make(ast.TensorDecl, self.span(meta), name=self.ident(c[0]), type=c[1], init=c[2])
+
+    def observe_decl(self, meta, c):
+        return _make(ast.ObserveDecl, self.span(meta), name=self.ident(c[0]), dist=c[1])
+
+    def net_role(self, meta, c):
+        return str(c[0])
+
+    density_role = sample_op = net_role
+
+    def net_decl(self, meta, c):
+        role, name, params, returns, body = c
+        return _make(ast.NetDecl, self.span(meta), role=str(role), name=self.ident(name),
+                     params=tuple(params or ()), returns=returns, body=body)
+
+    def net_params(self, meta, c):
+        return c
+
+    def net_param(self, meta, c):
+        return _make(ast.NetParam, self.span(meta), name=self.ident(c[0]), type=c[1])
+
+    def density_decl(self, meta, c):
+        role, name, *rest = c
+        body, given = rest[-1], rest[-2]
+        variables = rest[:-2]
+        return _make(ast.DensityDecl, self.span(meta), role=str(role), name=self.ident(name),
+                     vars=tuple(self.ident(v) for v in variables), given=tuple(given or ()),
+                     body=body)
+
+    def given(self, meta, c):
+        return [self.ident(t) for t in c]
+
+    def flow_decl(self, meta, c):
+        name, param, latent, stages = c
+        return _make(ast.FlowDecl, self.span(meta), name=self.ident(name), param=param,
+                     latent=self.ident(latent), stages=stages)
+
+    def diffusion_decl(self, meta, c):
+        return _make(ast.DiffusionDecl, self.span(meta), name=self.ident(c[0]),
+                     var=self.ident(c[1]), process=c[2])
+
+    def sampler_decl(self, meta, c):
+        return _make(ast.SamplerDecl, self.span(meta), name=self.ident(c[0]), sampler=c[1])
+
+    def loss_decl(self, meta, c):
+        return _make(ast.LossDecl, self.span(meta), name=self.ident(c[0]), value=c[1])
+
+    def sample_decl(self, meta, c):
+        return _make(ast.SampleDecl, self.span(meta), name=self.ident(c[0]), op=str(c[1]), value=c[2])
+
+    # -- train / evaluate --
+    def train_block(self, meta, c):
+        steps = tuple(i for i in c if isinstance(i, ast.TrainStep))
+        settings = tuple(i for i in c if isinstance(i, ast.TrainSetting))
+        return _make(ast.TrainBlock, self.span(meta), steps=steps, settings=settings)
+
+    def train_step(self, meta, c):
+        name, loss, over, optimizer, repeat = c
+        return _make(ast.TrainStep, self.span(meta), name=self.ident(name), loss=self.ident(loss),
+                     over=tuple(over), optimizer=optimizer, repeat=repeat)
+
+    def train_minimize(self, meta, c):
+        loss, over, optimizer = c
+        return _make(ast.TrainStep, self.span(meta), name=self.ident(loss), loss=self.ident(loss),
+                     over=tuple(over or ()), optimizer=optimizer, repeat=None, shorthand=True)
+
+    def over_clause(self, meta, c):
+        return [self.ident(t) for t in c]
+
+    def with_clause(self, meta, c):
+        return c[0]
+
+    def repeat_clause(self, meta, c):
+        return c[0]
+
+    def train_setting(self, meta, c):
+        return _make(ast.TrainSetting, self.span(meta), name=self.ident(c[0]), value=c[1])
+
+    def evaluate_block(self, meta, c):
+        return _make(ast.EvaluateBlock, self.span(meta), metrics=tuple(c))
+
+    def metric(self, meta, c):
+        alias, name, arglist = c
+        arglist = arglist or _Args()
+        return _make(ast.Metric, self.span(meta), alias=self.ident(alias) if alias else None,
+                     name=self.ident(name), args=tuple(arglist.args), kwargs=tuple(arglist.kwargs))
+
+    # -- network bodies and pipelines --
+    def net_body(self, meta, c):
+        return tuple(c)
+
+    def assign(self, meta, c):
+        return _make(ast.Assign, self.span(meta), target=self.ident(c[0]), value=c[1])
+
+    def draw(self, meta, c):
+        return _make(ast.Draw, self.span(meta), target=self.ident(c[0]), dist=c[1])
+
+    def result(self, meta, c):
+        return _make(ast.Result, self.span(meta), value=c[0])
+
+    def stage_body(self, meta, c):
+        return tuple(c)
+
+    def stage_name(self, meta, c):
+        return _make(ast.Stage, self.span(meta), name=str(c[0]))
+
+    def stage_call(self, meta, c):
+        arglist = c[1] or _Args()
+        self.reject_given(arglist, str(c[0]))
+        return _make(ast.Stage, self.span(meta), name=str(c[0]), args=tuple(arglist.args),
+                     kwargs=tuple(arglist.kwargs), has_parens=True)
+
+    def stage_repeat(self, meta, c):
+        return _make(ast.Stage, self.span(meta), name="repeat", repeat=c[0], body=c[1])
+
+    def type(self, meta, c):
+        name, *dims = c
+        return _make(ast.TypeExpr, self.span(meta), name=str(name),
+                     dims=tuple(d for d in dims if d is not None))
+
+    # -- expressions --
+    def pipe(self, meta, c):
+        return _make(ast.Pipe, self.span(meta), input=c[0], stage=c[1])
+
+    def _binary(op):
+        def rule(self, meta, c):
+            return _make(ast.Binary, self.span(meta), op=op, left=c[0], right=c[1])
+        return rule
+
+    add, sub, mul, div, pow = _binary("+"), _binary("-"), _binary("*"), _binary("/"), _binary("^")
+
+    def neg(self, meta, c):
+        return _make(ast.Unary, self.span(meta), op="-", operand=c[0])
+
+    def log(self, meta, c):
+        return _make(ast.Unary, self.span(meta), op="log", operand=c[0])
+
+    def call(self, meta, c):
+        arglist = c[1] or _Args()
+        return _make(ast.Call, self.span(meta), func=c[0], args=tuple(arglist.args),
+                     kwargs=tuple(arglist.kwargs), given=tuple(arglist.given),
+                     has_bar=arglist.has_bar)
+
+    def index(self, meta, c):
+        return _make(ast.Index, self.span(meta), target=c[0], indices=tuple(c[1:]))
+
+    def attr(self, meta, c):
+        return _make(ast.Attr, self.span(meta), target=c[0], name=str(c[1]))
+
+    def number(self, meta, c):
+        text = str(c[0])
+        is_int = text.isdigit()
+        return _make(ast.Number, self.span(meta), value=int(text) if is_int else float(text),
+                     is_int=is_int)
+
+    def string(self, meta, c):
+        raw = str(c[0])[1:-1]
+        value = raw.encode("utf-8").decode("unicode_escape") if "\\" in raw else raw
+        return _make(ast.String, self.span(meta), value=value)
+
+    def name(self, meta, c):
+        return _make(ast.Name, self.span(meta), id=str(c[0]))
+
+    def tuple(self, meta, c):
+        return _make(ast.TupleExpr, self.span(meta), items=tuple(i for i in c if i is not None))
+
+    def list(self, meta, c):
+        return _make(ast.ListExpr, self.span(meta), items=tuple(i for i in c if i is not None))
+
+    def args(self, meta, c):
+        arglist = _Args()
+        *items, given = c
+        for item in items:
+            if isinstance(item, ast.Kwarg):
+                arglist.kwargs.append(item)
+            elif arglist.kwargs:
+                self.diagnostics.append(error(
+                    "E024", "positional argument after a keyword argument", item.span,
+                    label="positional argument here",
+                    hint="put positional arguments first, or name this one too"))
+            else:
+                arglist.args.append(item)
+        if given is not None:
+            arglist.given, arglist.has_bar = given, True
+        return arglist
+
+    def kwarg(self, meta, c):
+        return _make(ast.Kwarg, self.span(meta), name=str(c[0]), value=c[1])
+
+    def given_args(self, meta, c):
+        return list(c)
+
+    def reject_given(self, arglist: _Args, what: str) -> None:
+        if arglist.has_bar:
+            self.diagnostics.append(error(
+                "E025", f"'|' is only for density terms such as p(x | z), not in {what}(...)",
+                arglist.given[0].span, hint="remove the '|' part"))
+
+
+def parse_source(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
+    """Parse one file: the module, or None and the syntax diagnostics."""
+    from gendsl.syntax.errors import syntax_error
+
+    try:
+        tree = parser().parse(source.text)
+    except lark.exceptions.UnexpectedInput as exc:
+        return None, [syntax_error(exc, source)]
+    builder = ToAst(source)
+    module = builder.transform(tree)
+    return module, builder.diagnostics
