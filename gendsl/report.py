@@ -35,18 +35,17 @@ class TextReport:
                     return candidate
         return source
 
-    def snippet(self, span: Span, label: str, style: str) -> list[str]:
+    def snippet(self, span: Span, label: str, style: str, width: int) -> list[str]:
         source = self.source_for(span)
         if source is None or span.line < 1:
             return []
         text = source.line(span.line).expandtabs(1)
-        width = len(str(span.line))
         end = span.end_col if span.end_line == span.line else len(text) + 1
         carets = "^" * max(1, end - span.col)
         gutter = " " * width
         bar = self.paint("blue", "|")
         return [f"{gutter} {bar}",
-                f"{self.paint('blue', str(span.line))} {bar} {text}",
+                f"{self.paint('blue', str(span.line).rjust(width))} {bar} {text}",
                 f"{gutter} {bar} {' ' * (span.col - 1)}{self.paint(style, carets + (' ' + label if label else ''))}"]
 
     def location(self, span: Span, width: int) -> str:
@@ -55,15 +54,16 @@ class TextReport:
     def format(self, d: Diagnostic) -> str:
         style = "error" if d.is_error else "warning"
         lines = [f"{self.paint(style, f'{d.severity}[{d.code}]')}{self.paint('bold', ': ' + d.message)}"]
-        width = len(str(d.span.line)) if d.span.line > 0 else 0
+        spans = [d.span] + [n.span for n in d.notes if n.span is not None]
+        width = max((len(str(s.line)) for s in spans if s.line > 0), default=0)
         if d.span.line > 0:
             lines.append(self.location(d.span, width))
-            lines += self.snippet(d.span, d.label, style)
+            lines += self.snippet(d.span, d.label, style, width)
         for note in d.notes:
             if note.span is not None and note.span.line > 0:
                 lines.append(f"{' ' * width} {self.paint('blue', '=')} {self.paint('note', 'note')}: {note.message}")
-                lines.append(self.location(note.span, len(str(note.span.line))))
-                lines += self.snippet(note.span, "", "note")
+                lines.append(self.location(note.span, width))
+                lines += self.snippet(note.span, "", "note", width)
             else:
                 lines.append(f"{' ' * width} {self.paint('blue', '=')} note: {note.message}")
         if d.hint:

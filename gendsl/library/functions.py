@@ -56,6 +56,12 @@ def leaky_relu(x: TensorType, slope: float = 0.01) -> Fn:
     return Fn(out=x.as_real(), code=f"F.leaky_relu({{0}}, {slope})")
 
 
+@function("softmax", "normalized exponentials over the last dimension", skip=0)
+def softmax(x: TensorType) -> Fn:
+    tensor(x, "softmax")
+    return Fn(out=x.as_real(), code="torch.softmax({0}, dim=-1)")
+
+
 @function("concat", "joins tensors along a per-sample dimension (the last by default)", skip=0)
 def concat(*xs: TensorType, dim: int = -1) -> Fn:
     require(len(xs) >= 2, "concat needs at least two tensors")

@@ -202,8 +202,7 @@ def self_attention(x: TensorType, heads: int = 4, causal: bool = False) -> Built
             f"got {channels}")
     return Built(out=x.as_real(), params=4 * channels * channels + 4 * channels,
                  code=f"SelfAttention({channels}, heads={heads}, image={x.rank == 3}, causal={causal})",
-                 helpers=("SelfAttention",), mixes=frozenset({"features", "space"}),
-                 mask="causal" if causal else None)
+                 helpers=("SelfAttention",), mixes=frozenset({"features", "space"}))
 
 
 # ---- invertible layers: the only stages allowed in a flow ----

@@ -236,6 +236,6 @@ def swd(samples: int = 2000, projections: int = 128) -> MetricRule:
     return MetricRule("samples", dict(samples=samples, projections=projections))
 
 
-@_metric("loss", "every loss of the model on held-out data", "losses")
+@_metric("losses", "every loss of the model on held-out data", "losses")
 def loss_metric() -> MetricRule:
     return MetricRule("losses", {})

@@ -45,6 +45,25 @@ class SourceText:
         return text
 
 
+def wrap_formula(formula: str, width: int = 56) -> str:
+    """Break a long loss at top-level ' + ' / ' - ' so the node stays compact (graphviz \\l lines)."""
+    if len(formula) <= width:
+        return formula
+    lines, line, depth, i = [], "", 0, 0
+    while i < len(formula):
+        ch = formula[i]
+        depth += (ch in "([") - (ch in ")]")
+        if depth == 0 and formula[i:i + 3] in (" + ", " - ") and len(line) > width // 3:
+            lines.append(line)
+            line = "    " + formula[i + 1]
+            i += 2
+            continue
+        line += ch
+        i += 1
+    lines.append(line)
+    return "\\l".join(lines) + "\\l"
+
+
 def _cluster_name(key: str) -> str:
     return "cluster_" + re.sub(r"\W", "_", key)
 
@@ -73,7 +92,7 @@ def compute_view(graph: nx.DiGraph) -> graphviz.Digraph:
         elif node.kind == "sampler":
             dot.node(nid, f"{key}\n{node.sampler}", **style.SAMPLER)
         elif node.kind == "loss":
-            dot.node(nid, f"{key} = {text(node.decl.value.span)}", **style.LOSS)
+            dot.node(nid, wrap_formula(f"{key} = {text(node.decl.value.span)}"), **style.LOSS)
     for (src, dst), attrs in flow_edges(graph).items():
         dot.edge(src, dst, **_compound(graph, src, dst), **attrs)
     steps_row(dot, graph)

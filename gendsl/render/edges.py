@@ -115,9 +115,23 @@ def flow_edges(graph: nx.DiGraph) -> dict[tuple[str, str], dict]:
     flows = FlowEdges(graph)
     for key, data in graph.nodes(data=True):
         node = data["data"]
+        for expr in _expressions(node):
+            for ref in ir.walk(expr):
+                if isinstance(ref, ir.Ref) and ref.scope == "tensor":
+                    flows.add(node_id(graph, ref.name), node_id(graph, key), shape_text(ref.type))
         if node.kind == "loss" and node.expr is not None:
             for src, label in flows.produce(node.expr):
                 flows.add(src, node_id(graph, key), label)
         elif node.kind == "sampler" and node.target in graph:
             flows.add(node_id(graph, node.target), node_id(graph, key), "energy", style="dashed")
     return flows.edges
+
+
+def _expressions(node) -> list[ir.Expr]:
+    """The typed expressions inside a network, factor or prior (where shared tensors are read)."""
+    program = getattr(node, "program", None)
+    if program is not None:
+        return [s.value if isinstance(s, ir.Assign) else s.dist for s in program.stmts] + \
+            ([program.result] if program.result is not None else [])
+    prior = getattr(node, "prior", None)
+    return [prior] if prior is not None else []

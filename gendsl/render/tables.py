@@ -5,56 +5,55 @@ from __future__ import annotations
 from html import escape
 
 from gendsl.graph import ir
-from gendsl.library.signature import format_value
 from gendsl.types import TensorType
 
 MAX_PERIOD = 6
-KEY_ARGS = {"Linear": ("out",), "MaskedLinear": ("out",), "Conv2d": ("out", "kernel", "stride"),
-            "ConvTranspose2d": ("out", "kernel", "stride"), "MaskedConv2d": ("out", "kernel", "mask"),
-            "leaky_relu": ("slope",), "Dropout": ("p",), "Embedding": ("dim",), "SelfAttention": ("heads",),
-            "AffineCoupling": ("mask",), "reshape": ("dims",), "GroupNorm": ("groups",),
-            "MaxPool2d": ("kernel",), "AvgPool2d": ("kernel",), "Upsample": ("scale",)}
-
-
-def layer_text(use: ir.LayerUse) -> str:
-    keys = KEY_ARGS.get(use.entry, ())
-    shown = []
-    for key in keys:
-        value = use.args.get(key)
-        if key == "dims":
-            shown += [str(v) for v in value]
-        elif value is not None:
-            shown.append(format_value(value) if key in ("out", "dims") else f"{key}={format_value(value)}")
-    return f"{use.entry}({', '.join(shown)})" if shown else use.entry
-
-
 def shape_text(t) -> str:
     if not isinstance(t, TensorType):
         return ""
     return "[" + ", ".join(map(str, t.shape)) + "]" if t.shape else ("cat" if t.kind == "cat" else "scalar")
 
 
+def layer_text(use: ir.LayerUse) -> str:
+    return use.describe()
+
+
 def _key(use: ir.LayerUse) -> tuple:
-    return (layer_text(use), shape_text(use.input), shape_text(use.output))
+    return (layer_text(use), shape_text(use.output))
+
+
+def _best_repeat(keys: list[tuple], i: int) -> tuple[int, int]:
+    """(count, period) of the longest run of a repeated block starting at i."""
+    best = (1, 1)
+    for period in range(1, MAX_PERIOD + 1):
+        block = keys[i:i + period]
+        if len(block) < period:
+            break
+        count = 1
+        while keys[i + count * period: i + (count + 1) * period] == block:
+            count += 1
+        if count > 1 and count * period > best[0] * best[1]:
+            best = (count, period)
+    return best
 
 
 def fold(layers: list[ir.LayerUse]) -> list[tuple[int, list[ir.LayerUse]]]:
-    """Group consecutive repeats: [(count, block), ...], greedily taking the longest saving."""
+    """Group consecutive repeats: [(count, block), ...], greedily taking the longest saving.
+
+    A run that starts with an activation is shifted by one when that covers as much, so a stack
+    reads `7 x [MaskedConv2d, relu]` rather than `7 x [relu, MaskedConv2d]`.
+    """
+    from gendsl.library.layers import LAYERS
+
     out: list[tuple[int, list[ir.LayerUse]]] = []
     i = 0
     keys = [_key(u) for u in layers]
     while i < len(layers):
-        best = (1, 1)
-        for period in range(1, MAX_PERIOD + 1):
-            block = keys[i:i + period]
-            if len(block) < period:
-                break
-            count = 1
-            while keys[i + count * period: i + (count + 1) * period] == block:
-                count += 1
-            if count > 1 and count * period > best[0] * best[1]:
-                best = (count, period)
-        count, period = best
+        count, period = _best_repeat(keys, i)
+        if count > 1 and "activation" in LAYERS[layers[i].entry].tags and i + 1 < len(layers):
+            later = _best_repeat(keys, i + 1)
+            if later[0] > 1 and later[0] * later[1] >= count * period - 1:
+                count, period = 1, 1
         out.append((count, layers[i:i + period]))
         i += count * period
     return out

@@ -9,10 +9,11 @@ documents for user-facing error messages. Anything unmatched gets a generic, sti
 from __future__ import annotations
 
 import functools
+import unicodedata
 
 import lark
 
-from gendsl.diagnostics import Diagnostic, error
+from gendsl.diagnostics import Diagnostic, Note, error
 from gendsl.source import SourceFile, Span
 
 _TOKEN_WORDS = {
@@ -29,12 +30,37 @@ def _m(body: str) -> str:
     return "model M {\n" + body + "\n}\n"
 
 
-# (code, message, hint, examples). Examples are whole files that fail at the mistake.
+_BEFORE = ("", "param a: int = 1\n", "param a: int = 1\nparam b: int = 2\n")
+
+
+def _statement(body: str) -> list[str]:
+    """A mistake at the start of a statement. The parser is in a different state for the first
+    statement of a model, the second, the later ones, and the first of a model that extends."""
+    return [_m(before + body) for before in _BEFORE] + ["model M extends N {\n" + body + "\n}\n"]
+
+
+def _unclosed_model(rest: str = "") -> list[str]:
+    """A model whose '}' is missing, followed by `rest`, after zero, one or more statements."""
+    return ["model M {\n" + before + rest for before in _BEFORE] + ["model M extends N {\n" + rest]
+
+
+_NET = "net f(x: real[2]) -> real[2] {\n h = x |> Linear(2)\n "
+_KEYWORD_STATEMENTS = ["loss l = x", "train { batch 1 }", "data y: real[2] from ring()", "model N {\n}"]
+
+
+# (code, message, hint, examples). Examples are whole files that fail at the mistake; see
+# `_curated_code` for how a failure is matched against them.
 CURATED: list[tuple[str, str, str, list[str]]] = [
     ("E001", "missing '}' at the end of a block",
-     "every '{' needs a matching '}'; the block opened above is still open at the end of the file",
-     ["model M {\n param a: int = 1\n", "model M {\n net f(x: real[2]) -> real[2] { x |> Linear(2)\n}\n",
-      "model M {\n train { batch 1\n}\n", "model M {\n evaluate { nll\n}\n", "model M {"]),
+     "every '{' needs a matching '}'",
+     ["model M {\n net f(x: real[2]) -> real[2] { x |> Linear(2)\n}\n", "model M {",
+      "model M {\n train { batch 1\n}\n", "model M {\n evaluate { nll\n}\n", *_unclosed_model(),
+      # a statement of the model inside a network body or train block whose '}' is missing
+      *[_m(_NET + s) for s in _KEYWORD_STATEMENTS], _m(_NET + "x |> Linear(2)\n " + _KEYWORD_STATEMENTS[0]),
+      *[_m(train + "\n sample x = y") for train in
+        ("train { batch 1", "train { minimize l; batch 1", "train { minimize l; batch 1; steps 1")],
+      # the next model (or block) starts inside a model whose '}' is missing
+      *_unclosed_model("\nmodel N {\n}\n"), *_unclosed_model("\nblock B() { relu }\n")]),
     ("E002", "a latent variable's prior is written with '~', not '='",
      "write `latent z: real[8] ~ Normal(0, 1)`: '~' reads 'is distributed as'",
      [_m("latent z: real[2] = Normal(0, 1)")]),
@@ -69,17 +95,20 @@ CURATED: list[tuple[str, str, str, list[str]]] = [
      [_m("train { step s minimize l over G }")]),
     ("E011", "a named train step needs 'over' and the networks it updates",
      "write `step s: minimize l over G with Adam(lr=1e-3)`; 'over' is the gradient contract",
-     [_m("train { step s: minimize l with Adam() }"), _m("train { step s: minimize l }")]),
+     [_m("train { step s: minimize l with Adam() }"), _m("train { step s: minimize l }"),
+      _m("train { step s: minimize l; batch 1 }"), _m("train {\n step s: minimize l\n batch 1\n}")]),
     ("E012", "'minimize' needs the name of a loss",
      "write `minimize elbo`, naming a `loss` declared in the model",
-     [_m("train { minimize }"), _m("train { minimize 3 }"), _m("train { step s: minimize }")]),
+     [_m("train { minimize }"), _m("train { minimize 3 }"), _m("train { step s: minimize }"),
+      _m("train { minimize; batch 1 }"), _m("train {\n minimize\n batch 1\n}"),
+      _m("train { step s: minimize over G }")]),
     ("E013", "a declaration must be inside a model",
      "wrap the declarations in `model Name { ... }`",
      [_m("") + "latent z: real[2] ~ Normal(0, 1)\n", "data x: real[2] from ring()\n",
       "loss l = x\n", "param a: int = 1\n", "train { batch 1 }\n", "x = 1\n"]),
     ("E014", "a model needs a name",
      "write `model VAE { ... }`",
-     ["model {\n}\n"]),
+     ["model {\n}\n", "model extends N {\n}\n"]),
     ("E015", "'==' is not an operator in .gen",
      "use '=' to define a name; comparisons do not exist in specs",
      [_m("loss l == x"), _m("param a: int == 1")]),
@@ -87,15 +116,19 @@ CURATED: list[tuple[str, str, str, list[str]]] = [
      "separate arguments with ',', e.g. `Normal(0, 1)`",
      [_m("loss l = f(x y)"), _m("loss l = f(x 1)"), _m("loss l = f(1 2)"),
       _m("loss l = f(a=1 b=2)")]),
-    ("E017", "a keyword cannot be used as a name here",
-     "pick another name; keywords such as data, latent, loss, train, model are reserved",
-     [_m("param data: int = 1"), _m("param loss: int = 1"), _m("latent train: real[2] ~ Normal(0, 1)")]),
+    ("E017", "'log' is a keyword and cannot be used as a name",
+     "rename the variable, e.g. `log_var`; `log` always starts a log term such as `log p(x | z)`",
+     [_m(_NET + "log = h\n log"), _m("net f(x: real[2]) -> real[2] {\n log = x\n log\n}"),
+      _m(_NET + "h2 = h\n log = h\n log"),
+      _m("loss l = f(log)"), _m("loss l = f(log, x)"), _m("loss l = log * 2"),
+      _m("loss l = log + 1")]),
     ("E018", "import needs a quoted path",
      "write `import \"blocks/unet.gen\"`",
      ["import blocks\n", "import\n"]),
     ("E019", "an expression is missing",
      "write the value after '=', e.g. `loss elbo = -log p(x | z)`",
-     [_m("loss l ="), _m("loss l =\n"), _m("param a: int =\n"), _m("loss l = x +\n}")]),
+     [_m("loss l ="), _m("loss l =\n"), _m("param a: int =\n"), _m("loss l = x +\n}"),
+      _m("sample x ="), _m("sample x ~"), _m("loss l = f(a=)"), _m("loss l = f(a=, b=1)")]),
     ("E020", "only a layer or block can follow '|>'",
      "a pipeline stage is `Linear(64)`, `relu`, a block name or `repeat n { ... }`; "
      "to combine values use arithmetic on parenthesised pipelines: `(x |> f) + y`",
@@ -107,16 +140,81 @@ CURATED: list[tuple[str, str, str, list[str]]] = [
      "a model holds param, data, latent, tensor, observe, networks (encoder, decoder, generator, "
      "discriminator, critic, energy, denoiser, flow, diffusion, autoregressive, net), sampler, "
      "loss, train, sample and evaluate",
-     [_m("x = 1"), _m("variable z: real[2]"), _m("def f(x): return x")]),
+     [*_statement("x = 1"), *_statement("variable z: real[2]"), *_statement("def f(x): return x")]),
     ("E023", "'log' applies to a value or a density term, e.g. `log p(x | z)` or `log(x)`",
      "write the term after 'log'",
-     [_m("loss l = log"), _m("loss l = log\n")]),
+     [_m("loss l = log"), _m("loss l = log\n"), _m("loss l = -log"), _m("loss l = x - log\n")]),
+    ("E026", "'**' is not an operator in .gen; a power is written '^'",
+     "write `x ^ 2` for the square of x",
+     [_m("loss l = x ** 2"), _m("loss l = f(x ** 2)")]),
+    ("E027", "`step` starts a named train step; the number of optimizer rounds is `steps N`",
+     "write `steps 1000`, or `step NAME: minimize LOSS over NETS` for a train step",
+     [_m("train { minimize l; step 100 }"), _m("train {\n minimize l\n step 100\n}"),
+      _m("train { step 100 }")]),
+    ("E028", "a declaration needs a name after its keyword",
+     "write the name being declared, e.g. `loss elbo = ...`, `sample x = G(z)` or "
+     "`latent z: real[8] ~ Normal(0, 1)`",
+     [*_statement("loss = x"), *_statement("sample = x"), *_statement("sample ~ p(x)"),
+      *_statement("latent : real[2] ~ Normal(0, 1)"), *_statement("data : real[2] from ring()"),
+      *_statement("param : int = 1"), *_statement("tensor : real[2] = zeros"),
+      *_statement("sampler = Langevin(E)"), *_statement("generator (z) -> real[2] { z }"),
+      *_statement("discriminator (x) -> logit { x }"), *_statement("net (x) -> real[2] { x }")]),
 ]
 
 
 @functools.lru_cache(maxsize=None)
-def _examples() -> dict[str, list[str]]:
-    return {code: examples for code, _, _, examples in CURATED}
+def _failures() -> tuple[tuple[str, int, frozenset, str, str], ...]:
+    """Where each curated example fails: (code, LALR state, accepted tokens, token type, text)."""
+    from gendsl.syntax.parse import parser
+
+    found = []
+    for code, _, _, examples in CURATED:
+        for example in examples:
+            try:
+                parser().parse(example)
+            except lark.exceptions.UnexpectedToken as exc:
+                found.append((code, exc.state.position, frozenset(exc.accepts or exc.expected),
+                              exc.token.type, str(exc.token)))
+            except lark.exceptions.UnexpectedInput:
+                continue
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=None)
+def _keywords() -> frozenset[str]:
+    """Token types of the language's keywords (`loss`, `train`, ...), which match one another."""
+    from gendsl.syntax.parse import parser
+
+    return frozenset(t.name for t in parser().terminals
+                     if t.pattern.type == "str" and t.pattern.value.isalpha())
+
+
+def _curated_code(exc: lark.exceptions.UnexpectedToken) -> str | None:
+    """The code of the curated mistake that fails like `exc`, or None.
+
+    Like Lark's `match_examples`, but an example must fail in the same LALR state (whatever the
+    depth of the stack, so that a mistake in the third statement of a model matches an example
+    written as the first), with the same accepted tokens, on the same kind of token: the same
+    text first, then the same token type, then any keyword for a keyword.
+    """
+    position, token = exc.state.position, exc.token
+    accepts = frozenset(exc.accepts or exc.expected)
+    keywords = _keywords()
+    best: tuple[int, str] | None = None
+    for code, state, example_accepts, token_type, text in _failures():
+        if state != position or example_accepts != accepts:
+            continue
+        if token_type == token.type and text == str(token):
+            return code
+        if token_type == token.type:
+            rank = 1
+        elif token_type in keywords and token.type in keywords:
+            rank = 2
+        else:
+            continue
+        if best is None or rank < best[0]:
+            best = (rank, code)
+    return best[1] if best else None
 
 
 _BY_CODE = {code: (message, hint) for code, message, hint, _ in CURATED}
@@ -142,6 +240,8 @@ def _expected_words(expected: set[str]) -> str:
 
 def _span_of(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Span:
     token = getattr(exc, "token", None)
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        return _span_at(source, exc.pos_in_stream, 1)
     line = getattr(exc, "line", None) or (token.line if token is not None else 1)
     col = getattr(exc, "column", None) or (token.column if token is not None else 1)
     if isinstance(line, int) and line > 0 and token is not None and token.type != "$END":
@@ -153,26 +253,143 @@ def _span_of(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Span:
     return Span(file=source.path, line=line, col=col, end_line=line, end_col=col + 1)
 
 
+def _span_at(source: SourceFile, offset: int, width: int) -> Span:
+    """The span of `width` characters at a 0-based offset into the text (kept on one line)."""
+    line = source.text.count("\n", 0, offset) + 1
+    col = offset - (source.text.rfind("\n", 0, offset) + 1) + 1
+    width = max(1, min(width, len(source.line(line)) - col + 1))
+    return Span(file=source.path, line=line, col=col, end_line=line, end_col=col + width)
+
+
+def _open_brackets(text: str, end: int) -> list[tuple[str, int]]:
+    """The brackets still open at offset `end`, outermost first, as (bracket, offset)."""
+    stack: list[tuple[str, int]] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    i = 0
+    while i < end:
+        char = text[i]
+        if char == "#":
+            i = text.find("\n", i)
+            i = end if i < 0 else i
+        elif char == '"':
+            close = text.find('"', i + 1)
+            i = end if close < 0 else close
+        elif char in "([{":
+            stack.append((char, i))
+        elif char in pairs and stack and stack[-1][0] == pairs[char]:
+            stack.pop()
+        i += 1
+    return stack
+
+
+# Lookalikes pasted from papers and word processors, with what to type instead.
+_LOOKALIKES = {"\u2212": "-", "\u2013": "-", "\u2014": "-", "\u00d7": "*", "\u00b7": "*",
+               "\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2192": "->",
+               "\u2194": "<->", "\u00a0": "a space"}
+
+
+def _unexpected_character(char: str, span: Span) -> Diagnostic:
+    if char == "'":
+        return error("E031", "unexpected character \"'\"", span, label="strings use double quotes",
+                     hint="write strings with double quotes, e.g. `import \"blocks/unet.gen\"`")
+    described = repr(char)
+    if char and not char.isascii():
+        described += f" (U+{ord(char):04X} {unicodedata.name(char, 'unknown character')})"
+    if char in _LOOKALIKES:
+        hint = f"this is not ASCII: type {_LOOKALIKES[char]!r} instead"
+        hint = hint if _LOOKALIKES[char] != "a space" else "this is not ASCII: type a plain space instead"
+    else:
+        hint = ("names use ASCII letters, digits and '_'; the operators are + - * / ^ |> ~ = "
+                "and a comment starts with '#'")
+    return error("E031", f"unexpected character {described}", span, label="not part of the language",
+                 hint=hint)
+
+
 def syntax_error(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Diagnostic:
     """One diagnostic for a parse failure: curated when the mistake is a known one."""
-    from gendsl.syntax.parse import parser
-
     span = _span_of(exc, source)
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
         if char == '"':
-            return error("E030", "unterminated string", span, label="string starts here",
+            line_end = source.text.find("\n", exc.pos_in_stream)
+            width = (len(source.text) if line_end < 0 else line_end) - exc.pos_in_stream
+            return error("E030", "unterminated string", _span_at(source, exc.pos_in_stream, width),
+                         label="this string has no closing '\"'",
                          hint="close the string with '\"' on the same line")
-        return error("E031", f"unexpected character {char!r}", span, label="not part of the language",
-                     hint="names use letters, digits and '_'; see docs/language.md for the operators")
-    code = exc.match_examples(parser().parse, _examples(), use_accepts=True)
+        return _unexpected_character(char, span)
+    token = getattr(exc, "token", None)
+    end = len(source.text) if token is None or token.type == "$END" else exc.pos_in_stream
+    open_brackets = _open_brackets(source.text, end) if isinstance(end, int) else []
     found = _found(exc)
+    unclosed = _unclosed(exc, open_brackets, source, found)
+    if unclosed is not None:
+        return unclosed
+    code = _curated_code(exc) if isinstance(exc, lark.exceptions.UnexpectedToken) else None
     if code is not None:
         message, hint = _BY_CODE[code]
-        return error(code, message, span, label=f"found {found}", hint=hint)
+        notes = []
+        if code == "E001" and open_brackets and open_brackets[-1][0] == "{":
+            notes = [Note(message="this '{' is still open", span=_span_at(source, open_brackets[-1][1], 1))]
+        label = f"found {found}"
+        doubled = {"E015": "=", "E026": "*"}.get(code)  # the parser stops at the second character
+        if doubled and span.col > 1 and source.line(span.line)[span.col - 2] == doubled:
+            span = span.model_copy(update={"col": span.col - 1})
+            label = f"found '{doubled * 2}'"
+        previous = _previous_token(source, end) if isinstance(end, int) else None
+        if code in ("E017", "E027") and previous is not None:
+            span, label = _span_at(source, previous[0], previous[1] - previous[0]), f"followed by {found}"
+        if code == "E019" and previous is not None and previous[1] <= end and \
+                source.text.count("\n", previous[1], end):
+            span, label = _span_at(source, previous[1], 1), f"expected a value here, found {found} on a later line"
+        return error(code, message, span, label=label, hint=hint, notes=notes)
     expected = _expected_words(getattr(exc, "expected", set()) or set())
     return error("E040", f"unexpected {found}", span, label=f"found {found}",
                  hint=f"expected {expected}" if expected else "")
+
+
+def _previous_token(source: SourceFile, offset: int) -> tuple[int, int] | None:
+    """(start, end) offsets of the word or symbol before `offset`, skipping blanks and comments."""
+    text = source.text
+    line_start = text.rfind("\n", 0, offset) + 1
+    upto = offset
+    while True:
+        code = text[line_start:upto]
+        if "#" in code:
+            code = code[:code.index("#")]
+        stripped = code.rstrip()
+        if stripped:
+            end = line_start + len(stripped)
+            start = end - 1
+            while start > line_start and (text[start - 1].isalnum() or text[start - 1] == "_") \
+                    and (text[end - 1].isalnum() or text[end - 1] == "_"):
+                start -= 1
+            return start, end
+        if line_start == 0:
+            return None
+        upto = line_start - 1
+        line_start = text.rfind("\n", 0, upto) + 1
+
+
+def _unclosed(exc: lark.exceptions.UnexpectedInput, open_brackets: list[tuple[str, int]],
+              source: SourceFile, found: str) -> Diagnostic | None:
+    """E007 when the parser meets a statement keyword, '}' or the end of the file inside (...)
+    or [...]: none of those can appear there, so the bracket was never closed."""
+    token = getattr(exc, "token", None)
+    if not open_brackets or open_brackets[-1][0] == "{" or token is None:
+        return None
+    ends_statement = token.type in ("$END", "RBRACE") or (
+        token.type in _keywords() and token.type not in ("LOG", "REPEAT"))
+    if not ends_statement:
+        return None
+    bracket, offset = open_brackets[-1]
+    closer = ")" if bracket == "(" else "]"
+    message, hint = _BY_CODE["E007"]
+    where = _span_of(exc, source)
+    return error("E007", f"unclosed '{bracket}'", _span_at(source, offset, 1),
+                 label=f"this '{bracket}' is never closed",
+                 hint=f"add the missing '{closer}'; {hint}",
+                 notes=[Note(message=f"the parser expected '{closer}' or more of the expression "
+                                     f"before {found}", span=where)])
 
 
 def _found(exc: lark.exceptions.UnexpectedInput) -> str:

@@ -44,6 +44,13 @@ class NewlineFilter:
             previous = token
 
 
+@functools.lru_cache(maxsize=None)
+def keywords() -> frozenset[str]:
+    """The words the grammar reserves (`data`, `loss`, `log`, ...): one source of truth."""
+    return frozenset(t.pattern.value for t in parser().terminals
+                     if t.pattern.type == "str" and t.pattern.value.isidentifier())
+
+
 def grammar_text() -> str:
     """The grammar shipped in the wheel, or the repository's copy in an editable install."""
     packaged = resources.files("gendsl").joinpath("grammars/gen.lark")

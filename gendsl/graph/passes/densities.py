@@ -129,7 +129,9 @@ class DensityResolver:
             return self.report("E231", "`sample x ~ ...` draws from a density term such as p(x) or p(x | z)",
                                decl.value.span, hint="use `sample x = expression` for a deterministic sample")
         term = self.term(call)
-        resolved = self.resolve(term, call.span) if term else None
+        ancestral = term is not None and not term.given and any(
+            d.density == term.density and d.vars == term.vars for d in self.factors.values())
+        resolved = ("factor", "") if ancestral else (self.resolve(term, call.span) if term else None)
         if resolved is None:
             return ir.Const(span=call.span, type=UNKNOWN, value=None)
         if decl.name.name not in term.vars:

@@ -210,11 +210,9 @@ class ExprTyper:
             return self.report("E204", f"{net.name} takes {len(net.inputs)} input"
                                f"{'s' if len(net.inputs) != 1 else ''}, got {len(args)}", e.span,
                                label=f"{len(args)} given", hint=f"{net.name}: {net.describe()}")
-        ok = True
         for arg, expected in zip(args, net.inputs):
-            ok &= self.check_input(arg, expected, net)
-        if not ok:
-            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+            self.check_input(arg, expected, net)
+        # even after a reported mismatch the call keeps its declared output: no cascade of errors
         return ir.CallNet(span=e.span, type=net.output, net=net.name, args=tuple(args))
 
     def check_input(self, arg: ir.Expr, expected: Type, net: NetType) -> bool:
@@ -224,10 +222,10 @@ class ExprTyper:
         if compatible(found, expected):
             return True
         notes = []
-        if isinstance(arg, ir.CallNet) and arg.net in self.net_origin and self.net_origin[arg.net]:
-            origin = self.net_origin[arg.net]
-            notes.append(Note(message=f"{arg.net}'s output shape comes from the layer at line {origin.line}",
-                              span=origin))
+        origin = self.net_origin.get(arg.net) if isinstance(arg, ir.CallNet) else None
+        if origin is not None:
+            notes.append(Note(message=f"{arg.net}'s output {found.describe()} comes from "
+                                      f"{origin.describe()} at line {origin.span.line}", span=origin.span))
         described = found.describe() if isinstance(found, (TensorType, NumberType)) else found.describe()
         source = f"{arg.net} returns" if isinstance(arg, ir.CallNet) else "the argument is"
         self.diagnostics.append(error("E203", f"shape mismatch in call to {net.name}", arg.span,

@@ -13,6 +13,7 @@ import networkx as nx
 from gendsl import ast
 from gendsl.diagnostics import Diagnostic, did_you_mean, error
 from gendsl.graph.constants import TRUE_FALSE
+from gendsl.syntax.parse import keywords
 from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.library.functions import FUNCTIONS
 from gendsl.library.layers import LAYERS
@@ -131,8 +132,18 @@ class _Resolver:
                 self.expr(arg, user, symbols=True)
 
     # -- statements --
+    def declared_name(self, ident: ast.Ident, local: bool = False) -> None:
+        """`log` is always the operator, and a network's own names start statements, where a
+        keyword is read as the keyword; elsewhere (`param latent`) a keyword is a fine name."""
+        if ident.name == "log" or (local and ident.name in keywords()):
+            self.diagnostics.append(error("E017", f"'{ident.name}' is a keyword and cannot name a variable",
+                                          ident.span, label="keyword",
+                                          hint=f"rename it, e.g. '{ident.name}_'"))
+
     def node(self, key: str, data) -> None:
         decl = data.decl
+        if data.kind not in ("factor", "step", "sample", "metric"):
+            self.declared_name(decl.vars[data.position].name if data.kind == "data" else decl.name)
         if data.kind == "param":
             self.expr(decl.default, key)
         elif data.kind == "data":
@@ -189,12 +200,14 @@ class _Resolver:
         else:
             local = {p.name.name for p in decl.params}
             for p in decl.params:
+                self.declared_name(p.name, local=True)
                 self.type_dims(p.type, key)
             self.type_dims(decl.returns, key)
         for stmt in decl.body:
             value = stmt.value if isinstance(stmt, (ast.Assign, ast.Result)) else stmt.dist
             self.expr(value, key, local)
             if isinstance(stmt, ast.Assign):
+                self.declared_name(stmt.target, local=True)
                 local = local | {stmt.target.name}
 
     def flow(self, key: str, decl: ast.FlowDecl) -> None:

@@ -80,7 +80,7 @@ def resolve_params(graph: nx.DiGraph, overrides: list[str] = ()) -> tuple[nx.DiG
             if not converted:
                 diagnostics.append(error("E121", f"--set {key}={wanted[key]}: '{key}' is {node.type_name}",
                                          decl.span, label=f"'{key}' declared {node.type_name} here",
-                                         hint=f"give a {node.type_name}, e.g. --set {key}={_example(node.type_name)}"))
+                                         hint=f"give {'an' if node.type_name == 'int' else 'a'} {node.type_name}, e.g. --set {key}={_example(node.type_name)}"))
                 continue
             value = override
         values[key] = value

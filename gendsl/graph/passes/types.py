@@ -153,8 +153,9 @@ class _TypePass(UsesMixin):
             self.typer.net_origin[key] = _origin(program.result)
             net_type = NetType(name=key, role=decl.role, inputs=tuple(t for _, t in inputs), output=output)
             self.model[key] = Binding("net", net_type, key)
+            origin = _origin(program.result)
             self.set(key, type=net_type, program=program, params=sum(u.params for u in program.layers()),
-                     output_origin=_origin(program.result))
+                     output_origin=origin.span if origin else None)
 
     def input_type(self, p: ast.NetParam, owner: str):
         if p.type is not None:
@@ -194,7 +195,7 @@ class _TypePass(UsesMixin):
                 if isinstance(dist, ir.Dist):
                     stmts.append(ir.Draw(span=stmt.span, name=stmt.target.name, dist=dist))
                 elif dist.type is not UNKNOWN:
-                    self.report("E234", f"'~' draws from a distribution, got {dist.type.describe()}",
+                    self.report("E235", f"'~' draws from a distribution, got {dist.type.describe()}",
                                 stmt.dist.span, hint="write e.g. `z ~ Normal(loc = m, scale = s)`")
             else:
                 if i != len(body) - 1:
@@ -390,10 +391,10 @@ class _TypePass(UsesMixin):
         self.metrics()
 
 
-def _origin(result) -> Any:
-    """The span of the layer that fixed a network's output shape, for notes in diagnostics."""
+def _origin(result) -> ir.LayerUse | None:
+    """The layer that fixed a network's output shape, for notes in diagnostics."""
     if isinstance(result, ir.Layers) and result.layers:
-        return result.layers[-1].span
+        return result.layers[-1]
     return None
 
 

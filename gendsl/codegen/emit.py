@@ -1,0 +1,175 @@
+"""Assemble the generated file: header, imports, the helpers used, module classes, the model
+class, and SPEC (what the trainer needs: data, steps, settings, samples)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import pprint
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import networkx as nx
+
+from gendsl.codegen.methods import ModelInfo
+from gendsl.codegen.model import ModelSource, _nodes
+from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_class
+from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
+from gendsl.codegen.sampling import likelihoods, samples
+from gendsl.types import TensorType
+
+VERSION = "0.1.0"
+IMPORTS = """import math
+
+import torch
+import torch.distributions as D
+import torch.nn as nn
+import torch.nn.functional as F
+
+D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl"""
+
+
+@dataclass
+class Generated:
+    source: str
+    class_name: str
+    spec: dict
+
+
+def spec_hash(text: str, params: dict) -> str:
+    """Identifies a spec and its param values (checkpoints carry it to catch changed specs)."""
+    digest = hashlib.sha256(text.encode("utf-8"))
+    digest.update(repr(sorted(params.items())).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def allocate_attributes(graph: nx.DiGraph) -> dict[str, str]:
+    names = Names(MODULE_ATTRIBUTES | {"_anchor"})
+    attrs = {}
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind in ("net", "flow", "tensor", "diffusion", "sampler"):
+            attrs[key] = names.fresh(key, attr=True)
+        elif node.kind == "factor":
+            attrs[key] = names.fresh(f"{node.density}_{'_'.join(node.term.vars)}", attr=True)
+    return attrs
+
+
+def module_classes(graph: nx.DiGraph) -> dict[str, ModuleClass]:
+    modules: dict[str, ModuleClass] = {}
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind == "net":
+            modules[key] = network_class(key, node, class_name(node.role.capitalize(), key),
+                                         f"{node.role} {key}: {node.type.describe()}")
+        elif node.kind == "factor":
+            title = f"{node.role} {node.term.describe()}: the distribution of {', '.join(node.term.vars)}"
+            modules[key] = network_class(key, node, class_name(node.role.capitalize(),
+                                                               f"{node.density}_{'_'.join(node.term.vars)}"), title)
+        elif node.kind == "flow":
+            modules[key] = flow_class(key, node)
+    return modules
+
+
+def helper_sources(names: set[str]) -> list[str]:
+    """Source of the named helpers and of every helper they use, in the helpers file's order."""
+    text = resources.files("gendsl.codegen").joinpath("helpers.py").read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    wanted, todo = set(), [n for n in names if n in defs]
+    while todo:
+        name = todo.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        used = {n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name)}
+        used |= {b.id for b in getattr(defs[name], "bases", []) if isinstance(b, ast.Name)}
+        todo += [u for u in used if u in defs and u not in wanted]
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in wanted:
+            start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            out.append("\n".join(text.splitlines()[start - 1: node.end_lineno]))
+    if "frozen" in wanted:
+        out.insert(0, "import contextlib")
+    return out
+
+
+def generate(graph: nx.DiGraph, spec_path: str, spec_text: str) -> Generated:
+    """Checked graph -> the source of a standalone PyTorch module (deterministic)."""
+    attrs = allocate_attributes(graph)
+    modules = module_classes(graph)
+    data_names = [k for k, d in graph.nodes(data=True) if d["data"].kind == "data"]
+    info = ModelInfo(graph=graph, attrs=attrs, free={k: m.free for k, m in modules.items()},
+                     inputs={k: m.inputs for k, m in modules.items()}, first_data=data_names[0] if data_names else "")
+    model_name = class_name("", graph.graph["model"])
+    ms = ModelSource(info, model_name, modules)
+    init = ms.init_lines()
+    ms.priors()
+    ms.marginals()
+    ms.losses()
+    steps = ms.steps()
+    sample_info = samples(ms)
+    found = likelihoods(ms)
+    helpers = set(ms.helpers)
+    for module in modules.values():
+        helpers |= module.helpers
+    params = graph.graph.get("params", {})
+    spec = spec_metadata(graph, spec_path, spec_text, steps, sample_info, found)
+    model = "\n".join([
+        f"class {model_name}(nn.Module):",
+        f'    """model {graph.graph["model"]}, compiled from {Path(spec_path).name}"""',
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+        *(f"        {line}" for line in init),
+        "",
+        "    @property",
+        "    def device(self):",
+        "        return self._anchor.device",
+        "",
+        "\n\n".join(ms.methods),
+    ])
+    header = [f"# Generated by gendsl {VERSION} from {Path(spec_path).name} (model {graph.graph['model']}).",
+              "# Standalone: needs only torch. Edit the spec and recompile rather than editing this file.",
+              "# Comments `name.gen:LINE` point back to the spec."]
+    if params:
+        header.append("# params: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    parts = ["\n".join(header), IMPORTS, *helper_sources(helpers),
+             *(m.source for m in modules.values()), model,
+             f"def build():\n    \"\"\"A fresh {model_name} with random weights.\"\"\"\n    return {model_name}()",
+             "SPEC = " + pprint.pformat(spec, width=100, sort_dicts=False)]
+    return Generated(source="\n\n\n".join(parts) + "\n", class_name=model_name, spec=spec)
+
+
+def _type(t: TensorType | None) -> dict:
+    if t is None:
+        return {}
+    return {"kind": t.kind, "shape": list(t.shape), "classes": t.classes}
+
+
+def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[dict], sample_info: dict,
+                  found: dict) -> dict:
+    params = graph.graph.get("params", {})
+    train = graph.graph.get("train")
+    return {
+        "model": graph.graph["model"],
+        "spec": Path(spec_path).name,
+        "hash": spec_hash(text, params),
+        "params": dict(params),
+        "data": [{"name": k, **_type(n.type), "group": n.group, "position": n.position, "source": n.source,
+                  "args": dict(n.source_args)} for k, n in _nodes_of(graph, "data")],
+        "latents": {k: _type(n.type) for k, n in _nodes_of(graph, "latent")},
+        "losses": [k for k, _ in _nodes_of(graph, "loss")],
+        "steps": steps,
+        "train": train.model_dump(exclude={"span"}) if train is not None else None,
+        "samples": sample_info,
+        "metrics": [{"name": n.metric, "alias": k.split(":", 1)[1], "options": dict(n.options)}
+                    for k, n in _nodes_of(graph, "metric")],
+        "likelihood": found,
+    }
+
+
+def _nodes_of(graph: nx.DiGraph, kind: str):
+    return [(k, d["data"]) for k, d in graph.nodes(data=True) if d["data"].kind == kind]

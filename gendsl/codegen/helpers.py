@@ -1,0 +1,413 @@
+"""Run-time helpers of generated models: real, tested PyTorch code.
+
+The code generator copies the source of just the helpers a model uses into the generated file
+(by name, with Python's ast module, following the names each helper uses), so a generated file
+needs nothing but torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.distributions as D
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ---- small elementwise modules (stages without an nn counterpart) ----
+
+class Exp(nn.Module):
+    def forward(self, x):
+        return torch.exp(x)
+
+
+class Abs(nn.Module):
+    def forward(self, x):
+        return torch.abs(x)
+
+
+class Sqrt(nn.Module):
+    def forward(self, x):
+        return torch.sqrt(x)
+
+
+class Sin(nn.Module):
+    def forward(self, x):
+        return torch.sin(x)
+
+
+class Cos(nn.Module):
+    def forward(self, x):
+        return torch.cos(x)
+
+
+class Reshape(nn.Module):
+    """A new per-sample shape (batch dimension kept)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+# ---- losses and functions (per-sample values; the loss method averages over the batch) ----
+
+def _per_sample_mean(x):
+    return x.reshape(x.shape[0], -1).mean(1) if x.dim() > 1 else x
+
+
+def bce(logits, target):
+    """Binary cross-entropy with logits, averaged over each sample's values."""
+    if not torch.is_tensor(target):
+        target = torch.full_like(logits, float(target))
+    return _per_sample_mean(F.binary_cross_entropy_with_logits(logits, target.expand_as(logits),
+                                                                reduction="none"))
+
+
+def mse(a, b):
+    """Squared error averaged over each sample's values."""
+    if not torch.is_tensor(b):
+        b = torch.full_like(a, float(b))
+    return _per_sample_mean(F.mse_loss(a, b.expand_as(a), reduction="none"))
+
+
+def l1(a, b):
+    """Absolute error averaged over each sample's values."""
+    if not torch.is_tensor(b):
+        b = torch.full_like(a, float(b))
+    return _per_sample_mean(F.l1_loss(a, b.expand_as(a), reduction="none"))
+
+
+def sinusoidal(t, dim):
+    """Transformer-style embedding of integer time steps t (shape [B]) into [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def gradient_penalty(critic, real, fake):
+    """WGAN-GP (Gulrajani et al. 2017): mean over the batch of (|grad critic| - 1)^2."""
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    with torch.enable_grad():
+        score = critic(mixed)
+        (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    return ((grad.reshape(grad.shape[0], -1).norm(dim=1) - 1) ** 2).mean()
+
+
+def soft_attention(query, keys, values):
+    """softmax(q k^T / sqrt(C)) v, batched; query [B, C] or [B, Tq, C]."""
+    squeeze = query.dim() == 2
+    q = query[:, None] if squeeze else query
+    out = F.scaled_dot_product_attention(q, keys, values)
+    return out[:, 0] if squeeze else out
+
+
+def hard_attention(query, keys, values):
+    """The value of the best-matching key (argmax of q k^T); no gradient through the choice."""
+    squeeze = query.dim() == 2
+    q = query[:, None] if squeeze else query
+    index = (q @ keys.transpose(1, 2)).argmax(-1)
+    out = torch.gather(values, 1, index[..., None].expand(-1, -1, values.shape[-1]))
+    return out[:, 0] if squeeze else out
+
+
+def kl_divergence(q, p):
+    """KL(q || p): analytic when torch knows the pair, else a one-sample reparameterized estimate."""
+    try:
+        return D.kl_divergence(q, p)
+    except NotImplementedError:
+        sample = q.rsample()
+        return q.log_prob(sample) - p.log_prob(sample)
+
+
+@contextlib.contextmanager
+def frozen(*modules):
+    """Parameters that a step does not update get no gradients computed (requires_grad off)."""
+    params = [p for m in modules for p in (m.parameters() if isinstance(m, nn.Module) else [m])]
+    states = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, state in zip(params, states):
+            p.requires_grad_(state)
+
+
+# ---- layers with masks (MADE, PixelCNN) and attention ----
+
+class MaskedLinear(nn.Linear):
+    """MADE layer: connections allowed by a mask set by `made_masks` (Germain et al. 2015)."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__(n_in, n_out)
+        self.register_buffer("mask", torch.ones(n_out, n_in))
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def made_masks(layers, n_in, seed=0):
+    """Natural-order MADE masks for a stack of MaskedLinear layers (the last one is the output)."""
+    layers = [m for m in layers if isinstance(m, MaskedLinear)]
+    generator = torch.Generator().manual_seed(seed)
+    degrees = [torch.arange(1, n_in + 1)]
+    for layer in layers[:-1]:
+        low = int(degrees[-1].min()) if n_in > 1 else 1
+        degrees.append(torch.randint(min(low, n_in - 1), max(n_in, 2), (layer.out_features,), generator=generator))
+    for layer, d_in, d_out in zip(layers[:-1], degrees[:-1], degrees[1:]):
+        layer.mask.copy_((d_out[:, None] >= d_in[None, :]).float())
+    out = layers[-1]
+    d_out = torch.arange(1, out.out_features + 1)
+    d_out = (d_out - 1) % n_in + 1
+    out.mask.copy_((d_out[:, None] > degrees[-1][None, :]).float())
+
+
+class MaskedConv2d(nn.Conv2d):
+    """PixelCNN convolution (van den Oord et al. 2016): mask A hides the centre pixel, B keeps it."""
+
+    def __init__(self, c_in, c_out, kernel, mask="B"):
+        super().__init__(c_in, c_out, kernel, padding=kernel // 2)
+        m = torch.ones_like(self.weight)
+        centre = kernel // 2
+        m[:, :, centre, centre + (mask == "B"):] = 0
+        m[:, :, centre + 1:] = 0
+        self.register_buffer("mask", m)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a residual connection over positions of [B, T, C] or
+    [B, C, H, W] (image positions as tokens)."""
+
+    def __init__(self, channels, heads=4, image=False, causal=False):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.image, self.causal = image, causal
+
+    def forward(self, x):
+        if self.image:
+            b, c, h, w = x.shape
+            tokens = x.flatten(2).transpose(1, 2)
+        else:
+            tokens = x
+        mask = None
+        if self.causal:
+            t = tokens.shape[1]
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        out, _ = self.attn(tokens, tokens, tokens, attn_mask=mask, need_weights=False)
+        out = tokens + out
+        return out.transpose(1, 2).reshape(b, c, h, w) if self.image else out
+
+
+# ---- invertible layers (RealNVP / Glow): forward gives (y, log|det dy/dx|) ----
+
+class AffineCoupling(nn.Module):
+    """RealNVP coupling (Dinh et al. 2017): the masked half sets a scale and shift of the rest."""
+
+    def __init__(self, dim, hidden, mask="alternate"):
+        super().__init__()
+        widths = [dim, *hidden]
+        layers = []
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], 2 * dim))
+        self.net = nn.Sequential(*layers)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        self.mask_kind = mask
+        self.register_buffer("mask", torch.zeros(dim))
+        self.set_parity(0 if mask in ("alternate", "even") else 1)
+
+    def set_parity(self, parity):
+        """Which dimensions are kept: even ones for parity 0, odd ones for parity 1."""
+        self.mask.copy_((torch.arange(self.mask.numel()) % 2 == parity).float())
+
+    def _scale_shift(self, x):
+        s, t = self.net(x * self.mask).chunk(2, dim=-1)
+        s = torch.tanh(s) * (1 - self.mask)
+        return s, t * (1 - self.mask)
+
+    def forward(self, x):
+        s, t = self._scale_shift(x)
+        return x * torch.exp(s) + t, s.sum(-1)
+
+    def inverse(self, y):
+        s, t = self._scale_shift(y)
+        return (y - t) * torch.exp(-s)
+
+
+class ActNorm(nn.Module):
+    """Glow's activation normalization: per-dimension scale and shift, set from the first batch."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(dim))
+        self.shift = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def forward(self, x):
+        if not bool(self.initialized) and self.training:
+            with torch.no_grad():
+                self.shift.copy_(-x.mean(0))
+                self.log_scale.copy_(-torch.log(x.std(0) + 1e-6))
+                self.initialized.fill_(True)
+        return (x + self.shift) * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0])
+
+    def inverse(self, y):
+        return y * torch.exp(-self.log_scale) - self.shift
+
+
+class Reverse(nn.Module):
+    """Reverses the order of the dimensions (volume preserving)."""
+
+    def forward(self, x):
+        return x.flip(-1), torch.zeros(x.shape[0], device=x.device)
+
+    def inverse(self, y):
+        return y.flip(-1)
+
+
+class FlowSequence(nn.Module):
+    """Invertible layers in order; `alternate` couplings take parities 0, 1, 0, ..."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        parity = 0
+        for layer in self.layers:
+            if isinstance(layer, AffineCoupling) and layer.mask_kind == "alternate":
+                layer.set_parity(parity)
+                parity = 1 - parity
+
+    def forward(self, x):
+        logdet = torch.zeros(x.shape[0], device=x.device)
+        for layer in self.layers:
+            x, ld = layer(x)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, z):
+        for layer in reversed(self.layers):
+            z = layer.inverse(z)
+        return z
+
+
+# ---- samplers and noise processes ----
+
+class Langevin(nn.Module):
+    """Langevin dynamics on an energy with a replay buffer (Du & Mordatch 2019): each chain starts
+    from the buffer, or from uniform noise with probability `reinit`."""
+
+    def __init__(self, shape, steps, step_size, noise, buffer, reinit, low, high):
+        super().__init__()
+        self.shape, self.steps, self.step_size, self.noise = tuple(shape), steps, step_size, noise
+        self.reinit, self.low, self.high = reinit, low, high
+        self.register_buffer("memory", low + (high - low) * torch.rand(buffer, *self.shape))
+
+    def fresh(self, n, device):
+        return self.low + (self.high - self.low) * torch.rand(n, *self.shape, device=device)
+
+    def run(self, energy, x):
+        """`steps` Langevin updates of x (no gradient leaves this function)."""
+        x = x.detach()
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                x.requires_grad_(True)
+                (grad,) = torch.autograd.grad(energy(x).sum(), x)
+                x = (x - self.step_size * grad + self.noise * torch.randn_like(x)).detach()
+        return x
+
+    def forward(self, energy, n):
+        device = self.memory.device
+        if len(self.memory) == 0:
+            return self.run(energy, self.fresh(n, device))
+        index = torch.randint(len(self.memory), (n,), device=device)
+        start = self.memory[index]
+        renew = torch.rand(n, device=device) < self.reinit
+        start = torch.where(renew.view(-1, *([1] * len(self.shape))), self.fresh(n, device), start)
+        samples = self.run(energy, start)
+        self.memory[index] = samples
+        return samples
+
+
+class GaussianDiffusion(nn.Module):
+    """DDPM (Ho et al. 2020): forward noising q(x_t | x_0), the simple loss, ancestral sampling
+    and the variational bound in nats."""
+
+    def __init__(self, steps, betas):
+        super().__init__()
+        alphas = 1 - betas
+        bar = torch.cumprod(alphas, 0)
+        bar_prev = torch.cat([torch.ones(1, dtype=betas.dtype), bar[:-1]])
+        self.steps = steps
+        for name, value in dict(betas=betas, alphas=alphas, bar=bar, bar_prev=bar_prev,
+                                post_var=betas * (1 - bar_prev) / (1 - bar)).items():
+            self.register_buffer(name, value.float())
+
+    @staticmethod
+    def linear(steps, start, end):
+        return torch.linspace(start, end, steps, dtype=torch.float64)
+
+    @staticmethod
+    def cosine(steps, s):
+        t = torch.linspace(0, steps, steps + 1, dtype=torch.float64) / steps
+        f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+        return (1 - f[1:] / f[:-1]).clamp(max=0.999)
+
+    def _at(self, values, t, x):
+        return values[t].view(-1, *([1] * (x.dim() - 1)))
+
+    def noisy(self, x0, t, noise):
+        return self._at(self.bar, t, x0).sqrt() * x0 + (1 - self._at(self.bar, t, x0)).sqrt() * noise
+
+    def loss(self, eps, x0):
+        """Per-sample mean squared error of the predicted noise at a uniform random step."""
+        t = torch.randint(0, self.steps, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        return mse(eps(self.noisy(x0, t, noise), t), noise)
+
+    def _mean(self, eps, x, t):
+        pred = eps(x, t)
+        return (x - self._at(self.betas, t, x) / (1 - self._at(self.bar, t, x)).sqrt() * pred) \
+            / self._at(self.alphas, t, x).sqrt()
+
+    @torch.no_grad()
+    def reverse(self, eps, n, shape, device):
+        """Ancestral sampling, all n chains at once."""
+        x = torch.randn(n, *shape, device=device)
+        for step in reversed(range(self.steps)):
+            t = torch.full((n,), step, device=device, dtype=torch.long)
+            mean = self._mean(eps, x, t)
+            x = mean + (self._at(self.post_var, t, x).sqrt() * torch.randn_like(x) if step > 0 else 0)
+        return x
+
+    @torch.no_grad()
+    def bound(self, eps, x0):
+        """Negative variational bound per sample (nats): sum of KL terms, with a Gaussian
+        decoder of variance beta_1 at t = 0 and the prior term at T."""
+        total = torch.zeros(x0.shape[0], device=x0.device)
+        dims = tuple(range(1, x0.dim()))
+        for step in range(self.steps):
+            t = torch.full((x0.shape[0],), step, device=x0.device, dtype=torch.long)
+            xt = self.noisy(x0, t, torch.randn_like(x0))
+            mean = self._mean(eps, xt, t)
+            if step == 0:
+                var = self._at(self.betas, t, x0)
+                total += (0.5 * ((x0 - mean) ** 2 / var + torch.log(2 * math.pi * var))).sum(dims)
+            else:
+                true_mean = (self._at(self.bar_prev, t, x0).sqrt() * self._at(self.betas, t, x0) * x0
+                             + self._at(self.alphas, t, x0).sqrt() * (1 - self._at(self.bar_prev, t, x0)) * xt) \
+                    / (1 - self._at(self.bar, t, x0))
+                total += (0.5 * (true_mean - mean) ** 2 / self._at(self.post_var, t, x0)).sum(dims)
+        bar_T = self.bar[-1]
+        prior = 0.5 * (bar_T * x0 ** 2 + (1 - bar_T) - 1 - torch.log(1 - bar_T))
+        return total + prior.sum(dims)

@@ -1,0 +1,184 @@
+"""Expressions inside model methods (losses, steps, samples): data from `batch`, latents sampled
+once per call, networks called through `self` and named once each.
+
+In a train step, a network call whose value cannot reach the parameters the step updates runs
+under torch.no_grad(): the compiled form of `over`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from gendsl.codegen.exprs import ATOM, CALL, Writer, literal
+from gendsl.codegen.names import Names, identifier, suffix
+from gendsl.graph import ir
+from gendsl.graph.dependencies import Reach
+from gendsl.types import TensorType
+
+
+@dataclass
+class ModelInfo:
+    """What method code needs to know about the model: attribute names and call signatures."""
+
+    graph: nx.DiGraph
+    attrs: dict[str, str]                       # graph key -> self attribute
+    free: dict[str, list[str]] = field(default_factory=dict)   # module key -> extra forward args
+    inputs: dict[str, list[str]] = field(default_factory=dict)
+    first_data: str = ""
+
+    def node(self, key: str):
+        return self.graph.nodes[key]["data"]
+
+
+class MethodWriter(Writer):
+    def __init__(self, info: ModelInfo, mode: str, over: set[str] | None = None):
+        super().__init__()
+        self.info = info
+        self.mode = mode                  # "loss" or "sample"
+        self.over = over                  # trainables a step updates (None: no cuts)
+        self.reach = Reach(info.graph)
+        self.locals = Names({"batch", "n", "self"})
+        self.named: dict[str, str] = {}   # code -> local name
+        self.bound: dict[str, str] = {}   # spec variable -> local name
+        self.helpers: set[str] = set()
+
+    # -- statements --
+    def hoist(self, code: str, base: str, no_grad: bool = False) -> str:
+        if code in self.named:
+            return self.named[code]
+        name = self.locals.fresh(base)
+        self.named[code] = name
+        if no_grad:
+            self.lines += ["with torch.no_grad():", f"    {name} = {code}"]
+        else:
+            self.lines.append(f"{name} = {code}")
+        return name
+
+    def cut(self, expr: ir.Expr | None = None, key: str | None = None) -> bool:
+        """True when this value cannot carry gradient to what the step updates."""
+        if self.over is None:
+            return False
+        reached = self.reach.of_expr(expr) if expr is not None else self.reach.of_node(key)
+        return not (set(reached) & self.over)
+
+    def batch_size(self) -> str:
+        if "n" not in self.bound:
+            first = self.bound.get(self.info.first_data, f'batch["{self.info.first_data}"]')
+            self.lines.append(f"n = {first}.shape[0]")
+            self.bound["n"] = "n"
+        return "n"
+
+    # -- variables --
+    def data(self, name: str) -> str:
+        if name not in self.bound:
+            local = self.locals.fresh(name)
+            node = self.info.node(name)
+            if self.mode == "sample" and node.type is not None and node.type.kind == "cat":
+                self.lines.append(f"{local} = torch.arange(n, device=self.device) % {node.type.classes}"
+                                  f"  # every class in turn")
+            elif self.mode == "sample":
+                self.lines.append(f'{local} = batch["{name}"][:n]')
+            else:
+                self.lines.append(f'{local} = batch["{name}"]')
+            self.bound[name] = local
+        return self.bound[name]
+
+    def latent(self, name: str) -> str:
+        if name in self.bound:
+            return self.bound[name]
+        node = self.info.node(name)
+        local = self.locals.fresh(name)
+        if node.encoder and self.mode == "loss":
+            dist = self.factor_dist(node.encoder)
+            draw = "rsample" if _reparameterized(self.info, node.encoder, name) else "sample"
+            self.lines.append(f"{local} = {dist}.{draw}()  # {name} ~ {self.info.node(node.encoder).term.describe()}")
+        else:
+            draw = "rsample" if node.prior is not None and node.prior.type.reparameterized else "sample"
+            self.lines.append(f"{local} = self.prior_{identifier(name)}().{draw}(({self.batch_size()},))"
+                              f"  # {name} ~ p({name})")
+        self.bound[name] = local
+        return local
+
+    def factor_dist(self, key: str) -> str:
+        node = self.info.node(key)
+        args = [self.variable(v) for v in self.info.inputs[key]]
+        args += [f"self.{self.info.attrs[f]}" for f in self.info.free.get(key, [])]
+        code = f"self.{self.info.attrs[key]}({', '.join(args)})"
+        return self.hoist(code, self.info.attrs[key], no_grad=self.cut(key=key))
+
+    def variable(self, name: str) -> str:
+        kind = self.info.node(name).kind
+        return self.latent(name) if kind == "latent" else self.data(name)
+
+    # -- expressions --
+    def w_Ref(self, e: ir.Ref):
+        if e.scope == "data":
+            return self.data(e.name), ATOM
+        if e.scope == "latent":
+            return self.latent(e.name), ATOM
+        if e.scope in ("tensor", "net"):
+            return f"self.{self.info.attrs[e.name]}", ATOM
+        if e.scope == "loss":
+            return f"self.loss_{suffix(e.name)}(batch)", CALL
+        return identifier(e.name), ATOM
+
+    def w_Apply(self, e: ir.Apply):
+        self.helpers.update(e.helpers)
+        return super().w_Apply(e)
+
+    def w_CallNet(self, e: ir.CallNet):
+        args = [self.code(a) for a in e.args]
+        args += [f"self.{self.info.attrs[f]}" for f in self.info.free.get(e.net, [])]
+        code = f"self.{self.info.attrs[e.net]}({', '.join(args)})"
+        simple = [a for a in args if a.isidentifier()]
+        base = "_".join([e.net, *simple]) if len(simple) == len(args) and args else e.net
+        return self.hoist(code, base, no_grad=self.cut(e)), ATOM
+
+    def w_LogDensity(self, e: ir.LogDensity):
+        var = e.term.vars[0]
+        if e.how == "prior":
+            return f"self.prior_{identifier(var)}().log_prob({self.latent(var)})", CALL
+        if e.how in ("marginal_enumerate", "flow"):
+            return f"self.log_p_{identifier(var)}({self.data(var)})", CALL
+        dist = self.factor_dist(e.source)
+        return f"{dist}.log_prob({self.variable(var)})", CALL
+
+    def w_KL(self, e: ir.KL):
+        self.helpers.add("kl_divergence")
+        q = self.factor_dist(e.q_source)
+        p_node = self.info.node(e.p_source)
+        p = f"self.prior_{identifier(e.p_source)}()" if p_node.kind == "latent" else self.factor_dist(e.p_source)
+        return f"kl_divergence({q}, {p})", CALL
+
+    def w_Method(self, e: ir.Method):
+        obj = f"self.{self.info.attrs[e.obj]}"
+        if e.kind == "flow":
+            return f"{obj}.inverse({self.code(e.args[0])})", CALL
+        net = f"self.{self.info.attrs[e.args[0].name]}"
+        if e.method == "loss":
+            return f"{obj}.loss({net}, {self.data(self.info.node(e.obj).var)})", CALL
+        shape = tuple(e.type.shape)
+        return f"{obj}.reverse({net}, {self.batch_size()}, {shape}, self.device)", CALL
+
+    def w_SamplerDraw(self, e: ir.SamplerDraw):
+        node = self.info.node(e.sampler)
+        code = f"self.{self.info.attrs[e.sampler]}(self.{self.info.attrs[node.target]}, {self.batch_size()})"
+        return self.hoist(code, e.sampler), ATOM
+
+
+def _reparameterized(info: ModelInfo, factor: str, latent: str) -> bool:
+    program = info.node(factor).program
+    for stmt in program.stmts if program else ():
+        if isinstance(stmt, ir.Draw) and stmt.name == latent:
+            return stmt.dist.type.reparameterized
+    return False
+
+
+def mean_if_batched(code: str, expr: ir.Expr) -> str:
+    batched = isinstance(expr.type, TensorType) and expr.type.batched
+    return f"({code}).mean()" if batched and not code.isidentifier() else (f"{code}.mean()" if batched else code)
+
+
+__all__ = ["MethodWriter", "ModelInfo", "mean_if_batched", "literal"]

@@ -1,0 +1,158 @@
+"""Sample methods (`sample x = G(z)`, `sample x ~ p(x)`) and the likelihood methods that
+evaluation uses: log_prob (exact), log_weights / elbo (encoder models), bound (diffusion)."""
+
+from __future__ import annotations
+
+from gendsl.codegen.methods import MethodWriter
+from gendsl.codegen.model import ModelSource, _nodes
+from gendsl.codegen.names import identifier, suffix
+from gendsl.graph import ir
+
+
+def samples(ms: ModelSource) -> dict[str, dict]:
+    """One `sample_NAME(n, batch=None, mean=False)` method per sample statement."""
+    info = ms.info
+    out = {}
+    for key, node in _nodes(info, "sample"):
+        if node.expr is None:
+            continue
+        var = key.split(":", 1)[1]
+        writer = MethodWriter(info, "sample")
+        writer.bound["n"] = "n"
+        if isinstance(node.expr, ir.DrawDensity):
+            body = draw_density(ms, writer, node.expr)
+        else:
+            body = [f"return {writer.code(node.expr)}"]
+        ms.helpers |= writer.helpers
+        uses_batch = any(info.node(v).kind == "data" and info.node(v).type.kind != "cat"
+                         for v in writer.bound if v in info.graph)
+        ms.method(f"sample_{suffix(var)}(self, n, batch=None, mean=False)",
+                  f"sample {var} {node.op} {_text(info, node)}: n samples"
+                  + (" (held-out data from `batch`)" if uses_batch else ""),
+                  writer.lines + body, decorator="@torch.no_grad()")
+        t = node.expr.type
+        out[var] = {"method": f"sample_{suffix(var)}", "kind": t.kind, "shape": list(t.shape),
+                    "needs_batch": uses_batch}
+    return out
+
+
+def _text(info, node) -> str:
+    from gendsl.codegen.model import _source_text
+
+    return " ".join(_source_text(info, node.decl.value.span).split())
+
+
+def draw_density(ms: ModelSource, writer: MethodWriter, expr: ir.DrawDensity) -> list[str]:
+    info = ms.info
+    var = expr.term.vars[0]
+    node = info.node(var)
+    if node.kind == "latent":
+        return [f"return self.prior_{identifier(var)}().sample((n,))"]
+    for key, flow in _nodes(info, "flow"):
+        if flow.var == var:
+            z = f"self.prior_{identifier(flow.latent)}().sample((n,))"
+            return [f"return self.{info.attrs[key]}.inverse({z})"]
+    factor_key, factor = next((k, f) for k, f in _nodes(info, "factor")
+                              if f.density == "p" and f.term.vars == (var,))
+    if factor.role == "autoregressive":
+        return autoregressive_draw(info, factor_key, var, node.type)
+    dist = writer.factor_dist(factor_key)  # given latents come from their priors
+    return [f"return {dist}.mean if mean else {dist}.sample()"]
+
+
+def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
+    x = identifier(var)
+    shape = (t.shape[1] * t.shape[2]) if len(t.shape) == 3 else t.numel
+    lines = [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}), device=self.device)",
+             f"for i in range({shape}):  # one position at a time, every sample at once",
+             f"    dist = self.{info.attrs[key]}({x})",
+             "    draw = dist.mean if mean else dist.sample()"]
+    if len(t.shape) == 3:
+        lines += [f"    h, w = divmod(i, {t.shape[2]})", f"    {x}[:, :, h, w] = draw[:, :, h, w]"]
+    else:
+        lines += [f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
+    return lines + [f"return {x}"]
+
+
+def likelihoods(ms: ModelSource) -> dict[str, str]:
+    """log_prob / log_weights / elbo / bound where the model defines them; returns what exists."""
+    info = ms.info
+    found: dict[str, str] = {}
+    exact = exact_likelihood(info)
+    if exact:
+        var, code = exact
+        ms.method("log_prob(self, batch)", f"log p({var}) per sample, exact (nats)",
+                  [f'{identifier(var)} = batch["{var}"]', f"return {code}"])
+        found["log_prob"] = var
+    weights = importance_weights(info)
+    if weights:
+        var, body = weights
+        ms.method("log_weights(self, batch, k)", f"log p({var}, z) - log q(z | {var}) for k draws "
+                  "z ~ q: shape [k, batch] (the IWAE bound is their log-mean-exp)", body)
+        ms.method("elbo(self, batch)", "the evidence lower bound per sample (nats)",
+                  ["return self.log_weights(batch, 1)[0]"])
+        found["log_weights"] = var
+    for key, node in _nodes(info, "diffusion"):
+        net = diffusion_net(info, key)
+        if net:
+            x = identifier(node.var)
+            ms.method("bound(self, batch)", f"the negative variational bound of {node.var} per sample (nats)",
+                      [f'{x} = batch["{node.var}"]', f"return self.{info.attrs[key]}.bound(self.{info.attrs[net]}, {x})"])
+            found["bound"] = node.var
+    return found
+
+
+def exact_likelihood(info) -> tuple[str, str] | None:
+    for key, flow in _nodes(info, "flow"):
+        return flow.var, f"self.log_p_{identifier(flow.var)}({identifier(flow.var)})"
+    for key, node in _nodes(info, "factor"):
+        var = node.term.vars[0]
+        x = identifier(var)
+        if node.role == "autoregressive":
+            return var, f"self.{info.attrs[key]}({x}).log_prob({x})"
+        if node.role == "observe" and node.term.given and all(
+                info.node(g).kind == "latent" and info.node(g).type.kind == "cat" for g in node.term.given):
+            return var, f"self.log_p_{x}({x})"
+    return None
+
+
+def importance_weights(info) -> tuple[str, list[str]] | None:
+    encoders = {k: n for k, n in _nodes(info, "factor") if n.role == "encoder"}
+    decoders = [(k, n) for k, n in _nodes(info, "factor") if n.role in ("decoder", "observe")
+                and any(g in {e.term.vars[0] for e in encoders.values()} for g in n.term.given)]
+    if not encoders or len(decoders) != 1:
+        return None
+    dec_key, decoder = decoders[0]
+    var = decoder.term.vars[0]
+    body: list[str] = []
+    data = sorted({v for e in encoders.values() for v in e.term.given} | {var}
+                  | {g for g in decoder.term.given if info.node(g).kind == "data"})
+    for d in data:
+        body.append(f'{identifier(d)} = batch["{d}"]')
+    log_q, log_prior = [], []
+    for key, enc in encoders.items():
+        z = identifier(enc.term.vars[0])
+        args = ", ".join(identifier(i) for i in info.inputs[key])
+        body += [f"q_{z} = self.{info.attrs[key]}({args})", f"{z} = q_{z}.sample((k,))  # [k, batch, ...]"]
+        log_q.append(f"q_{z}.log_prob({z})")
+        log_prior.append(f"self.prior_{z}().log_prob({z})")
+    args = []
+    for name in info.inputs[dec_key]:
+        i = identifier(name)
+        if info.node(name).kind == "latent":
+            args.append(f"{i}.flatten(0, 1)")
+        else:
+            args.append(f"{i}.repeat(k, *([1] * ({i}.dim() - 1)))")
+    x = identifier(var)
+    body.append(f"{x}_k = {x}.repeat(k, *([1] * ({x}.dim() - 1)))  # [k * batch, ...], k-major like the draws")
+    body.append(f"log_px = self.{info.attrs[dec_key]}({', '.join(args)}).log_prob({x}_k).view(k, -1)")
+    body.append(f"return log_px + {' + '.join(log_prior)} - {' - '.join(log_q)}")
+    return var, body
+
+
+def diffusion_net(info, key: str) -> str | None:
+    for _, node in _nodes(info, "loss"):
+        for e in ir.walk(node.expr) if node.expr is not None else ():
+            if isinstance(e, ir.Method) and e.obj == key and e.kind == "diffusion":
+                return e.args[0].name
+    return None

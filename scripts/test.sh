@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh) and run the test suite: everything but the `slow` marker.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k golden.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+exec .venv/bin/python -m pytest -m "not slow" -n 2 -q "$@"
