@@ -96,8 +96,12 @@ class MethodWriter(Writer):
             self.lines.append(f"{local} = {dist}.{draw}()  # {name} ~ {self.info.node(node.encoder).term.describe()}")
         else:
             draw = "rsample" if node.prior is not None and node.prior.type.reparameterized else "sample"
-            self.lines.append(f"{local} = self.prior_{identifier(name)}().{draw}(({self.batch_size()},))"
-                              f"  # {name} ~ p({name})")
+            prior = f"self.prior_{identifier(name)}().{draw}(({self.batch_size()},))"
+            if self.mode == "sample":  # interpolation and traversals pass their own latent values
+                if not any(line.startswith("latents = ") for line in self.lines):
+                    self.lines.insert(0, "latents = latents or {}")
+                prior = f'latents["{name}"] if "{name}" in latents else {prior}'
+            self.lines.append(f"{local} = {prior}  # {name} ~ p({name})")
         self.bound[name] = local
         return local
 

@@ -47,7 +47,7 @@ class NetWriter(Writer):
 
     def w_Layers(self, e: ir.Layers):
         source = self.code(e.input)
-        attr = self.attrs.fresh(self.hint)
+        attr = self.attrs.fresh(self.hint, attr=True)
         self.sequences.append((attr, e))
         for use in e.layers:
             self.helpers.update(use.helpers)

@@ -26,13 +26,14 @@ def samples(ms: ModelSource) -> dict[str, dict]:
         ms.helpers |= writer.helpers
         uses_batch = any(info.node(v).kind == "data" and info.node(v).type.kind != "cat"
                          for v in writer.bound if v in info.graph)
-        ms.method(f"sample_{suffix(var)}(self, n, batch=None, mean=False)",
+        ms.method(f"sample_{suffix(var)}(self, n, batch=None, mean=False, latents=None)",
                   f"sample {var} {node.op} {_text(info, node)}: n samples"
                   + (" (held-out data from `batch`)" if uses_batch else ""),
                   writer.lines + body, decorator="@torch.no_grad()")
         t = node.expr.type
+        latents = [v for v in writer.bound if v in info.graph and info.node(v).kind == "latent"]
         out[var] = {"method": f"sample_{suffix(var)}", "kind": t.kind, "shape": list(t.shape),
-                    "needs_batch": uses_batch}
+                    "needs_batch": uses_batch, "latents": latents}
     return out
 
 

@@ -1,8 +1,10 @@
 """Curated syntax errors: Lark's parser state at the failure is matched against known mistakes.
 
-Each entry is (code, message, hint, examples). `match_examples` re-parses the examples and picks
-the entry whose example fails in the same parser state on the same token: the technique Lark
-documents for user-facing error messages. Anything unmatched gets a generic, still precise,
+Each entry is (code, message, hint, examples). `_curated_code` picks the entry whose example
+fails in the same LALR state on the same kind of token, the technique Lark documents for
+user-facing error messages (`match_examples`), made independent of the stack depth so that one
+example covers a mistake wherever it occurs. Unclosed brackets are found by scanning the text
+(the parser only notices them later), and anything unmatched gets a generic, still precise,
 "expected ..., found ..." message.
 """
 
@@ -80,13 +82,14 @@ CURATED: list[tuple[str, str, str, list[str]]] = [
      "write `param hidden: int = 256`",
      [_m("param a = 1"), _m("param a: int"), _m("param a")]),
     ("E007", "unclosed '(' or '['",
-     "close the bracket before the end of the expression",
+     "close the bracket at the end of the expression",
      [_m("loss l = f(x"), _m("loss l = f(x\n"), _m("loss l = f(x, y\n}\n"), _m("loss l = x[1")]),
     ("E008", "missing '|>' between two pipeline stages",
      "join stages with '|>', e.g. `x |> Linear(64) |> relu`",
      [_m("net f(x: real[2]) -> real[2] { x |> Linear(2) relu }"),
       _m("net f(x: real[2]) -> real[2] { x Linear(2) }"),
-      _m("net f(x: real[2]) -> real[2] { x |> Linear(2) Linear(2) }")]),
+      _m("net f(x: real[2]) -> real[2] { x |> Linear(2) Linear(2) }"),
+      _m(_NET + "h2 = h Linear(2)\n h2"), _m(_NET + "h2 = h |> Linear(2) relu\n h2")]),
     ("E009", "a network's output type follows '->'",
      "write `generator G(z) -> real[2] { ... }`",
      [_m("generator G(z) real[2] { z }"), _m("net f(x: real[2]) : real[2] { x }")]),
@@ -159,6 +162,10 @@ CURATED: list[tuple[str, str, str, list[str]]] = [
       *_statement("param : int = 1"), *_statement("tensor : real[2] = zeros"),
       *_statement("sampler = Langevin(E)"), *_statement("generator (z) -> real[2] { z }"),
       *_statement("discriminator (x) -> logit { x }"), *_statement("net (x) -> real[2] { x }")]),
+    ("E029", "training statements belong inside `train { ... }`",
+     "write e.g. `train { optimizer Adam(lr=1e-3); minimize elbo; batch 64; epochs 10 }`",
+     [*_statement("minimize l"), *_statement("step s: minimize l over G"), *_statement("batch 64"),
+      *_statement("epochs 10"), *_statement("steps 10"), *_statement("optimizer Adam()")]),
 ]
 
 
@@ -173,6 +180,8 @@ def _failures() -> tuple[tuple[str, int, frozenset, str, str], ...]:
             try:
                 parser().parse(example)
             except lark.exceptions.UnexpectedToken as exc:
+                if exc.state is None:
+                    continue
                 found.append((code, exc.state.position, frozenset(exc.accepts or exc.expected),
                               exc.token.type, str(exc.token)))
             except lark.exceptions.UnexpectedInput:
@@ -182,11 +191,18 @@ def _failures() -> tuple[tuple[str, int, frozenset, str, str], ...]:
 
 @functools.lru_cache(maxsize=None)
 def _keywords() -> frozenset[str]:
-    """Token types of the language's keywords (`loss`, `train`, ...), which match one another."""
+    """Token types of the language's keywords (`loss`, `train`, `over`, ...)."""
     from gendsl.syntax.parse import parser
 
     return frozenset(t.name for t in parser().terminals
                      if t.pattern.type == "str" and t.pattern.value.isalpha())
+
+
+# Keywords that start a statement of a file or a model: in a curated example, one stands for all.
+_STATEMENT_KEYWORDS = frozenset(
+    "IMPORT BLOCK MODEL PARAM DATA LATENT TENSOR OBSERVE GENERATOR DISCRIMINATOR CRITIC ENERGY "
+    "DENOISER NET ENCODER DECODER AUTOREGRESSIVE FLOW DIFFUSION SAMPLER LOSS SAMPLE TRAIN "
+    "EVALUATE".split())
 
 
 def _curated_code(exc: lark.exceptions.UnexpectedToken) -> str | None:
@@ -195,11 +211,13 @@ def _curated_code(exc: lark.exceptions.UnexpectedToken) -> str | None:
     Like Lark's `match_examples`, but an example must fail in the same LALR state (whatever the
     depth of the stack, so that a mistake in the third statement of a model matches an example
     written as the first), with the same accepted tokens, on the same kind of token: the same
-    text first, then the same token type, then any keyword for a keyword.
+    text first, then the same token type, then any statement keyword for a statement keyword.
     """
+    if exc.state is None or exc.token is None:
+        return None
     position, token = exc.state.position, exc.token
     accepts = frozenset(exc.accepts or exc.expected)
-    keywords = _keywords()
+    keywords = _STATEMENT_KEYWORDS
     best: tuple[int, str] | None = None
     for code, state, example_accepts, token_type, text in _failures():
         if state != position or example_accepts != accepts:
@@ -319,32 +337,54 @@ def syntax_error(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Di
         return _unexpected_character(char, span)
     token = getattr(exc, "token", None)
     end = len(source.text) if token is None or token.type == "$END" else exc.pos_in_stream
-    open_brackets = _open_brackets(source.text, end) if isinstance(end, int) else []
+    end = end if isinstance(end, int) else len(source.text)
+    open_brackets = _open_brackets(source.text, end)
     found = _found(exc)
     unclosed = _unclosed(exc, open_brackets, source, found)
     if unclosed is not None:
         return unclosed
     code = _curated_code(exc) if isinstance(exc, lark.exceptions.UnexpectedToken) else None
     if code is not None:
-        message, hint = _BY_CODE[code]
-        notes = []
-        if code == "E001" and open_brackets and open_brackets[-1][0] == "{":
-            notes = [Note(message="this '{' is still open", span=_span_at(source, open_brackets[-1][1], 1))]
-        label = f"found {found}"
-        doubled = {"E015": "=", "E026": "*"}.get(code)  # the parser stops at the second character
-        if doubled and span.col > 1 and source.line(span.line)[span.col - 2] == doubled:
-            span = span.model_copy(update={"col": span.col - 1})
-            label = f"found '{doubled * 2}'"
-        previous = _previous_token(source, end) if isinstance(end, int) else None
-        if code in ("E017", "E027") and previous is not None:
-            span, label = _span_at(source, previous[0], previous[1] - previous[0]), f"followed by {found}"
-        if code == "E019" and previous is not None and previous[1] <= end and \
-                source.text.count("\n", previous[1], end):
-            span, label = _span_at(source, previous[1], 1), f"expected a value here, found {found} on a later line"
-        return error(code, message, span, label=label, hint=hint, notes=notes)
+        return _curated(code, source, span, found, end, open_brackets)
     expected = _expected_words(getattr(exc, "expected", set()) or set())
     return error("E040", f"unexpected {found}", span, label=f"found {found}",
                  hint=f"expected {expected}" if expected else "")
+
+
+def _curated(code: str, source: SourceFile, span: Span, found: str, end: int,
+             open_brackets: list[tuple[str, int]]) -> Diagnostic:
+    """The curated diagnostic, pointing at what the mistake is rather than where Lark stopped."""
+    message, hint = _BY_CODE[code]
+    label, notes = f"found {found}", []
+    previous = _previous_token(source, end)
+    if code in ("E008", "E021") and previous is not None:
+        return _two_values(source, span, found, previous, open_brackets)
+    if code == "E001" and open_brackets and open_brackets[-1][0] == "{":
+        notes = [Note(message="this '{' is still open", span=_span_at(source, open_brackets[-1][1], 1))]
+    doubled = {"E015": "=", "E026": "*"}.get(code)  # the parser stops at the second character
+    if doubled and span.col > 1 and source.line(span.line)[span.col - 2] == doubled:
+        span, label = span.model_copy(update={"col": span.col - 1}), f"found '{doubled * 2}'"
+    if code in ("E017", "E027") and previous is not None:  # the culprit is the word before
+        span, label = _span_at(source, previous[0], previous[1] - previous[0]), f"followed by {found}"
+    if code == "E019" and previous is not None and "\n" in source.text[previous[1]:end]:
+        span, label = _span_at(source, previous[1], 1), f"expected a value here, found {found} on a later line"
+    return error(code, message, span, label=label, hint=hint, notes=notes)
+
+
+def _two_values(source: SourceFile, span: Span, found: str, previous: tuple[int, int],
+                open_brackets: list[tuple[str, int]]) -> Diagnostic:
+    """A value followed by another outside brackets: the parser state is the same for a missing
+    '|>' in a network body, two statements on one line, and a line ending in an operator."""
+    operator = _operator_above(source, previous)
+    if operator is not None:  # `param a: int =` then a newline: the next line became the value
+        message, hint = _BY_CODE["E019"]
+        where = _span_at(source, operator + 1, 1)
+        read = Note(message=f"line {where.line} ends with '{source.text[operator]}', so this line was "
+                            "read as its value", span=_span_at(source, previous[0], previous[1] - previous[0]))
+        return error("E019", message, where, label="expected a value here", hint=hint, notes=[read])
+    code = "E008" if _in_network_body(source, open_brackets) else "E021"
+    message, hint = _BY_CODE[code]
+    return error(code, message, span, label=f"found {found}", hint=hint)
 
 
 def _previous_token(source: SourceFile, offset: int) -> tuple[int, int] | None:
@@ -370,6 +410,30 @@ def _previous_token(source: SourceFile, offset: int) -> tuple[int, int] | None:
         line_start = text.rfind("\n", 0, upto) + 1
 
 
+_NETWORK_KEYWORDS = ("net", "generator", "discriminator", "critic", "energy", "denoiser", "encoder",
+                     "decoder", "autoregressive", "flow", "block")
+
+
+def _in_network_body(source: SourceFile, open_brackets: list[tuple[str, int]]) -> bool:
+    """Whether the innermost open '{' starts the body of a network or block."""
+    braces = [offset for bracket, offset in open_brackets if bracket == "{"]
+    if not braces:
+        return False
+    line_start = source.text.rfind("\n", 0, braces[-1]) + 1
+    words = source.text[line_start:braces[-1]].split()
+    return bool(words) and words[0] in _NETWORK_KEYWORDS
+
+
+def _operator_above(source: SourceFile, word: tuple[int, int]) -> int | None:
+    """The offset of the operator that ends the line above `word`, if `word` starts its line:
+    the newline after an operator does not end a statement, so `word` was taken as an operand."""
+    before = _previous_token(source, word[0])
+    if before is None or "\n" not in source.text[before[1]:word[0]]:
+        return None
+    operator = before[1] - 1
+    return operator if source.text[operator] in "=~+-*/^,:|>([" else None
+
+
 def _unclosed(exc: lark.exceptions.UnexpectedInput, open_brackets: list[tuple[str, int]],
               source: SourceFile, found: str) -> Diagnostic | None:
     """E007 when the parser meets a statement keyword, '}' or the end of the file inside (...)
@@ -383,11 +447,10 @@ def _unclosed(exc: lark.exceptions.UnexpectedInput, open_brackets: list[tuple[st
         return None
     bracket, offset = open_brackets[-1]
     closer = ")" if bracket == "(" else "]"
-    message, hint = _BY_CODE["E007"]
     where = _span_of(exc, source)
     return error("E007", f"unclosed '{bracket}'", _span_at(source, offset, 1),
                  label=f"this '{bracket}' is never closed",
-                 hint=f"add the missing '{closer}'; {hint}",
+                 hint=f"add the missing '{closer}' at the end of the expression",
                  notes=[Note(message=f"the parser expected '{closer}' or more of the expression "
                                      f"before {found}", span=where)])
 

@@ -1,0 +1,254 @@
+"""CLI commands that run models: compile, train, sample, evaluate (and score).
+
+`cli.py` registers them; their modules (and torch) load only when one of them runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+TRAIN_EXAMPLES = """\
+examples:
+  gendsl train specs/vae.gen --epochs 1              one epoch; writes runs/vae/
+  gendsl train specs/gan_ring.gen --steps 2000 --out runs/gan --seed 1
+  gendsl train specs/vae.gen --resume                continue runs/vae from its checkpoint
+  gendsl train specs/vae.gen --set beta=4 --out runs/beta4
+  torchrun --nproc_per_node=2 -m gendsl.cli train specs/gan_ring.gen   (DDP, one process per GPU)
+"""
+SAMPLE_EXAMPLES = """\
+examples:
+  gendsl sample runs/vae -n 64 -o vae.png            a grid of 64 samples
+  gendsl sample runs/vae --mean -o means.png         show each sample's mean (e.g. Bernoulli probabilities)
+  gendsl sample runs/vae --interpolate -o lerp.png   rows walk between two latent draws
+  gendsl sample runs/vae --traverse z -o trav.png    row i varies latent dimension i, the rest held
+"""
+EVALUATE_EXAMPLES = """\
+examples:
+  gendsl evaluate runs/vae                           the spec's `evaluate` metrics on the valid split
+  gendsl evaluate runs/vae --split test --metric nll --k 5000
+  gendsl evaluate runs/gan --metric coverage
+"""
+
+
+def register(sub, common) -> None:
+    """Add the run commands to the CLI's subparsers."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    comp = sub.add_parser("compile", help="write the generated PyTorch module of a spec",
+                          description="Compile a checked spec to a standalone Python file that needs only "
+                          "torch: one nn.Module per network, the model class with a method per loss, step and "
+                          "sample, and SPEC (how to train it).", formatter_class=formatter)
+    comp.add_argument("file", metavar="FILE")
+    comp.add_argument("--emit", choices=("py",), default="py", help="what to write (python source)")
+    comp.add_argument("-o", "--output", required=True, metavar="OUT.py")
+    common(comp)
+    comp.set_defaults(handler=cmd_compile)
+
+    train = sub.add_parser("train", help="train a spec (checkpoints, logs, sample grids)",
+                           description="Check, compile and train a spec. Writes a run folder: model.py, "
+                           "checkpoint.pt (atomic, resumable), metrics.csv and TensorBoard logs, sample "
+                           "grids (samples/*.png), losses.png and diagram.svg.",
+                           epilog=TRAIN_EXAMPLES, formatter_class=formatter)
+    train.add_argument("file", metavar="FILE")
+    common(train)
+    train.add_argument("--out", metavar="DIR", help="run folder (default runs/SPEC_NAME)")
+    train.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:N]")
+    train.add_argument("--seed", type=int, help="random seed (default: the train block's, else 0)")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    train.add_argument("--force", action="store_true", help="start over in a folder that holds a run")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="rounds of the train steps (overrides the spec)")
+    length.add_argument("--epochs", type=int, help="passes over the training data (overrides the spec)")
+    train.add_argument("--sample-every", type=int, metavar="N", help="write a sample grid every N rounds")
+    train.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N rounds")
+    train.add_argument("--log-every", type=int, metavar="N", help="log losses every N rounds")
+    train.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the train steps")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    sample = sub.add_parser("sample", help="draw samples from a trained run into a PNG",
+                            epilog=SAMPLE_EXAMPLES, formatter_class=formatter,
+                            description="Draw samples from a run folder (EMA weights when the spec keeps an "
+                            "EMA): an image grid, or a scatter plot over held-out data for 2-D models.")
+    sample.add_argument("run", metavar="RUN", help="a run folder written by gendsl train")
+    sample.add_argument("-n", type=int, help="how many samples (default 64 images, 2,500 points)")
+    sample.add_argument("-o", "--output", default=None, metavar="OUT.png", help="default RUN/samples/sample.png")
+    sample.add_argument("--name", help="which `sample` statement (default: the first)")
+    sample.add_argument("--mean", action="store_true", help="the mean of each draw's distribution")
+    what = sample.add_mutually_exclusive_group()
+    what.add_argument("--interpolate", action="store_true", help="rows between pairs of latent draws")
+    what.add_argument("--traverse", metavar="LATENT", help="vary one latent dimension per row")
+    sample.add_argument("--device", default="auto")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(handler=cmd_sample)
+
+    evaluate = sub.add_parser("evaluate", help="held-out metrics of a trained run",
+                              epilog=EVALUATE_EXAMPLES, formatter_class=formatter,
+                              description="Likelihoods in nats and bits/dim (exact, IWAE bound or diffusion "
+                              "bound), ELBO, mode coverage, MMD / sliced Wasserstein distance, reconstruction "
+                              "error, held-out losses.")
+    evaluate.add_argument("run", metavar="RUN")
+    evaluate.add_argument("--split", choices=("valid", "test"), default="valid",
+                          help="tune on valid; report test once (default valid)")
+    evaluate.add_argument("--metric", action="append", help="nll, bpd, iwae, elbo, bound, coverage, mmd, swd, "
+                          "recon, losses (repeatable; default: the spec's evaluate block)")
+    evaluate.add_argument("--k", type=int, help="importance samples for iwae / nll of encoder models")
+    evaluate.add_argument("--batch", type=int, default=500, help="evaluation batch size")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--format", choices=("text", "json"), default="text")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def cmd_compile(args, out) -> int:
+    from gendsl.train.run import compile_spec
+
+    checked, generated = compile_spec(args.file, args.set, args.model)
+    out.add(checked.diagnostics, checked.sources)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(generated.source, encoding="utf-8")
+    print(f"wrote {args.output} (class {generated.class_name}, {len(generated.source.splitlines())} lines)")
+    return 0
+
+
+def _where(checked):
+    """Spans of data declarations, for data errors at run time."""
+    def where(var: str):
+        return checked.graph.nodes[var]["data"].span if var in checked.graph else None
+    return where
+
+
+def cmd_train(args, out) -> int:
+    from gendsl.diagnostics import GendslError, error
+    from gendsl.render import render_file
+    from gendsl.train.loop import Options, Trainer
+    from gendsl.train.run import create
+
+    folder = Path(args.out or Path("runs") / Path(args.file).stem)
+    if (folder / "checkpoint.pt").exists() and not (args.resume or args.force):
+        raise GendslError(error("E510", f"{folder} already holds a trained run",
+                                hint="--resume continues it, --force starts over (deleting its checkpoint), "
+                                     "--out DIR trains elsewhere"))
+    if args.resume and not (folder / "checkpoint.pt").exists():
+        raise GendslError(error("E408", f"--resume: no checkpoint in {folder}",
+                                hint="train without --resume first, or pass the run's --out"))
+    run, checked = create(folder, args.file, args.set, args.model)
+    out.add(checked.diagnostics, checked.sources)
+    _, notes = render_file(checked.graph, folder / "diagram.svg", "compute")
+    options = Options(device=args.device, seed=args.seed, steps=args.steps, epochs=args.epochs, resume=args.resume,
+                      quiet=args.quiet, amp=args.amp, compile=args.compile, log_every=args.log_every,
+                      checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+    trainer = Trainer(run, options, where=_where(checked))
+    if trainer.main:
+        print(f"training {run.spec['model']} from {args.file}: {trainer.total} rounds on {trainer.device} "
+              f"-> {folder}")
+    last = trainer.fit(on_sample=_sampler(trainer))
+    if not trainer.main:
+        return 0
+    final = _sampler(trainer)(trainer, "final")
+    losses = ", ".join(f"{k[5:]} {v:.4g}" for k, v in last.items() if k.startswith("loss/"))
+    print(f"done: {trainer.total} rounds in {last.get('seconds', 0):.1f} s; last losses: {losses}")
+    print(f"wrote {folder}/checkpoint.pt, {folder}/metrics.csv, {folder}/losses.png"
+          + (f", {final}" if final else "") + (f", {folder}/diagram.svg" if not notes else ""))
+    out.add(notes)
+    return 0
+
+
+def _sampler(trainer):
+    """Writes RUN/samples/TAG.png from the current (EMA) weights, on the main process only."""
+    from gendsl.train.draw import held_out, write_samples
+
+    cache = {}
+
+    def write(t, tag: str):
+        if not t.main or not t.run.spec["samples"]:
+            return None
+        import torch
+
+        if "groups" not in cache:
+            cache["groups"] = held_out(t.run.spec, t.device)
+        model = t.eval_model()
+        state = torch.get_rng_state()  # drawing pictures must not change the training run
+        try:
+            return write_samples(model, t.run.spec, t.run.folder / "samples" / f"{tag}.png", cache["groups"],
+                                 mean=True)  # means, as papers show them (`gendsl sample` draws)
+        finally:
+            torch.set_rng_state(state)
+            t.model.train()
+    return write
+
+
+def load_trained(folder: Path, device_name: str):
+    """(run, model on device, device) with the checkpoint's weights (its EMA when there is one)."""
+    import torch
+
+    from gendsl.train import checkpoint
+    from gendsl.train.loop import pick_device
+    from gendsl.train.run import open_run
+
+    run = open_run(folder)
+    device = pick_device(device_name)
+    state = checkpoint.load(folder / "checkpoint.pt", run.spec["hash"], device)
+    model = run.module.build().to(device)
+    if state.get("ema"):
+        model.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")})
+    else:
+        model.load_state_dict(state["model"])
+    torch.set_grad_enabled(False)
+    return run, model.eval(), device
+
+
+def cmd_sample(args, out) -> int:
+    import torch
+
+    from gendsl.train.draw import held_out, interpolation, traversal, write_samples
+
+    torch.manual_seed(args.seed)
+    run, model, device = load_trained(Path(args.run), args.device)
+    target = Path(args.output or Path(args.run) / "samples" / ("interpolation.png" if args.interpolate else
+                                                             "traversal.png" if args.traverse else "sample.png"))
+    if args.interpolate:
+        written = interpolation(model, run.spec, target, name=args.name)
+    elif args.traverse:
+        written = traversal(model, run.spec, target, args.traverse, name=args.name)
+    else:
+        groups = held_out(run.spec, device)
+        written = write_samples(model, run.spec, target, groups, args.n, args.name, args.mean)
+    print(f"wrote {written}")
+    return 0
+
+
+def cmd_evaluate(args, out) -> int:
+    import json
+
+    import torch
+
+    from gendsl.evaluate.metrics import run_metric
+    from gendsl.train.draw import held_out
+
+    torch.manual_seed(args.seed)
+    run, model, device = load_trained(Path(args.run), args.device)
+    wanted = [(m, {}) for m in args.metric] if args.metric else \
+        [(m["name"], dict(m["options"])) for m in run.spec["metrics"]] or [("losses", {})]
+    groups = held_out(run.spec, device, args.split)
+    results = {}
+    for name, options in wanted:
+        if args.k:
+            options["k"] = args.k
+        results[name] = run_metric(model, run.spec, groups, name, options, args.batch, args.quiet)
+    if args.format == "json":
+        print(json.dumps({"run": args.run, "split": args.split, "metrics": results}, indent=2))
+    else:
+        print(f"{run.spec['model']} on the {args.split} split ({len(groups[0])} samples):")
+        for name, values in results.items():
+            print(f"  {name:<9} " + _format(values))
+    return 0
+
+
+def _format(values: dict) -> str:
+    if "nats" in values:
+        return (f"{values['nats']:.3f} nats (+/- {values['stderr']:.3f}), {values['bpd']:.4f} bits/dim "
+                f"[{values['method']}]")
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())

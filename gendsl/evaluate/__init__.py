@@ -1,0 +1,1 @@
+"""Held-out evaluation of a trained model: likelihoods (nats and bits/dim), sample quality."""

@@ -1,0 +1,169 @@
+"""Metrics over a held-out split. Likelihoods are per sample in nats, with bits/dim beside them:
+exact where the model allows (flows, autoregressive, discrete latents summed out), else the IWAE
+bound (encoder models) or the variational bound (diffusion)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from gendsl.diagnostics import GendslError, error
+from gendsl.train.data import Group, iterate
+from gendsl.train.draw import draw
+
+ROWS_PER_CHUNK = 200_000  # k * batch rows a single IWAE forward pass may hold
+
+
+def _progress(total: int, what: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit="batch", disable=quiet, leave=False)
+
+
+def data_dims(spec: dict, var: str) -> int:
+    shape = next(d["shape"] for d in spec["data"] if d["name"] == var)
+    return int(np.prod(shape)) if shape else 1
+
+
+@torch.no_grad()
+def per_sample(fn, groups: list[Group], batch: int, quiet: bool, what: str) -> torch.Tensor:
+    values = []
+    n = len(groups[0])
+    bar = _progress(math.ceil(n / batch), what, quiet)
+    for chunk in iterate(groups, batch):
+        values.append(fn(chunk).float())
+        bar.update(1)
+    bar.close()
+    return torch.cat(values)
+
+
+def iwae_values(model, groups: list[Group], k: int, batch: int, quiet: bool) -> torch.Tensor:
+    """log (1/k) sum_i w_i per sample, the k draws taken in chunks that fit in memory."""
+    def one(chunk):
+        size = next(iter(chunk.values())).shape[0]
+        per = max(1, min(k, ROWS_PER_CHUNK // size))
+        parts, done = [], 0
+        while done < k:
+            take = min(per, k - done)
+            parts.append(torch.logsumexp(model.log_weights(chunk, take).double(), dim=0))
+            done += take
+        return torch.logsumexp(torch.stack(parts), dim=0) - math.log(k)
+    return per_sample(one, groups, batch, quiet, f"iwae k={k}")
+
+
+def likelihood(model, spec: dict, groups, k: int, batch: int, quiet: bool, prefer: str = "nll") -> dict:
+    found = spec["likelihood"]
+    if "log_prob" in found and prefer == "nll":
+        var, values, how = found["log_prob"], -per_sample(model.log_prob, groups, batch, quiet, "log p(x)"), "exact"
+    elif "log_weights" in found and prefer in ("nll", "iwae"):
+        var, values, how = found["log_weights"], -iwae_values(model, groups, k, max(1, batch // 4), quiet), \
+            f"IWAE bound, k={k}"
+    elif "bound" in found and prefer in ("nll", "bound"):
+        var, values, how = found["bound"], per_sample(model.bound, groups, batch, quiet, "bound"), \
+            "variational bound"
+    elif "log_weights" in found and prefer == "elbo":
+        var, values, how = found["log_weights"], -per_sample(model.elbo, groups, batch, quiet, "elbo"), "ELBO"
+    else:
+        raise GendslError(error("E312", f"model {spec['model']} has no {prefer} to evaluate",
+                                hint="likelihoods exist for flows, autoregressive models, discrete latents "
+                                     "summed out, encoder models (IWAE) and diffusions (bound)"))
+    nats = float(values.mean())
+    dims = data_dims(spec, var)
+    return {"nats": nats, "bpd": nats / (dims * math.log(2)), "stderr": float(values.std() / math.sqrt(len(values))),
+            "method": how, "n": len(values)}
+
+
+def coverage(model, spec: dict, samples: int, k: float) -> dict:
+    from gendsl.data.synthetic import coverage as measure, modes
+
+    data = next((d for d in spec["data"] if d["source"] in ("ring", "grid")), None)
+    if data is None:
+        raise GendslError(error("E312", "coverage needs data from ring(...) or grid(...)",
+                                hint="mode coverage is defined for mixtures with known modes"))
+    name = data["name"] if data["name"] in spec["samples"] else next(iter(spec["samples"]))
+    args = {a: v for a, v in data["args"].items() if a != "n" and v is not None}
+    centres, std = modes(data["source"], **args)
+    x = draw(model, spec, name, samples, None).float().cpu().numpy().reshape(samples, -1)
+    result = measure(x, centres, std, k)
+    return {"modes": int(result["modes_covered"]), "of": len(centres), "high_quality": float(result["high_quality"]),
+            "samples": samples, "k": k}
+
+
+def _sample_vs_data(model, spec: dict, groups: list[Group], samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    name = next(iter(spec["samples"]))
+    group = next(g for g in groups if name in g.names)
+    real = group.tensors[group.names.index(name)].float()
+    x = draw(model, spec, name, samples, groups).float()
+    take = min(samples, len(real))
+    return x.reshape(samples, -1)[:take], real[:take].reshape(take, -1)
+
+
+def mmd(model, spec, groups, samples: int) -> dict:
+    """Squared MMD with a Gaussian kernel at the median distance (Gretton et al. 2012)."""
+    x, y = _sample_vs_data(model, spec, groups, samples)
+    both = torch.cat([x, y])
+    distances = torch.cdist(both, both) ** 2
+    bandwidth = distances.median().clamp_min(1e-12)
+    kernel = torch.exp(-distances / bandwidth)
+    n = len(x)
+    value = kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
+    return {"mmd2": float(value), "samples": n}
+
+
+def swd(model, spec, groups, samples: int, projections: int) -> dict:
+    """Sliced Wasserstein-1 distance over random directions."""
+    x, y = _sample_vs_data(model, spec, groups, samples)
+    directions = torch.randn(x.shape[1], projections, device=x.device)
+    directions = directions / directions.norm(dim=0, keepdim=True)
+    px, _ = torch.sort(x @ directions, dim=0)
+    py, _ = torch.sort(y @ directions, dim=0)
+    return {"swd": float((px - py).abs().mean()), "samples": len(x), "projections": projections}
+
+
+def reconstruction(model, spec, groups, batch: int) -> dict:
+    name, info = next(iter(spec["samples"].items()))
+    if not info["needs_batch"]:
+        raise GendslError(error("E312", "recon needs a sample that reconstructs held-out data, "
+                                "e.g. `sample x = decode(encode(x))`"))
+    group = next(g for g in groups if name in g.names)
+    errors = []
+    for chunk in iterate(groups, batch):
+        out = draw(model, spec, name, len(chunk[name]), [Group(list(chunk), list(chunk.values()))])
+        errors.append(((out.float() - chunk[name].float()) ** 2).reshape(len(out), -1).mean(1))
+    del group
+    return {"mse": float(torch.cat(errors).mean())}
+
+
+@torch.no_grad()
+def losses(model, spec, groups, batch: int) -> dict:
+    out = {}
+    for name in spec["losses"]:
+        values = [float(getattr(model, f"loss_{name}")(chunk)) for chunk in iterate(groups, batch)]
+        out[name] = float(np.mean(values))
+    return out
+
+
+def run_metric(model, spec: dict, groups, name: str, options: dict, batch: int, quiet: bool) -> dict:
+    """One metric by name with its options."""
+    k = options.get("k", 5000)
+    if name in ("nll", "bpd"):
+        return likelihood(model, spec, groups, k, batch, quiet)
+    if name == "iwae":
+        return likelihood(model, spec, groups, k, batch, quiet, prefer="iwae")
+    if name == "elbo":
+        return likelihood(model, spec, groups, k, batch, quiet, prefer="elbo")
+    if name == "bound":
+        return likelihood(model, spec, groups, k, batch, quiet, prefer="bound")
+    if name == "coverage":
+        return coverage(model, spec, options.get("samples", 2500), options.get("k", 3.0))
+    if name == "mmd":
+        return mmd(model, spec, groups, options.get("samples", 2000))
+    if name == "swd":
+        return swd(model, spec, groups, options.get("samples", 2000), options.get("projections", 128))
+    if name == "recon":
+        return reconstruction(model, spec, groups, batch)
+    if name == "losses":
+        return losses(model, spec, groups, batch)
+    raise GendslError(error("E505", f"unknown metric '{name}'"))

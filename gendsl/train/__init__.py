@@ -1,0 +1,1 @@
+"""Training, sampling and the run folder: everything that runs a generated model."""

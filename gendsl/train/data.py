@@ -1,0 +1,129 @@
+"""Data for a run: every `data` line loaded into device tensors of its declared type, and an
+index batcher (no per-sample Python, no host sync): paired variables share indices, separate
+`data` lines are shuffled independently."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gendsl.data import DataError, load
+from gendsl.diagnostics import GendslError, error
+
+
+@dataclass
+class Group:
+    """The variables of one `data` line: equal length, batched together."""
+
+    names: list[str]
+    tensors: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+
+def _convert(var: dict, array: np.ndarray, split: str) -> torch.Tensor:
+    n = len(array)
+    shape = tuple(var["shape"])
+    per_sample = int(np.prod(array.shape[1:], dtype=np.int64))
+    if var["kind"] == "cat":
+        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            raise DataError("E403", f"'{var['name']}' is declared cat[{var['classes']}] but the {split} array "
+                            f"has shape {array.shape} and type {array.dtype}",
+                            "labels are one integer per sample")
+        if n and (array.min() < 0 or array.max() >= var["classes"]):
+            raise DataError("E403", f"'{var['name']}' is cat[{var['classes']}] but the labels range over "
+                            f"{array.min()}..{array.max()}", f"declare cat[{int(array.max()) + 1}]")
+        return torch.as_tensor(array, dtype=torch.long)
+    wanted = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if per_sample != wanted:
+        raise DataError("E403", f"'{var['name']}' is declared {var['kind']}[{', '.join(map(str, shape))}] "
+                        f"({wanted} values per sample) but the {split} data have shape {array.shape[1:]} "
+                        f"({per_sample} values)", "declare the type the file holds (a reshape must keep "
+                        "the number of values)")
+    if var["kind"] == "bin" and n and not np.isin(array, (0, 1)).all():
+        raise DataError("E403", f"'{var['name']}' is declared bin but the data hold values other than 0 and 1",
+                        "declare it real, or binarize the data")
+    return torch.as_tensor(array, dtype=torch.float32).reshape((n, *shape))
+
+
+def load_split(spec: dict, split: str, device: torch.device, where=None) -> list[Group]:
+    """Every data group of a generated model's SPEC, for one split, on `device`."""
+    groups: dict[int, list[dict]] = {}
+    for var in spec["data"]:
+        groups.setdefault(var["group"], []).append(var)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        args = {k: v for k, v in first["args"].items() if v is not None}
+        try:
+            arrays = load(first["source"], args, split)
+            tensors = [_convert(v, arrays[v["position"]], split).to(device) for v in members]
+        except DataError as exc:
+            raise GendslError(error(exc.code, exc.message, where(first["name"]) if where else None,
+                                    label=f"data from {first['source']}(...)", hint=exc.hint)) from None
+        out.append(Group([v["name"] for v in members], tensors))
+    return out
+
+
+class Batcher:
+    """Endless batches by index; each group reshuffles when it runs out (deterministic per seed,
+    group and pass, so a resumed run draws the same batches)."""
+
+    def __init__(self, groups: list[Group], batch: int, seed: int, rank: int = 0, world: int = 1):
+        self.groups, self.batch, self.seed, self.rank, self.world = groups, batch, seed, rank, world
+        self.passes = [0] * len(groups)
+        self.positions = [0] * len(groups)
+        self.orders: list[torch.Tensor | None] = [None] * len(groups)
+
+    def per_epoch(self) -> int:
+        """Full batches in one pass over the first group (the epoch's length)."""
+        return max(1, len(self.groups[0]) // (self.batch * self.world))
+
+    def _order(self, g: int) -> torch.Tensor:
+        if self.orders[g] is None:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + g * 7919 + self.passes[g])
+            order = torch.randperm(len(self.groups[g]), generator=generator)
+            self.orders[g] = order[self.rank::self.world].to(self.groups[g].tensors[0].device)
+        return self.orders[g]
+
+    def next(self) -> dict[str, torch.Tensor]:
+        batch = {}
+        for g, group in enumerate(self.groups):
+            order = self._order(g)
+            if self.positions[g] + self.batch > len(order):
+                self.passes[g] += 1
+                self.positions[g] = 0
+                self.orders[g] = None
+                order = self._order(g)
+            index = order[self.positions[g]: self.positions[g] + self.batch]
+            self.positions[g] += self.batch
+            for name, tensor in zip(group.names, group.tensors):
+                batch[name] = tensor[index]
+        return batch
+
+    def state(self) -> dict:
+        return {"passes": list(self.passes), "positions": list(self.positions)}
+
+    def restore(self, state: dict) -> None:
+        self.passes, self.positions = list(state["passes"]), list(state["positions"])
+        self.orders = [None] * len(self.groups)
+
+
+def iterate(groups: list[Group], batch: int):
+    """Held-out data in order, batch by batch (for evaluation); unpaired groups cycle to match."""
+    n = len(groups[0])
+    for start in range(0, n, batch):
+        out = {}
+        for group in groups:
+            index = torch.arange(start, min(start + batch, n), device=group.tensors[0].device) % len(group)
+            for name, tensor in zip(group.names, group.tensors):
+                out[name] = tensor[index]
+        yield out
+
+
+def batches_per_epoch(n: int, batch: int) -> int:
+    return max(1, math.floor(n / batch))

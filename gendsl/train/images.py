@@ -1,0 +1,97 @@
+"""What people would rather look at than read: sample grids, 2-D scatter plots, loss curves."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def as_images(x: np.ndarray) -> np.ndarray | None:
+    """[n, ...] samples as [n, H, W, C] images in [0, 1], or None when they are not images."""
+    shape = x.shape[1:]
+    if len(shape) == 3 and shape[0] in (1, 3):
+        images = x.transpose(0, 2, 3, 1)
+    elif len(shape) == 2 and min(shape) > 2:
+        images = x[..., None]
+    elif len(shape) == 1 and shape[0] >= 16 and math.isqrt(shape[0]) ** 2 == shape[0]:
+        side = math.isqrt(shape[0])
+        images = x.reshape(len(x), side, side, 1)
+    else:
+        return None
+    return np.clip(images, 0.0, 1.0)
+
+
+def save_grid(images: np.ndarray, path: Path, columns: int | None = None, min_size: int = 32) -> None:
+    """A PNG grid of [n, H, W, C] images, small images upscaled (nearest) to be visible."""
+    from PIL import Image
+
+    n, h, w, c = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    scale = max(1, math.ceil(min_size / max(h, w)))
+    pad = 2
+    canvas = np.ones((rows * (h * scale + pad) + pad, columns * (w * scale + pad) + pad, c), dtype=np.float32)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        big = image.repeat(scale, 0).repeat(scale, 1)
+        top, left = pad + r * (h * scale + pad), pad + col * (w * scale + pad)
+        canvas[top:top + h * scale, left:left + w * scale] = big
+    pixels = (canvas * 255).round().astype(np.uint8)
+    Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path)
+
+
+def save_scatter(samples: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = "") -> None:
+    """2-D samples (blue) over held-out data (grey)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    if reference is not None:
+        ax.scatter(reference[:, 0], reference[:, 1], s=2, c="#bbbbbb", label="held-out data", rasterized=True)
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="#1f5fa8", label="samples", rasterized=True)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="upper right", fontsize=7, markerscale=4, frameon=False)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_samples(samples: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = "") -> bool:
+    """A grid for images, a scatter plot for 2-D points; False when neither fits."""
+    images = as_images(samples)
+    if images is not None:
+        save_grid(images, path)
+        return True
+    flat = samples.reshape(len(samples), -1)
+    if flat.shape[1] == 2:
+        save_scatter(flat, path, None if reference is None else reference.reshape(len(reference), -1), title)
+        return True
+    return False
+
+
+def save_loss_plot(rows: list[dict], path: Path) -> None:
+    """Each logged loss against the round, one panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in rows[0] if k.startswith("loss/")] if rows else []
+    if not keys:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    rounds = [int(r["round"]) for r in rows]
+    for key in keys:
+        ax.plot(rounds, [float(r[key]) for r in rows], label=key[5:], linewidth=1.2)
+    ax.set_xlabel("round")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
