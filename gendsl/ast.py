@@ -65,6 +65,7 @@ class Call(Node):
     kwargs: tuple[Kwarg, ...] = ()
     given: tuple["Expr", ...] = ()
     has_bar: bool = False
+    bad_args: bool = False   # a syntax error in the arguments was reported (E024)
 
 
 class Index(Node):
@@ -94,6 +95,7 @@ class Stage(Node):
     has_parens: bool = False
     repeat: "Expr | None" = None
     body: tuple["Stage", ...] = ()
+    bad_args: bool = False
 
     @property
     def is_repeat(self) -> bool:

@@ -7,6 +7,7 @@ error (a bug in gendsl, reported as such), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gendsl check ... | head`: the reader left; nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except Exception as exc:  # a bug in gendsl: say so, with what to report
         import traceback
 

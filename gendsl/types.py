@@ -47,7 +47,7 @@ class TensorType(Type):
             text = "step"
         else:
             text = f"{self.kind}[{', '.join(map(str, self.shape))}]" if self.shape else self.kind
-        return text if self.batched else f"{text} (shared)"
+        return text if self.batched else f"{text} (model tensor)"
 
     @property
     def numel(self) -> int:

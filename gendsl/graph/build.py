@@ -55,7 +55,7 @@ def _nodes_of(stmt, group: int) -> list[N.NodeData]:
 def build_graph(loaded: Loaded) -> tuple[nx.DiGraph, list[Diagnostic]]:
     """One node per declaration; duplicate names are reported, the first one is kept."""
     graph = nx.DiGraph(model=loaded.model.name.name, blocks=loaded.blocks, sources=loaded.sources,
-                       model_span=loaded.model.name.span)
+                       model_span=loaded.model.name.span, import_failed=loaded.import_failed)
     diagnostics: list[Diagnostic] = []
     trains = [s for s in loaded.model.body if isinstance(s, ast.TrainBlock)]
     graph.graph["train_decl"] = trains[-1] if trains else None

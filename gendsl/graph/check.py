@@ -45,11 +45,16 @@ def check_source(source: SourceFile, overrides: list[str] = (), model: str | Non
     diagnostics += found
     graph, found = resolve_params(graph, list(overrides))
     diagnostics += found
-    if any(d.code in ("E120", "E121", "E122", "E201") for d in found):
-        return Checked(graph, _dedupe(diagnostics), sources)  # types would follow from wrong values
-    for run in (infer_types, check_roles, check_gradients, estimate_size):
+    if any(d.code in ("E120", "E121", "E122", "E201") for d in found) or any(d.code == "E101" for d in diagnostics):
+        # types would follow from wrong values, or from the declaration that was dropped
+        return Checked(graph, _dedupe(diagnostics), sources)
+    for run in (infer_types, check_roles):
         graph, found = run(graph)
         diagnostics += found
+    graph, found = check_gradients(graph, earlier_errors=has_errors(diagnostics))
+    diagnostics += found
+    graph, found = estimate_size(graph)
+    diagnostics += found
     return Checked(graph, _dedupe(diagnostics), sources)
 
 

@@ -103,9 +103,7 @@ def evaluate_or_report(expr: ast.Expr, params: dict[str, Any], diagnostics: list
 
 
 def as_int_dim(value: Any) -> int | None:
-    """A dimension: a positive integer (floats like 4.0 accepted)."""
-    if isinstance(value, bool):
+    """A dimension: a positive integer (a float, even 4.0, is a mistake in the spec's types)."""
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return value if isinstance(value, int) and value > 0 else None
+    return value if value > 0 else None

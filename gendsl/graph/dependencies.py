@@ -48,7 +48,8 @@ class Reach:
             found[key] = {DIRECT}
             if node.program is not None:
                 for expr in ir.walk_program(node.program):
-                    _merge(found, self.direct(expr))
+                    if not (isinstance(expr, ir.Ref) and expr.scope == "latent"):  # inputs, not samples
+                        _merge(found, self.direct(expr))
         elif node.kind == "tensor":
             found[key] = {DIRECT}
         elif node.kind == "loss" and node.expr is not None:
@@ -117,7 +118,8 @@ class Reach:
             origin, dist = self.of_node(node.encoder), self.encoder_dist(node.encoder, latent)
         else:
             origin, dist = self.prior(latent), node.prior
-        path = Path(latent=latent, reparameterized=bool(dist is not None and dist.type.reparameterized))
+        # a missing draw was reported where it failed; don't add a gradient error on top
+        path = Path(latent=latent, reparameterized=dist is None or dist.type.reparameterized)
         return {key: {path} for key in origin}
 
     def encoder_dist(self, factor: str, latent: str):

@@ -5,6 +5,7 @@ Imports name files only (relative to the importing file); nothing in a spec can 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class Loaded:
     blocks: dict[str, ast.BlockDef]
     models: dict[str, ast.ModelDef]
     sources: dict[str, SourceFile] = field(default_factory=dict)
+    import_failed: bool = False   # names an import would have brought are not reported again
 
 
 @dataclass
@@ -41,7 +43,8 @@ class _Loader:
         try:
             source = SourceFile.read(path) if span is not None else self.sources[key]
         except FileNotFoundError:
-            self.diagnostics.append(error("E113", f"imported file not found: {path}", span,
+            shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path.name
+            self.diagnostics.append(error("E113", f"imported file not found: {shown}", span,
                                           label="no such file", hint=_nearby_hint(path)))
             return
         except (OSError, UnicodeDecodeError) as exc:
@@ -96,7 +99,11 @@ def load_source(source: SourceFile, model: str | None = None) -> tuple[Loaded | 
     if chosen is None:
         return None, loader.diagnostics
     merged = _merge_parents(chosen, models, loader.diagnostics)
-    return Loaded(model=merged, blocks=blocks, models=models, sources=loader.sources), loader.diagnostics
+    if merged is None:
+        return None, loader.diagnostics
+    import_failed = any(d.code in ("E113", "E116", "E117", "E501") for d in loader.diagnostics)
+    return Loaded(model=merged, blocks=blocks, models=models, sources=loader.sources,
+                  import_failed=import_failed), loader.diagnostics
 
 
 def _define(table: dict, item, what: str, diagnostics: list[Diagnostic]) -> None:
@@ -141,24 +148,49 @@ def statement_key(stmt) -> tuple:
 
 
 def _merge_parents(model: ast.ModelDef, models: dict[str, ast.ModelDef],
-                   diagnostics: list[Diagnostic]) -> ast.ModelDef:
+                   diagnostics: list[Diagnostic]) -> ast.ModelDef | None:
     chain = [model]
     while chain[-1].extends is not None:
         parent_name = chain[-1].extends
         parent = models.get(parent_name.name)
         if parent is None:
+            others = [m for m in models if m != model.name.name]
             diagnostics.append(error("E112", f"unknown model '{parent_name.name}' in extends",
-                                     parent_name.span, hint=did_you_mean(parent_name.name, models)
+                                     parent_name.span, hint=did_you_mean(parent_name.name, others)
                                      or "import the file that defines it"))
-            break
+            return None
         if parent in chain:
             diagnostics.append(error("E115", f"model '{model.name.name}' extends itself through "
                                      f"'{parent_name.name}'", parent_name.span,
                                      hint="inheritance must not form a cycle"))
-            break
+            return None
         chain.append(parent)
     body: dict[tuple, object] = {}
     for ancestor in reversed(chain):
+        own: dict[tuple, object] = {}
         for stmt in ancestor.body:
-            body[statement_key(stmt)] = stmt  # a child's statement replaces its parent's in place
+            key = statement_key(stmt)
+            if key in own:  # within one model a name is declared once; only children override
+                diagnostics.append(_twice(stmt, own[key]))
+                continue
+            own[key] = stmt
+            body[key] = stmt  # a child's statement replaces its parent's in place
     return model.model_copy(update={"body": tuple(body.values())})
+
+
+def _name_span(stmt) -> Span:
+    name = getattr(stmt, "name", None)
+    if isinstance(name, ast.Ident):
+        return name.span
+    return stmt.vars[0].name.span if isinstance(stmt, ast.DataDecl) else stmt.span
+
+
+def _twice(stmt, first) -> Diagnostic:
+    what = {ast.TrainBlock: "train block", ast.EvaluateBlock: "evaluate block"}.get(type(stmt))
+    name = what or f"'{statement_key(stmt)[-1] if not isinstance(stmt, ast.DataDecl) else statement_key(stmt)[1][0]}'"
+    if isinstance(stmt, ast.DensityDecl):
+        name = f"{stmt.name.name}({', '.join(v.name for v in stmt.vars)} | ...)"
+    return error("E101", f"{name} is declared twice in this model", _name_span(stmt), label="second declaration",
+                 notes=[Note(message="first declared here", span=_name_span(first))],
+                 hint="each name is declared once in a model (a model that `extends` another may redeclare "
+                      "its parent's names to override them)")

@@ -75,8 +75,9 @@ def concat(*xs: TensorType, dim: int = -1) -> Fn:
     axis = dim if dim >= 0 else rank + dim
     require(0 <= axis < rank, f"concat dim {dim} is out of range for rank {rank}")
     others = {x.shape[:axis] + x.shape[axis + 1:] for x in xs}
-    require(len(others) == 1, "concat needs equal sizes off the joined dimension, got "
-            + ", ".join(x.describe() for x in xs))
+    require(len(others) == 1, f"concat joins along dimension {dim}, so the other dimensions must be equal; got "
+            + " and ".join(x.describe() for x in xs),
+            "resize one input (e.g. a stride or an Upsample) or join along another dim")
     shape = list(xs[0].shape)
     shape[axis] = sum(x.shape[axis] for x in xs)
     torch_dim = dim if dim < 0 else dim + 1

@@ -72,6 +72,7 @@ class _Args:
     kwargs: list = field(default_factory=list)
     given: list = field(default_factory=list)
     has_bar: bool = False
+    bad: bool = False
 
 
 def _make(cls, span: Span, **fields):
@@ -263,7 +264,7 @@ class ToAst(Transformer):
         arglist = c[1] or _Args()
         self.reject_given(arglist, str(c[0]))
         return _make(ast.Stage, self.span(meta), name=str(c[0]), args=tuple(arglist.args),
-                     kwargs=tuple(arglist.kwargs), has_parens=True)
+                     kwargs=tuple(arglist.kwargs), has_parens=True, bad_args=arglist.bad)
 
     def stage_repeat(self, meta, c):
         return _make(ast.Stage, self.span(meta), name="repeat", repeat=c[0], body=c[1])
@@ -294,7 +295,7 @@ class ToAst(Transformer):
         arglist = c[1] or _Args()
         return _make(ast.Call, self.span(meta), func=c[0], args=tuple(arglist.args),
                      kwargs=tuple(arglist.kwargs), given=tuple(arglist.given),
-                     has_bar=arglist.has_bar)
+                     has_bar=arglist.has_bar, bad_args=arglist.bad)
 
     def index(self, meta, c):
         return _make(ast.Index, self.span(meta), target=c[0], indices=tuple(c[1:]))
@@ -329,6 +330,7 @@ class ToAst(Transformer):
             if isinstance(item, ast.Kwarg):
                 arglist.kwargs.append(item)
             elif arglist.kwargs:
+                arglist.bad = True
                 self.diagnostics.append(error(
                     "E024", "positional argument after a keyword argument", item.span,
                     label="positional argument here",

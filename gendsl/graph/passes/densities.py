@@ -157,7 +157,9 @@ class DensityResolver:
             return self.report("E321", f"{name}.{attr.name} takes a denoiser network", args[0].span,
                                hint="declare `denoiser eps(x_t: real[...], t: step) -> real[...] { ... }`")
         step = TensorType(kind="step")
-        if len(net.inputs) != 2 or not compatible(x_type, net.inputs[0]) or net.inputs[1] != step \
+        if net.role == "denoiser":
+            pass  # its signature is checked once, at the declaration (E310)
+        elif len(net.inputs) != 2 or not compatible(x_type, net.inputs[0]) or net.inputs[1] != step \
                 or not compatible(net.output, x_type):
             return self.report("E321", f"{net.name} must map (x_t: {x_type.describe()}, t: step) to "
                                f"{x_type.describe()}, but it is {net.describe()}", args[0].span,

@@ -170,6 +170,8 @@ class ExprTyper:
         return binding is not None and binding.kind == "density"
 
     def t_Call(self, e: ast.Call, scope: Scope) -> ir.Expr:
+        if e.bad_args:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)  # reported by the parser (E024)
         if isinstance(e.func, ast.Attr):
             return self.method(e, scope)
         if not isinstance(e.func, ast.Name):
@@ -196,8 +198,11 @@ class ExprTyper:
                                    hint=f"draw from it (`z ~ {name}(...)`) or score data with log p(x | z)")
             return self.distribution(e, scope)
         if name in LAYERS:
+            source = _text(e.args[0]) if e.args else "x"
+            rest = [_text(a) for a in e.args[1:]] + [f"{k.name}={_text(k.value)}" for k in e.kwargs]
             return self.report("E211", f"{name} is a layer: use it in a pipeline", e.span,
-                               hint=f"write `x |> {_text(e)}`")
+                               hint=f"write `{source} |> {name}({', '.join(rest)})`; the input comes from "
+                                    "the left of `|>`")
         return ir.Const(span=e.span, type=UNKNOWN, value=None)  # reported by the names pass
 
     def call_net(self, e: ast.Call, binding: Binding, scope: Scope) -> ir.Expr:

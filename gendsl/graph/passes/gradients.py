@@ -22,8 +22,11 @@ def _label(graph: nx.DiGraph, key: str) -> str:
     return key
 
 
-def check_gradients(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
-    """Check each step against what its loss reaches; annotate steps with their trainables."""
+def check_gradients(graph: nx.DiGraph, earlier_errors: bool = False) -> tuple[nx.DiGraph, list[Diagnostic]]:
+    """Check each step against what its loss reaches; annotate steps with their trainables.
+
+    After errors in earlier passes, the usage reports (E317, W301, W302) are skipped: a broken
+    loss makes everything it would have used look unused."""
     graph = graph.copy()
     diagnostics: list[Diagnostic] = []
     reach = Reach(graph)
@@ -38,12 +41,23 @@ def check_gradients(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
         over = [t for name in step.over for t in trainables_of(graph, name)] if step.over else \
             sorted(t for t in reached if graph.nodes[t]["data"].kind in TRAINABLE_KINDS
                    and graph.nodes[t]["data"].params > 0)
+        over = [t for t in over if graph.nodes[t]["data"].kind in TRAINABLE_KINDS]  # else E315 said so
         for target in over:
-            check_target(graph, step, target, reached.get(target), diagnostics)
+            if not _broken(graph.nodes[step.loss]["data"].expr):
+                check_target(graph, step, target, reached.get(target), diagnostics)
         trained.update(over)
         graph.nodes[key]["data"] = step.annotate(over=tuple(over))
-    report_untrained(graph, reach, trained, minimized, diagnostics)
+    if not earlier_errors:
+        report_untrained(graph, reach, trained, minimized, diagnostics)
     return graph, diagnostics
+
+
+def _broken(expr) -> bool:
+    """A loss that contains an expression already reported as wrong."""
+    from gendsl.graph import ir
+    from gendsl.types import UNKNOWN
+
+    return expr is None or any(node.type is UNKNOWN for node in ir.walk(expr))
 
 
 def check_target(graph: nx.DiGraph, step, target: str, paths, diagnostics: list[Diagnostic]) -> None:
@@ -54,11 +68,12 @@ def check_target(graph: nx.DiGraph, step, target: str, paths, diagnostics: list[
             f"depend on {_label(graph, target)}'s parameters", step.span, label="nothing to update",
             hint=f"use {_label(graph, target)} in {step.loss}, or remove it from `over`"))
         return
-    if not any(p.differentiable for p in paths):
-        blocked = sorted({p.latent for p in paths if not p.differentiable})
+    blocked = sorted({p.latent for p in paths if not p.differentiable})
+    if blocked:
         diagnostics.append(error(
-            "E318", f"the gradient of {step.loss} cannot reach {_label(graph, target)}: the sample of "
-            f"'{blocked[0]}' is not reparameterizable", step.span, label=f"{step.loss} reaches it only through a sample",
+            "E318", f"the gradient of {step.loss} cannot pass through the sample of '{blocked[0]}' to "
+            f"{_label(graph, target)}: it is not reparameterizable", step.span,
+            label=f"{step.loss} reaches {_label(graph, target)} through a sample of '{blocked[0]}'",
             hint=f"give '{blocked[0]}' a reparameterizable distribution (Normal, Laplace, Uniform), or a "
                  "discrete latent summed out exactly with log p(x)"))
 

@@ -23,6 +23,15 @@ from gendsl.library.training import (BETA_SCHEDULES, INITS, METRICS, OPTIMIZERS,
 
 BUILTIN_CALLS = {"kl"}
 GENERATIVE = "p"  # the generative model's density: p(z), p(x | z), p(x)
+# names people bring from PyTorch, Keras or papers -> what gendsl calls them
+ALIASES = {"mean_squared_error": "mse", "mse_loss": "mse", "l1_loss": "l1", "mae": "l1",
+           "binary_cross_entropy": "bce", "bce_with_logits": "bce", "binary_crossentropy": "bce",
+           "cat": "concat", "concatenate": "concat", "one_hot": "onehot", "kl_divergence": "kl",
+           "Gaussian": "Normal", "normal": "Normal", "bernoulli": "Bernoulli", "categorical": "Categorical",
+           "Dense": "Linear", "linear": "Linear", "conv2d": "Conv2d", "Conv": "Conv2d", "ReLU": "relu",
+           "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyReLU": "leaky_relu", "SiLU": "silu",
+           "BatchNorm1d": "BatchNorm", "BatchNorm2d": "BatchNorm", "MultiheadAttention": "SelfAttention",
+           "Flatten": "flatten", "Reshape": "reshape", "Softplus": "softplus"}
 
 
 def _walk(expr, on_name, on_callee, on_stage) -> None:
@@ -64,10 +73,16 @@ class _Resolver:
                           if data["data"].kind == "factor"} | {GENERATIVE}
         self.blocks: dict[str, ast.BlockDef] = graph.graph["blocks"]
         self.params = {n for n, d in graph.nodes(data=True) if d["data"].kind == "param"}
+        self.reported: set[int] = set()  # callees already reported (an unknown distribution)
 
     # -- reporting --
     def unknown(self, what: str, name: str, span, candidates: Iterable[str], extra_hint: str = "") -> None:
-        hint = did_you_mean(name, candidates) or extra_hint
+        if self.graph.graph.get("import_failed") and what in ("name", "layer", "function"):
+            return  # the failed import is the error; what it would have defined is not
+        candidates = set(candidates)
+        alias = ALIASES.get(name)
+        hint = (f"gendsl calls this '{alias}'" if alias in candidates else "") or did_you_mean(name, candidates) \
+            or extra_hint
         self.diagnostics.append(error("E102" if what == "name" else _CODES[what],
                                       f"unknown {what} '{name}'", span, label=f"not a known {what}",
                                       hint=hint))
@@ -88,16 +103,21 @@ class _Resolver:
             if node.id in visible or node.id in TRUE_FALSE:
                 self.use(node.id, user)
             elif not symbols:
-                self.unknown("name", node.id, node.span, visible | set(FUNCTIONS),
+                self.unknown("name", node.id, node.span, visible,
                              "declare it first (param, data, latent, tensor, or a network)")
 
         def on_callee(node: ast.Name, call: ast.Call) -> None:
+            if id(node) in self.reported:
+                return
             if node.id in self.model_names or node.id in self.densities or (local and node.id in local):
                 self.use(node.id, user)
             elif node.id not in FUNCTIONS and node.id not in DISTRIBUTIONS and node.id not in BUILTIN_CALLS \
                     and node.id not in LAYERS:
-                self.unknown("function", node.id, node.span,
-                             set(FUNCTIONS) | set(DISTRIBUTIONS) | visible | BUILTIN_CALLS)
+                candidates = set(FUNCTIONS) | set(DISTRIBUTIONS) | visible | BUILTIN_CALLS
+                close = ALIASES.get(node.id) or did_you_mean(node.id, candidates).split("'")[1:2]
+                close = close[0] if isinstance(close, list) and close else close
+                what = "distribution" if close in DISTRIBUTIONS else "function"
+                self.unknown(what, node.id, node.span, candidates)
 
         _walk(expr, on_name, on_callee, lambda stage: self.stage(stage, user, local))
 
@@ -110,8 +130,23 @@ class _Resolver:
         if stage.name not in LAYERS and stage.name not in self.blocks:
             self.unknown("layer", stage.name, stage.span, set(LAYERS) | set(self.blocks),
                          "see docs/language.md for the layers, or define a `block`")
-        for arg in (*stage.args, *(k.value for k in stage.kwargs)):
-            self.expr(arg, user, (local or set()) | block_params, symbols=True)
+        symbolic = self.symbolic_arguments(stage)
+        for i, arg in enumerate(stage.args):
+            self.expr(arg, user, (local or set()) | block_params, symbols=i in symbolic)
+        for kw in stage.kwargs:
+            self.expr(kw.value, user, (local or set()) | block_params, symbols=kw.name in symbolic)
+
+    def symbolic_arguments(self, stage: ast.Stage) -> set:
+        """Positions and names of a layer's arguments that take bare words (`mask=A`)."""
+        import typing
+
+        from gendsl.library.signature import parameters
+
+        if stage.name not in LAYERS:
+            return set()
+        params = parameters(LAYERS[stage.name].rule, 1)
+        literal = {p.name for p in params if typing.get_origin(p.annotation) is typing.Literal}
+        return literal | {i for i, p in enumerate(params) if p.name in literal}
 
     def registry_call(self, expr, registry, what: str, user: str) -> None:
         """`Adam(lr=...)`, `ring(...)`, `Langevin(E, ...)`: the callee is looked up in one registry."""
@@ -153,6 +188,7 @@ class _Resolver:
                 self.type_dims(var.type, key)
         elif data.kind == "latent":
             self.type_dims(decl.type, key)
+            self.distribution(decl.prior)
             self.expr(decl.prior, key)
         elif data.kind == "tensor":
             self.type_dims(decl.type, key)
@@ -177,6 +213,14 @@ class _Resolver:
                 self.unknown("metric", decl.name.name, decl.name.span, METRICS,
                              f"known: {', '.join(sorted(METRICS))}")
 
+    def distribution(self, expr) -> None:
+        """After '~' comes a distribution: an unknown one is reported as such (and not again)."""
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id not in DISTRIBUTIONS \
+                and expr.func.id not in self.densities and expr.func.id not in self.model_names:
+            self.unknown("distribution", expr.func.id, expr.func.span, DISTRIBUTIONS,
+                         f"distributions: {', '.join(DISTRIBUTIONS)}")
+            self.reported.add(id(expr.func))
+
     def variable(self, ident: ast.Ident, user: str) -> None:
         if ident.name not in self.model_names:
             self.unknown("name", ident.name, ident.span, self.model_names, "declare it with `data` or `latent`")
@@ -191,6 +235,7 @@ class _Resolver:
         decl = data.decl
         if data.kind == "factor" and isinstance(decl, ast.ObserveDecl):
             self.variable(decl.name, key)
+            self.distribution(decl.dist)
             self.expr(decl.dist, key)
             return
         if data.kind == "factor":
@@ -205,6 +250,8 @@ class _Resolver:
             self.type_dims(decl.returns, key)
         for stmt in decl.body:
             value = stmt.value if isinstance(stmt, (ast.Assign, ast.Result)) else stmt.dist
+            if isinstance(stmt, ast.Draw):
+                self.distribution(value)
             self.expr(value, key, local)
             if isinstance(stmt, ast.Assign):
                 self.declared_name(stmt.target, local=True)
@@ -228,8 +275,10 @@ class _Resolver:
             if target.name in self.model_names or target.name in self.densities:
                 self.graph.add_edge(key, target.name, kind="updates") if target.name in self.graph else None
             else:
-                self.unknown("network", target.name, target.span, self.model_names | self.densities,
-                             "`over` names the networks (or tensors) the step updates")
+                trainable = sorted(k for k, d in self.graph.nodes(data=True)
+                                   if d["data"].kind in ("net", "flow", "tensor")) + sorted(self.densities)
+                self.unknown("network", target.name, target.span, trainable,
+                             f"`over` names what the step updates: {', '.join(trainable)}")
         if decl.optimizer is not None:
             self.registry_call(decl.optimizer, OPTIMIZERS, "optimizer", key)
 
@@ -253,7 +302,7 @@ class _Resolver:
                 self.stage(stage, f"block:{block.name.name}", set(), params)
 
 
-_CODES = {"layer": "E103", "function": "E104", "data source": "E106", "optimizer": "E107",
+_CODES = {"layer": "E103", "function": "E104", "distribution": "E105", "data source": "E106", "optimizer": "E107",
           "setting": "E108", "metric": "E109", "loss": "E110", "network": "E111",
           "initializer": "E105", "sampler": "E105", "diffusion process": "E105",
           "noise schedule": "E105", "schedule": "E107"}

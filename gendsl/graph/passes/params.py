@@ -66,6 +66,8 @@ def resolve_params(graph: nx.DiGraph, overrides: list[str] = ()) -> tuple[nx.DiG
             continue
         ok, value = evaluate_or_report(decl.default, values, diagnostics, f"the default of '{key}'",
                                        symbols=False)
+        if not ok:
+            continue
         if ok:
             ok, value = check_value(value, node.type_name)
             if not ok:
@@ -86,6 +88,7 @@ def resolve_params(graph: nx.DiGraph, overrides: list[str] = ()) -> tuple[nx.DiG
         values[key] = value
         graph.nodes[key]["data"] = node.annotate(value=value, overridden=overridden)
     graph.graph["params"] = values
+    graph.graph["overridden"] = set(wanted)
     return graph, diagnostics
 
 

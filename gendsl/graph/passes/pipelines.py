@@ -17,18 +17,23 @@ from gendsl.library.signature import EntryError, bind, call_rule, format_value
 from gendsl.types import UNKNOWN, TensorType, Type
 
 TYPE_NAMES = ("real", "bin", "int", "cat", "step", "logit")
+TYPE_ALIASES = {"float": "real", "double": "real", "float32": "real", "tensor": "real", "bool": "bin",
+                "binary": "bin", "long": "int", "integer": "int", "label": "cat", "categorical": "cat",
+                "category": "cat", "time": "step"}
 MAX_BLOCK_DEPTH = 32
 
 
 def resolve_type(texpr: ast.TypeExpr, params: dict[str, Any], diagnostics: list[Diagnostic],
-                 batched: bool = True) -> TensorType | None:
+                 batched: bool = True, overridden: set[str] = frozenset()) -> TensorType | None:
     """`real[latent]` -> TensorType(real, (50,)); None after reporting a problem."""
     from gendsl.diagnostics import did_you_mean
 
     name = texpr.name
     if name not in TYPE_NAMES:
+        alias = TYPE_ALIASES.get(name.lower())
+        hint = f"gendsl writes this '{alias}'" if alias else did_you_mean(name, TYPE_NAMES)
         diagnostics.append(error("E216", f"unknown type '{name}'", texpr.span, label="not a type",
-                                 hint=did_you_mean(name, TYPE_NAMES) or "types: " + ", ".join(TYPE_NAMES)))
+                                 hint=(hint + "; " if hint else "") + "types: " + ", ".join(TYPE_NAMES)))
         return None
     dims = []
     for dim in texpr.dims:
@@ -37,9 +42,13 @@ def resolve_type(texpr: ast.TypeExpr, params: dict[str, Any], diagnostics: list[
             return None
         size = as_int_dim(value)
         if size is None:
+            why = "dims are positive ints or int params"
+            if isinstance(value, float):
+                why = "a float is not a dimension: declare the param `int`, and note that `/` gives a " \
+                      "fraction unless it divides exactly"
             diagnostics.append(error("E217", f"a dimension must be a positive integer, got {format_value(value)}",
-                                     dim.span, label="bad dimension",
-                                     hint="dims are positive ints or int params"))
+                                     dim.span, label="bad dimension", hint=why,
+                                     notes=overridden_note(dim, params, overridden)))
             return None
         dims.append(size)
     if name in ("step", "logit"):
@@ -57,11 +66,31 @@ def resolve_type(texpr: ast.TypeExpr, params: dict[str, Any], diagnostics: list[
     return TensorType(kind=name, shape=tuple(dims), batched=batched)
 
 
+def overridden_note(expr: ast.Expr, params: dict[str, Any], overridden: set[str]):
+    """A note when a bad value comes from a `--set` override (the spec itself may be fine)."""
+    from gendsl.diagnostics import Note
+
+    names = sorted({n.id for n in _names(expr)} & set(overridden))
+    return [Note(message=f"set on the command line: --set {n}={params[n]}") for n in names]
+
+
+def _names(expr):
+    if isinstance(expr, ast.Name):
+        yield expr
+    for field_value in expr.__dict__.values():
+        items = field_value if isinstance(field_value, tuple) else (field_value,)
+        for item in items:
+            if isinstance(item, ast.Node) and not isinstance(item, ast.Ident):
+                yield from _names(item)
+
+
 class PipelineTyper:
     """Applies stages to types, collecting layers and diagnostics."""
 
-    def __init__(self, params: dict[str, Any], blocks: dict[str, ast.BlockDef], diagnostics: list[Diagnostic]):
+    def __init__(self, params: dict[str, Any], blocks: dict[str, ast.BlockDef], diagnostics: list[Diagnostic],
+                 overridden: set[str] = frozenset()):
         self.params = params
+        self.overridden = overridden
         self.blocks = blocks
         self.diagnostics = diagnostics
 
@@ -104,6 +133,8 @@ class PipelineTyper:
 
     def layer(self, current: TensorType, stage: ast.Stage, env: dict[str, Any]) -> tuple[Type, list[LayerUse]]:
         entry = LAYERS[stage.name]
+        if stage.bad_args:
+            return UNKNOWN, []  # reported by the parser (E024)
         ok, args, kwargs = self.constant_args(stage, env)
         if not ok:
             return UNKNOWN, []
@@ -130,7 +161,8 @@ class PipelineTyper:
         if not isinstance(count, int) or isinstance(count, bool) or count < 0 or count > 10_000:
             self.diagnostics.append(error("E229", f"repeat needs a count between 0 and 10000, got "
                                           f"{format_value(count)}", stage.repeat.span, label="bad count",
-                                          hint="use an int param or literal"))
+                                          hint="the count is a whole number of repetitions",
+                                          notes=overridden_note(stage.repeat, env, self.overridden)))
             return UNKNOWN, []
         layers: list[LayerUse] = []
         for _ in range(count):

@@ -37,9 +37,9 @@ def check_nets(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
             code, what = SCALAR_ROLES[node.role]
             diagnostics.append(error(code, f"{node.role} {key} must return {what}, but returns {out.describe()}",
                                      node.output_origin or node.span, label=f"output {out.describe()}",
-                                     hint="end it with Linear(1) and declare `-> logit`"
-                                          + (" (a discriminator may also return a patch map real[1, H, W])"
-                                             if node.role == "discriminator" else "")))
+                                     hint=("end it with Linear(1) and declare `-> real`" if node.role != "discriminator"
+                                           else "end it with Linear(1) and declare `-> logit` (a discriminator "
+                                                "may also return a patch map real[1, H, W])")))
         if node.role == "denoiser":
             check_denoiser(key, node, diagnostics)
 
@@ -135,7 +135,7 @@ def model_capabilities(graph: nx.DiGraph) -> set[str]:
     kinds = [d["data"] for _, d in graph.nodes(data=True)]
     caps = {"losses"}
     if any(n.kind == "factor" and n.role == "encoder" for n in kinds):
-        caps |= {"encoder", "likelihood", "reconstruction"}
+        caps |= {"encoder", "likelihood"}
     if any(n.kind == "flow" for n in kinds) or any(n.kind == "factor" and n.role in ("autoregressive", "observe")
                                                     for n in kinds):
         caps.add("likelihood")
@@ -145,9 +145,21 @@ def model_capabilities(graph: nx.DiGraph) -> set[str]:
         caps.add("samples")
         if any(n.kind == "data" and n.source in ("ring", "grid") for n in kinds):
             caps.add("mode_data")
-    if any(n.kind == "net" for n in kinds):
+    if any(n.kind == "sample" and n.expr is not None and _reads_data(graph, n.expr) for n in kinds):
         caps.add("reconstruction")
     return caps
+
+
+def _reads_data(graph: nx.DiGraph, expr) -> bool:
+    """Does a sample use held-out data (other than labels), as reconstructions do?"""
+    return any(isinstance(r, ir.Ref) and r.scope == "data" and graph.nodes[r.name]["data"].type is not None
+               and graph.nodes[r.name]["data"].type.kind != "cat" for r in ir.walk(expr))
+
+
+NEEDS = {"encoder": "an encoder q(z | x)", "likelihood": "a likelihood (flow, autoregressive, discrete latents, "
+         "encoder or diffusion)", "diffusion": "a diffusion", "mode_data": "samples of ring(...) or grid(...) data",
+         "reconstruction": "a sample that reconstructs held-out data, e.g. `sample x = decode(encode(x))`",
+         "samples": "a `sample` statement", "losses": "losses"}
 
 
 def check_metrics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
@@ -160,7 +172,7 @@ def check_metrics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
         needs = metric_needs(node.metric)
         if needs not in caps:
             diagnostics.append(error("E312", f"metric {node.metric} does not apply to this model: it needs "
-                                     f"{needs.replace('_', ' ')}", node.span,
+                                     f"{NEEDS[needs]}", node.span,
                                      hint=f"metrics that apply: {applicable}"))
 
 

@@ -31,14 +31,19 @@ class _TypePass(UsesMixin):
         self.graph = graph
         self.params: dict[str, Any] = graph.graph.get("params", {})
         self.diagnostics: list[Diagnostic] = []
-        self.pipelines = PipelineTyper(self.params, graph.graph["blocks"], self.diagnostics)
+        self.overridden = graph.graph.get("overridden", set())
+        self.pipelines = PipelineTyper(self.params, graph.graph["blocks"], self.diagnostics, self.overridden)
         self.typer = ExprTyper(self.params, self.pipelines, self.diagnostics)
         self.model = self.typer.model
+        self.failed_draws: set[tuple[str, str]] = set()  # (owner, variable): already reported
         for name, value in self.params.items():
             kind = {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
             self.model[name] = Binding("param", NumberType(kind=kind, value=value), name)
 
     # ---- helpers ----
+    def resolve_type(self, texpr: ast.TypeExpr, batched: bool = True):
+        return resolve_type(texpr, self.params, self.diagnostics, batched, self.overridden)
+
     def nodes(self, kind: str) -> list[tuple[str, Any]]:
         return [(k, d["data"]) for k, d in self.graph.nodes(data=True) if d["data"].kind == kind]
 
@@ -89,7 +94,7 @@ class _TypePass(UsesMixin):
                             hint=f"{found[0]} gives: " + ", ".join(o.describe() for o in outputs))
                 outputs = None
             for (key, node), var in zip(members, decl.vars):
-                declared = resolve_type(var.type, self.params, self.diagnostics)
+                declared = self.resolve_type(var.type)
                 if declared is not None and outputs is not None:
                     self.check_data_type(var, declared, outputs[node.position], found[0])
                 self.model[key] = Binding("data", declared or UNKNOWN, key)
@@ -115,7 +120,7 @@ class _TypePass(UsesMixin):
 
     def tensors(self) -> None:
         for key, node in self.nodes("tensor"):
-            t = resolve_type(node.decl.type, self.params, self.diagnostics, batched=False)
+            t = self.resolve_type(node.decl.type, batched=False)
             init = self.registry_value(node.decl.init, INITS, "initializer")
             self.model[key] = Binding("tensor", t or UNKNOWN, key)
             self.set(key, type=t, init={"name": init[0], **init[1].values} if init else {},
@@ -123,7 +128,7 @@ class _TypePass(UsesMixin):
 
     def latents(self) -> None:
         for key, node in self.nodes("latent"):
-            t = resolve_type(node.decl.type, self.params, self.diagnostics)
+            t = self.resolve_type(node.decl.type)
             self.model[key] = Binding("latent", t or UNKNOWN, key)
             self.set(key, type=t)
 
@@ -131,7 +136,8 @@ class _TypePass(UsesMixin):
         nets = [k for k, _ in self.nodes("net")]
         sub = self.graph.subgraph(nets)
         try:
-            return list(nx.topological_sort(sub))
+            order = {k: i for i, k in enumerate(self.graph)}
+            return list(nx.lexicographical_topological_sort(sub, key=order.__getitem__))
         except nx.NetworkXUnfeasible:
             cycle = [u for u, _ in nx.find_cycle(sub)]
             node = self.graph.nodes[cycle[0]]["data"]
@@ -147,7 +153,7 @@ class _TypePass(UsesMixin):
             for p in decl.params:
                 inputs.append((p.name.name, self.input_type(p, key)))
             program = self.program(key, decl.body, inputs)
-            declared = resolve_type(decl.returns, self.params, self.diagnostics) if decl.returns else None
+            declared = self.resolve_type(decl.returns) if decl.returns else None
             result = program.result.type if program.result is not None else UNKNOWN
             output = self.net_output(decl, declared, result, program)
             self.typer.net_origin[key] = _origin(program.result)
@@ -159,7 +165,7 @@ class _TypePass(UsesMixin):
 
     def input_type(self, p: ast.NetParam, owner: str):
         if p.type is not None:
-            return resolve_type(p.type, self.params, self.diagnostics) or UNKNOWN
+            return self.resolve_type(p.type) or UNKNOWN
         binding = self.model.get(p.name.name)
         if binding is not None and binding.kind in ("data", "latent"):
             return binding.type
@@ -194,7 +200,9 @@ class _TypePass(UsesMixin):
                 dist = self.typer.expr(stmt.dist, scope)
                 if isinstance(dist, ir.Dist):
                     stmts.append(ir.Draw(span=stmt.span, name=stmt.target.name, dist=dist))
-                elif dist.type is not UNKNOWN:
+                else:
+                    self.failed_draws.add((owner, stmt.target.name))
+                if not isinstance(dist, ir.Dist) and dist.type is not UNKNOWN:
                     self.report("E235", f"'~' draws from a distribution, got {dist.type.describe()}",
                                 stmt.dist.span, hint="write e.g. `z ~ Normal(loc = m, scale = s)`")
             else:
@@ -248,11 +256,15 @@ class _TypePass(UsesMixin):
 
     def check_draws(self, key: str, decl: ast.DensityDecl, program: ir.Program, variables) -> None:
         drawn = [s for s in program.stmts if isinstance(s, ir.Draw)]
+        given = f" | {', '.join(g.name for g in decl.given)}" if decl.given else ""
         for var in variables:
             draws = [d for d in drawn if d.name == var]
+            if (key, var) in self.failed_draws:
+                continue
             if len(draws) != 1:
-                self.report("E309", f"{decl.role} {key.split(':')[1]} must draw '{var}' exactly once "
-                            f"(found {len(draws)})", decl.span, hint=f"add `{var} ~ Normal(...)` (or Bernoulli, ...)")
+                self.report("E309", f"{decl.role} {decl.name.name}({', '.join(variables)}{given}) must draw "
+                            f"'{var}' exactly once (found {len(draws)})", decl.span,
+                            hint=f"add `{var} ~ Normal(...)` (or Bernoulli, ...)")
             elif var in self.model:
                 self.check_event(draws[0].dist, self.model[var].type, var, draws[0].span)
         for extra in (d for d in drawn if d.name not in variables):

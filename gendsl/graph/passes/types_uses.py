@@ -44,7 +44,8 @@ class UsesMixin:
     def loss_order(self) -> list[str]:
         losses = [k for k, _ in self.nodes("loss")]
         try:
-            return list(nx.topological_sort(self.graph.subgraph(losses)))
+            order = {k: i for i, k in enumerate(self.graph)}
+            return list(nx.lexicographical_topological_sort(self.graph.subgraph(losses), key=order.__getitem__))
         except nx.NetworkXUnfeasible:
             cycle = [u for u, _ in nx.find_cycle(self.graph.subgraph(losses))]
             self.report("E234", f"losses refer to each other in a cycle: {' -> '.join(cycle + [cycle[0]])}",
@@ -109,7 +110,9 @@ class UsesMixin:
             self.graph.graph["train"] = None
             return
         values = {"span": train.span}
+        spans = {}
         for setting in train.settings:
+            spans[setting.name.name] = setting.span
             name = setting.name.name
             spec = SETTINGS.get(name)
             if spec is None:
@@ -127,7 +130,10 @@ class UsesMixin:
                 if checked is not None:
                     values[name] = checked
         if "epochs" in values and "steps" in values:
-            self.report("E313", "give either `epochs` or `steps`, not both", train.span,
+            from gendsl.diagnostics import Note
+
+            self.report("E313", "give either `epochs` or `steps`, not both", spans["steps"],
+                        notes=[Note(message="epochs given here", span=spans["epochs"])],
                         hint="epochs count passes over the data; steps count optimizer rounds")
         elif "epochs" not in values and "steps" not in values:
             self.report("E313", "the train block needs `epochs N` or `steps N`", train.span,
