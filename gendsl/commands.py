@@ -196,7 +196,6 @@ def load_trained(folder: Path, device_name: str):
         model.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")})
     else:
         model.load_state_dict(state["model"])
-    torch.set_grad_enabled(False)
     return run, model.eval(), device
 
 

@@ -37,7 +37,7 @@ class SourceFile:
     def __init__(self, path: str, text: str):
         self.path = path
         self.text = text
-        self.lines = text.splitlines()
+        self.lines = [line.rstrip("\r") for line in text.split("\n")]  # Lark counts lines by \n only
 
     @classmethod
     def read(cls, path: str | Path) -> "SourceFile":

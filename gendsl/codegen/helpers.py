@@ -100,6 +100,14 @@ def gradient_penalty(critic, real, fake):
     return ((grad.reshape(grad.shape[0], -1).norm(dim=1) - 1) ** 2).mean()
 
 
+def r1_penalty(critic, real):
+    """R1 (Mescheder et al. 2018): mean over the batch of |grad critic(x)|^2 at real data."""
+    x = real.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.reshape(grad.shape[0], -1).pow(2).sum(1).mean()
+
+
 def soft_attention(query, keys, values):
     """softmax(q k^T / sqrt(C)) v, batched; query [B, C] or [B, Tq, C]."""
     squeeze = query.dim() == 2

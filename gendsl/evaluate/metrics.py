@@ -64,7 +64,8 @@ def likelihood(model, spec: dict, groups, k: int, batch: int, quiet: bool, prefe
         var, values, how = found["bound"], per_sample(model.bound, groups, batch, quiet, "bound"), \
             "variational bound"
     elif "log_weights" in found and prefer == "elbo":
-        var, values, how = found["log_weights"], -per_sample(model.elbo, groups, batch, quiet, "elbo"), "ELBO"
+        var, values, how = found["log_weights"], -per_sample(model.elbo, groups, batch, quiet, "elbo"), \
+            "negative ELBO"
     else:
         raise GendslError(error("E312", f"model {spec['model']} has no {prefer} to evaluate",
                                 hint="likelihoods exist for flows, autoregressive models, discrete latents "

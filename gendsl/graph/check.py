@@ -34,6 +34,15 @@ class Checked:
 
 def check_source(source: SourceFile, overrides: list[str] = (), model: str | None = None) -> Checked:
     """Parse, build and run every pass; passes still run after errors so all of them are reported."""
+    try:
+        return _check(source, overrides, model)
+    except RecursionError:
+        from gendsl.syntax.parse import too_deep
+
+        return Checked(None, [too_deep(source)], {source.path: source})
+
+
+def _check(source: SourceFile, overrides, model) -> Checked:
     loaded, diagnostics = load_source(source, model)
     sources = {source.path: source}
     if loaded is None:

@@ -34,10 +34,24 @@ class NotConstant(Exception):
         self.node, self.why = node, why
 
 
+LIMIT = 10 ** 15  # no size, count or setting of a spec is larger; beyond, arithmetic could hang
+
+
+def bounded(value: Any, node: ast.Node) -> Any:
+    """Reject results that no spec needs and that would overflow or hang later stages."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NotConstant(node, "the value is not a finite number")
+    if abs(value) > LIMIT:
+        raise NotConstant(node, f"the value is too large (above 10^15)")
+    return value
+
+
 def evaluate(expr: ast.Expr, params: dict[str, Any], symbols: bool = True) -> Any:
     """The value of a constant expression; raises NotConstant with the offending node."""
     if isinstance(expr, ast.Number):
-        return expr.value
+        return bounded(expr.value, expr)
     if isinstance(expr, ast.String):
         return expr.value
     if isinstance(expr, ast.Name):
@@ -59,7 +73,8 @@ def evaluate(expr: ast.Expr, params: dict[str, Any], symbols: bool = True) -> An
             raise NotConstant(expr, f"log of {value}")
         return math.log(value)
     if isinstance(expr, ast.Binary):
-        return _binary(expr, evaluate(expr.left, params, symbols), evaluate(expr.right, params, symbols))
+        return bounded(_binary(expr, evaluate(expr.left, params, symbols), evaluate(expr.right, params, symbols)),
+                       expr)
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and not expr.has_bar:
         return EntryCall(expr.func.id, tuple(evaluate(a, params, symbols) for a in expr.args),
                          tuple((k.name, evaluate(k.value, params, symbols)) for k in expr.kwargs), expr)
@@ -84,6 +99,8 @@ def _binary(expr: ast.Binary, left: Any, right: Any) -> Any:
         if b == 0:
             raise NotConstant(expr, "division by zero")
         return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
+    if abs(a) > 1 and b > 0 and b * math.log10(abs(a)) > 15:
+        raise NotConstant(expr, "the value is too large (above 10^15)")  # before computing it
     try:
         return a ** b
     except (OverflowError, ZeroDivisionError) as exc:
@@ -102,8 +119,11 @@ def evaluate_or_report(expr: ast.Expr, params: dict[str, Any], diagnostics: list
         return False, None
 
 
+MAX_DIM = 2 ** 31
+
+
 def as_int_dim(value: Any) -> int | None:
     """A dimension: a positive integer (a float, even 4.0, is a mistake in the spec's types)."""
     if isinstance(value, bool) or not isinstance(value, int):
         return None
-    return value if value > 0 else None
+    return value if 0 < value <= MAX_DIM else None

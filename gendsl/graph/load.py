@@ -59,6 +59,10 @@ class _Loader:
         self.modules[key] = module
         for imp in module.imports:
             target = Path(imp.path.value)
+            if "\x00" in imp.path.value or not imp.path.value.strip():
+                self.diagnostics.append(error("E117", "an import path must name a file", imp.path.span,
+                                              hint='write e.g. import "blocks/unet.gen"'))
+                continue
             if target.is_absolute() or "://" in imp.path.value:
                 self.diagnostics.append(error("E117", f"import path must be relative: {imp.path.value}",
                                               imp.path.span, hint="write the path relative to this file"))

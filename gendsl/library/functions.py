@@ -155,6 +155,13 @@ def gradient_penalty(critic: NetType, real: TensorType, fake: TensorType) -> Fn:
     return Fn(out=LOSS_VALUE, code="gradient_penalty({0}, {1}, {2})", helpers=("gradient_penalty",))
 
 
+@function("r1_penalty", "R1 regularizer (Mescheder et al. 2018): mean |grad D(x)|^2 at real data",
+          skip=0)
+def r1_penalty(critic: NetType, real: TensorType) -> Fn:
+    require(isinstance(critic, NetType), "r1_penalty's first argument is the discriminator network")
+    return Fn(out=LOSS_VALUE, code="r1_penalty({0}, {1})", helpers=("r1_penalty",))
+
+
 def _attention(name: str, helper: str, differentiable: bool):
     def rule(query: TensorType, keys: TensorType, values: TensorType) -> Fn:
         for what, t in (("query", query), ("keys", keys), ("values", values)):

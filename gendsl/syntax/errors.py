@@ -347,7 +347,7 @@ def syntax_error(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Di
     if code is not None:
         return _curated(code, source, span, found, end, open_brackets)
     expected = _expected_words(getattr(exc, "expected", set()) or set())
-    return error("E040", f"unexpected {found}", span, label=f"found {found}",
+    return error("E040", f"unexpected {found.replace('the end', 'end')}", span, label=f"found {found}",
                  hint=f"expected {expected}" if expected else "")
 
 

@@ -306,12 +306,24 @@ class ToAst(Transformer):
     def number(self, meta, c):
         text = str(c[0])
         is_int = text.isdigit()
+        if is_int and len(text) > MAX_DIGITS:
+            self.diagnostics.append(error("E032", f"number with {len(text)} digits is too large", self.span(meta),
+                                          label="too large", hint="numbers in specs stay below 10^15"))
+            return _make(ast.Number, self.span(meta), value=0, is_int=True)
         return _make(ast.Number, self.span(meta), value=int(text) if is_int else float(text),
                      is_int=is_int)
 
     def string(self, meta, c):
         raw = str(c[0])[1:-1]
-        value = raw.encode("utf-8").decode("unicode_escape") if "\\" in raw else raw
+        if "\\" not in raw:
+            return _make(ast.String, self.span(meta), value=raw)
+        try:
+            value = raw.encode("utf-8").decode("unicode_escape")
+        except UnicodeDecodeError:
+            self.diagnostics.append(error("E033", "bad escape sequence in a string", self.span(meta),
+                                          label="here", hint='write a backslash as "\\\\"; escapes are \\n, \\t, '
+                                                             '\\", \\xHH'))
+            value = raw
         return _make(ast.String, self.span(meta), value=value)
 
     def name(self, meta, c):
@@ -354,14 +366,27 @@ class ToAst(Transformer):
                 arglist.given[0].span, hint="remove the '|' part"))
 
 
+MAX_DIGITS = 15
+
+
 def parse_source(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
     """Parse one file: the module, or None and the syntax diagnostics."""
     from gendsl.syntax.errors import syntax_error
 
     try:
         tree = parser().parse(source.text)
+        builder = ToAst(source)
+        module = builder.transform(tree)
     except lark.exceptions.UnexpectedInput as exc:
         return None, [syntax_error(exc, source)]
-    builder = ToAst(source)
-    module = builder.transform(tree)
+    except (RecursionError, lark.exceptions.VisitError) as exc:
+        if isinstance(exc, lark.exceptions.VisitError) and not isinstance(exc.orig_exc, RecursionError):
+            raise
+        return None, [too_deep(source)]
     return module, builder.diagnostics
+
+
+def too_deep(source: SourceFile) -> Diagnostic:
+    """Expressions nested hundreds of levels deep exceed Python's recursion limit."""
+    return error("E034", "an expression is nested too deeply to check", Span(file=source.path, line=1, col=1,
+                 end_line=1, end_col=1), hint="split it into named parts (h = ...) of reasonable depth")

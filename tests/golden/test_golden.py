@@ -72,3 +72,11 @@ def test_dot(spec: Path, view: str, tmp_path: Path, update_golden: bool) -> None
     code, _, stderr = run_cli(["render", spec.name, "-o", str(out), "--view", view], spec.parent)
     assert code == 0, stderr
     compare(HERE / "dot" / f"{spec.stem}.{view}.dot", out.read_text(encoding="utf-8"), update_golden)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
+def test_generated_code(spec: Path, tmp_path: Path, update_golden: bool) -> None:
+    out = tmp_path / f"{spec.stem}.py"
+    code, _, stderr = run_cli(["compile", spec.name, "-o", str(out)], spec.parent)
+    assert code == 0, stderr
+    compare(HERE / "codegen" / f"{spec.stem}.py", out.read_text(encoding="utf-8"), update_golden)

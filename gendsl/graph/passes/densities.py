@@ -151,7 +151,7 @@ class DensityResolver:
                                hint=f"write {name}.{attr.name}(eps)")
         net = args[0].type
         x_type = binding.type.value
-        if net is UNKNOWN:
+        if net is UNKNOWN or x_type is None:
             return ir.Const(span=e.span, type=UNKNOWN, value=None)
         if not (isinstance(args[0], ir.Ref) and isinstance(net, NetType)):
             return self.report("E321", f"{name}.{attr.name} takes a denoiser network", args[0].span,

@@ -34,8 +34,9 @@ def check_gradients(graph: nx.DiGraph, earlier_errors: bool = False) -> tuple[nx
     minimized: set[str] = set()
     steps = [(k, d["data"]) for k, d in graph.nodes(data=True) if d["data"].kind == "step"]
     for key, step in steps:
-        if step.loss not in graph or graph.nodes[step.loss]["data"].expr is None:
-            continue
+        loss = graph.nodes[step.loss]["data"] if step.loss in graph else None
+        if loss is None or loss.kind != "loss" or loss.expr is None:
+            continue  # E110 said it is not a loss
         minimized.add(step.loss)
         reached = reach.of_node(step.loss)
         over = [t for name in step.over for t in trainables_of(graph, name)] if step.over else \
@@ -43,7 +44,7 @@ def check_gradients(graph: nx.DiGraph, earlier_errors: bool = False) -> tuple[nx
                    and graph.nodes[t]["data"].params > 0)
         over = [t for t in over if graph.nodes[t]["data"].kind in TRAINABLE_KINDS]  # else E315 said so
         for target in over:
-            if not _broken(graph.nodes[step.loss]["data"].expr):
+            if not _broken(loss.expr):
                 check_target(graph, step, target, reached.get(target), diagnostics)
         trained.update(over)
         graph.nodes[key]["data"] = step.annotate(over=tuple(over))

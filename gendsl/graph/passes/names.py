@@ -88,6 +88,8 @@ class _Resolver:
                                       hint=hint))
 
     def use(self, name: str, user: str) -> None:
+        if user not in self.graph:
+            return  # train settings and blocks use names but are not nodes
         if name in self.graph and name != user:
             self.graph.add_edge(name, user, kind="uses")
         elif name in self.densities:
@@ -114,8 +116,8 @@ class _Resolver:
             elif node.id not in FUNCTIONS and node.id not in DISTRIBUTIONS and node.id not in BUILTIN_CALLS \
                     and node.id not in LAYERS:
                 candidates = set(FUNCTIONS) | set(DISTRIBUTIONS) | visible | BUILTIN_CALLS
-                close = ALIASES.get(node.id) or did_you_mean(node.id, candidates).split("'")[1:2]
-                close = close[0] if isinstance(close, list) and close else close
+                suggestion = did_you_mean(node.id, candidates)
+                close = ALIASES.get(node.id) or (suggestion.split("'")[1] if suggestion else "")
                 what = "distribution" if close in DISTRIBUTIONS else "function"
                 self.unknown(what, node.id, node.span, candidates)
 

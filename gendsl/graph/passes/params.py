@@ -42,7 +42,12 @@ def convert(raw: str, type_name: str) -> tuple[bool, Any]:
 
 
 def check_value(value: Any, type_name: str) -> tuple[bool, Any]:
-    """A default's value against the declared type (ints widen to float)."""
+    """A default's value against the declared type (ints widen to float); finite and below 10^15."""
+    import math
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            (not math.isfinite(value) or abs(value) > 10 ** 15):
+        return False, value
     python_type = PARAM_TYPES[type_name]
     if python_type is float and isinstance(value, int) and not isinstance(value, bool):
         return True, float(value)
@@ -79,8 +84,10 @@ def resolve_params(graph: nx.DiGraph, overrides: list[str] = ()) -> tuple[nx.DiG
         overridden = key in wanted
         if overridden:
             converted, override = convert(wanted[key], node.type_name)
+            converted = converted and check_value(override, node.type_name)[0]
             if not converted:
-                diagnostics.append(error("E121", f"--set {key}={wanted[key]}: '{key}' is {node.type_name}",
+                diagnostics.append(error("E121", f"--set {key}={wanted[key][:40]}: '{key}' is {node.type_name}"
+                                         f"{'' if node.type_name == 'str' else ' (finite, below 10^15)'}",
                                          decl.span, label=f"'{key}' declared {node.type_name} here",
                                          hint=f"give {'an' if node.type_name == 'int' else 'a'} {node.type_name}, e.g. --set {key}={_example(node.type_name)}"))
                 continue
