@@ -12,6 +12,13 @@ SPECS = ROOT / "specs"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("GENDSL_DATA_DIR", str(SHARED_DATA))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per worker: two workers with two OpenMP threads each on two cores spin-wait on
+    # every small matmul and run many times slower than one thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def pytest_addoption(parser):

@@ -49,10 +49,10 @@ def test_vae_loss_equals_handwritten(latent: int, hidden: int, batch: int, beta:
 
 
 @settings(max_examples=6, deadline=None)
-@given(width=st.integers(1, 64), batch=st.integers(1, 17))
-def test_gan_losses_equal_handwritten(width: int, batch: int) -> None:
+@given(width=st.integers(1, 64), batch=st.integers(1, 17), gamma=st.sampled_from([0.0, 1.0, 10.0]))
+def test_gan_losses_equal_handwritten(width: int, batch: int, gamma: float) -> None:
     torch.manual_seed(1)
-    model = compiled("gan_ring.gen", [f"width={width}"])
+    model = compiled("gan_ring.gen", [f"width={width}", f"gamma={gamma}"])
     ref = RingGAN(64, width)
     for i in (0, 2, 4):
         copy_linear(ref.G[i], model.G.out[i])
@@ -62,7 +62,7 @@ def test_gan_losses_equal_handwritten(width: int, batch: int) -> None:
     d_generated = model.step_critic({"x": x})
     torch.manual_seed(7)
     z = torch.randn(batch, 64)
-    assert torch.allclose(d_generated, ref.d_loss(x, z), atol=1e-6, rtol=1e-6)
+    assert torch.allclose(d_generated, ref.d_loss(x, z, gamma), atol=1e-6, rtol=1e-6)
     torch.manual_seed(8)
     g_generated = model.step_gen({"x": x})
     torch.manual_seed(8)

@@ -50,11 +50,16 @@ class RingGAN(nn.Module):
         self.D = nn.Sequential(nn.Linear(2, width), nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2),
                                nn.Linear(width, 1))
 
-    def d_loss(self, x, z):
+    def d_loss(self, x, z, gamma=0.0):
         real = self.D(x)
         fake = self.D(self.G(z).detach())
-        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+        loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                 + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        if gamma:
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.D(x).sum(), x, create_graph=True)
+            loss = loss + gamma / 2 * grad.pow(2).sum(1).mean()
+        return loss
 
     def g_loss(self, z):
         fake = self.D(self.G(z))
