@@ -171,10 +171,10 @@ def pgm_edges(graph: nx.DiGraph) -> list[tuple[str, str, dict]]:
             for given in node.term.given:
                 for var in node.term.vars:
                     edges.append((safe_id("v", given), safe_id("v", var), style.INFERENCE if dashed else {}))
-            for tensor in _tensors(node.program):
+            for tensor in sorted(_tensors(node.program)):
                 edges += [(safe_id("t", tensor), safe_id("v", var), {}) for var in node.term.vars]
         elif node.kind == "latent" and node.prior is not None:
-            edges += [(safe_id("t", t), safe_id("v", key), {}) for t in _tensors_expr(node.prior)]
+            edges += [(safe_id("t", t), safe_id("v", key), {}) for t in sorted(_tensors_expr(node.prior))]
         elif node.kind == "flow":
             edges.append((safe_id("v", node.latent), safe_id("v", node.var), {"label": key}))
         elif node.kind == "diffusion":
