@@ -102,15 +102,11 @@ def handwritten_gan(data: torch.Tensor, batch: int):
     return step
 
 
-def generated(spec: Path, device: str, folder: Path):
-    run, _ = create(folder, str(spec), [], None)
+def generated(spec: Path, device: str, folder: Path, overrides: list[str] = ()):
+    run, _ = create(folder, str(spec), list(overrides), None)
     trainer = Trainer(run, Options(device=device, quiet=True, steps=10**9))
     trainer.model.train()
-    sums: dict = {}
-
-    def step():
-        trainer.one_round(sums)
-    return step, trainer
+    return trainer.one_round, trainer
 
 
 def timed(step, count: int, device: torch.device) -> float:
@@ -152,9 +148,11 @@ def main() -> None:
         data = trainer.groups[0].tensors[0]
         rows.append(compare("VAE 784-400-20 (PyTorch examples), batch 128", ours,
                             handwritten_vae(data, 128), args.blocks, args.block_steps, device))
-        ours, trainer = generated(ROOT / "specs/gan_ring.gen", args.device, Path(tmp) / "gan")
+        # the same networks as the hand-written GAN: width 256, no R1 term
+        ours, trainer = generated(ROOT / "specs/gan_ring.gen", args.device, Path(tmp) / "gan",
+                                  ["width=256", "gamma=0"])
         data = trainer.groups[0].tensors[0]
-        rows.append(compare("ring GAN (specs/gan_ring.gen), batch 256, D+G", ours,
+        rows.append(compare("ring GAN (gan_ring.gen, width=256, gamma=0), batch 256, D+G", ours,
                             handwritten_gan(data, 256), args.blocks, args.block_steps, device))
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}; median of {args.blocks} blocks "

@@ -53,6 +53,21 @@ class Writer:
         return f"-{paren(operand, prec, UNARY)}", UNARY
 
     def w_Binary(self, e: ir.Binary):
+        # a term multiplied by a zero constant (a param set to 0, e.g. --set gamma=0) is not computed
+        if e.op in ("+", "-") and _is_zero_term(e.right):
+            return self.emit(e.left)
+        if e.op in ("+", "-") and _is_zero_term(e.left):
+            return self.emit(e.right) if e.op == "+" else self.emit(
+                ir.Unary(span=e.span, type=e.right.type, op="-", operand=e.right))
+        # -a + b -> b - a and a + -b -> a - b: one op instead of two (training is op-bound on small nets)
+        if e.op == "+" and _is_negation(e.left):
+            return self.emit(e.model_copy(update={"op": "-", "left": e.right, "right": e.left.operand}))
+        if e.op in ("+", "-") and _is_negation(e.right):
+            return self.emit(e.model_copy(update={"op": "-" if e.op == "+" else "+", "right": e.right.operand}))
+        if e.op == "*" and _is_one(e.left):
+            return self.emit(e.right)
+        if e.op in ("*", "/") and _is_one(e.right):
+            return self.emit(e.left)
         prec, op = BINARY[e.op]
         left, lp = self.emit(e.left)
         right, rp = self.emit(e.right)
@@ -92,6 +107,23 @@ def fill(template: str, args: list[tuple[str, int]], writer: Writer) -> str:
         follows = template[match.end():match.end() + 1]
         return paren(code, prec, CALL) if follows in (".", "[") else code
     return re.sub(r"\{(\d+)\}", replace, template)
+
+
+def _is_zero_term(e: ir.Expr) -> bool:
+    """0, or a product with a zero constant factor (its value is 0 for any finite operand)."""
+    if isinstance(e, ir.Const):
+        return isinstance(e.value, (int, float)) and not isinstance(e.value, bool) and e.value == 0
+    return isinstance(e, ir.Binary) and ((e.op == "*" and (_is_zero_term(e.left) or _is_zero_term(e.right)))
+                                          or (e.op == "/" and _is_zero_term(e.left)))
+
+
+def _is_negation(e: ir.Expr) -> bool:
+    return isinstance(e, ir.Unary) and e.op == "-"
+
+
+def _is_one(e: ir.Expr) -> bool:
+    return isinstance(e, ir.Const) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool) \
+        and e.value == 1
 
 
 def is_number(e: ir.Expr) -> bool:

@@ -95,7 +95,7 @@ class Trainer:
         self.checkpoint_every = options.checkpoint_every or train["checkpoint_every"]
         self.sample_every = train["sample_every"] if options.sample_every is None else options.sample_every
         self.round = 0
-        self.bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.sums: dict[str, torch.Tensor] = {}  # each step's summed loss since the last log
         self.delay = float(os.environ.get("GENDSL_TEST_STEP_DELAY", "0"))  # only for the kill/resume test
 
     def setup_device(self) -> torch.device:
@@ -143,9 +143,13 @@ class Trainer:
         checkpoint.restore_rng(state["rng"])
         self.round = state["round"]
 
-    def save(self) -> None:
-        if bool(self.bad):  # never let a non-finite model replace the last good checkpoint
+    def check_finite(self) -> None:
+        """One host sync: a NaN or inf in any loss since the last log shows in the summed losses."""
+        if self.sums and not bool(torch.isfinite(torch.stack(list(self.sums.values()))).all()):
             self.stop_nan()
+
+    def save(self) -> None:
+        self.check_finite()  # never let a non-finite model replace the last good checkpoint
         if self.main:
             checkpoint.save(self.run.folder / "checkpoint.pt", self.state())
 
@@ -156,7 +160,7 @@ class Trainer:
                  "learning rate, add `clip 1.0` to the train block, or check the data"))
 
     # ---- the loop ----
-    def one_round(self, sums: dict) -> None:
+    def one_round(self) -> None:
         for step in self.run.spec["steps"]:
             name = step["name"]
             optimizer, method = self.optimizers[name], self.methods[name]
@@ -170,9 +174,8 @@ class Trainer:
                 if clip:
                     torch.nn.utils.clip_grad_norm_(parameters_of(self.model, step["over"]), clip)
                 optimizer.step()
-                detached = loss.detach()
-                self.bad |= ~torch.isfinite(detached)
-                sums[name] = sums.get(name, 0) + detached
+                sums = self.sums
+                sums[name] = sums[name] + loss.detach() if name in sums else loss.detach()
             self.schedulers[name].step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
@@ -188,18 +191,17 @@ class Trainer:
                 log.truncate(self.round)
         self.model.train()
         bar = progress(self.total, self.round, self.options.quiet or not self.main)
-        sums: dict = {}
         last: dict = {}
         started = time.perf_counter()
         self.update_info("running")
         try:
             while self.round < self.total:
-                self.one_round(sums)
+                self.one_round()
                 self.round += 1
                 bar.update(1)
                 if self.round % self.log_every == 0 or self.round == self.total:
-                    last = self.log_metrics(sums, log, started)
-                    sums = {}
+                    last = self.log_metrics(log, started)
+                    self.sums.clear()
                     bar.set_postfix({k[5:]: f"{v:.4g}" for k, v in last.items() if k.startswith("loss/")})
                 if self.round % self.checkpoint_every == 0 or self.round == self.total:
                     self.save()
@@ -216,14 +218,13 @@ class Trainer:
             save_loss_plot(log.rows, self.run.folder / "losses.png")
         return last
 
-    def log_metrics(self, sums: dict, log: MetricLog | None, started: float) -> dict:
-        if bool(self.bad):
-            self.stop_nan()
+    def log_metrics(self, log: MetricLog | None, started: float) -> dict:
+        self.check_finite()
         counts = {s["name"]: s["repeat"] for s in self.run.spec["steps"]}
         rounds = self.round % self.log_every or self.log_every
         row = {"round": self.round, "epoch": round(self.round / self.batcher.per_epoch(), 3),
                "seconds": round(time.perf_counter() - started, 2)}
-        for name, total in sums.items():
+        for name, total in self.sums.items():
             row[f"loss/{name}"] = float(total) / (counts[name] * rounds)
         first = next(iter(self.optimizers.values()), None)
         if first is not None:

@@ -100,7 +100,7 @@ class VAE(nn.Module):
         q_z = self.q_z(x)
         z = q_z.rsample()  # z ~ q(z | x)
         p_x = self.p_x(z)
-        return (-p_x.log_prob(x) + 1.0 * kl_divergence(q_z, self.prior_z())).mean()
+        return (kl_divergence(q_z, self.prior_z()) - p_x.log_prob(x)).mean()
 
     def step_elbo(self, batch):
         """step elbo: minimize elbo over p(x | z), q(z | x)  (vae.gen:21)"""
