@@ -16,7 +16,8 @@ from gendsl.source import Span
 class Node(BaseModel):
     """Base of every AST node: immutable, with a source span."""
 
-    model_config = ConfigDict(frozen=True)
+    # schemas are built on first validation, never at import: the parser constructs nodes directly
+    model_config = ConfigDict(frozen=True, defer_build=True)
     span: Span
 
 
@@ -303,4 +304,4 @@ class Module(Node):
 
 for _cls in list(globals().values()):
     if isinstance(_cls, type) and issubclass(_cls, Node):
-        _cls.model_rebuild()
+        _cls.model_rebuild(raise_errors=False, _types_namespace=globals())

@@ -17,7 +17,7 @@ from gendsl.source import NO_SPAN, Span
 class Note(BaseModel):
     """A secondary message, optionally pointing at another place in the source."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     message: str
     span: Span | None = None
@@ -26,7 +26,7 @@ class Note(BaseModel):
 class Diagnostic(BaseModel):
     """One error or warning: code, where, what was expected and found, and how to fix it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     code: str
     message: str

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 class Span(BaseModel):
     """A range of text in one file: 1-based lines and columns, end column exclusive."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     file: str
     line: int

@@ -18,7 +18,7 @@ TensorKind = Literal["real", "bin", "int", "cat", "step"]
 class Type(BaseModel):
     """Base of all types; `describe` is how diagnostics and diagrams write it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     def describe(self) -> str:
         raise NotImplementedError

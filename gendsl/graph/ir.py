@@ -15,7 +15,7 @@ from gendsl.types import TensorType, Type
 
 
 class IR(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # schemas built on first use
     span: Span
     type: Type
 
@@ -55,7 +55,7 @@ class Apply(IR):
 class LayerUse(BaseModel):
     """One concrete layer of a pipeline."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     span: Span
     entry: str
     args: dict[str, Any]
@@ -104,7 +104,7 @@ class Dist(IR):
 class DensityTerm(BaseModel):
     """`p(x | z)`: a factor (or marginal) of a density, by variables."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     density: str
     vars: tuple[str, ...]
     given: tuple[str, ...] = ()
@@ -179,7 +179,7 @@ Expr = Union[Const, Ref, Unary, Binary, Apply, Layers, CallNet, Index, Dist, Log
 
 
 class Assign(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     span: Span
     name: str
     value: Expr
@@ -188,7 +188,7 @@ class Assign(BaseModel):
 class Draw(BaseModel):
     """`z ~ Normal(...)` in an encoder or decoder: the distribution the block defines."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     span: Span
     name: str
     dist: Dist
@@ -197,7 +197,7 @@ class Draw(BaseModel):
 class Program(BaseModel):
     """The typed body of a network or density block."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     inputs: tuple[tuple[str, Type], ...]
     stmts: tuple[Assign | Draw, ...]
     result: Expr | None = None

@@ -20,7 +20,7 @@ TRAINABLE = ("net", "factor", "flow", "tensor")
 
 
 class NodeData(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
     kind: str
     name: str
     span: Span
@@ -131,7 +131,7 @@ class MetricNode(NodeData):
 class TrainConfig(BaseModel):
     """The settings of the train block, resolved to values."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     span: Span | None = None
     batch: int = 64
     epochs: int | None = None

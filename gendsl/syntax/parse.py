@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token
 
 from gendsl import ast
 from gendsl.diagnostics import Diagnostic, error
@@ -30,18 +31,18 @@ class NewlineFilter:
 
     def process(self, stream):
         brackets: list[str] = []
-        previous: Token | None = None
+        previous_type = ""
         for token in stream:
-            if token.type == "_NL":
-                inside_parens = bool(brackets) and brackets[-1] != "LBRACE"
-                if inside_parens or (previous is not None and previous.type in _CONTINUES_AFTER):
+            kind = token.type
+            if kind == "_NL":
+                if (brackets and brackets[-1] != "LBRACE") or previous_type in _CONTINUES_AFTER:
                     continue
-            elif token.type in _OPENERS:
-                brackets.append(token.type)
-            elif token.type in _CLOSERS and brackets:
+            elif kind in _OPENERS:
+                brackets.append(kind)
+            elif kind in _CLOSERS and brackets:
                 brackets.pop()
             yield token
-            previous = token
+            previous_type = kind
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,7 +62,9 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=None)
 def parser(start: str = "start") -> Lark:
-    """The LALR parser, built once per process and cached on disk by Lark between processes."""
+    """The LALR parser, built once per process and cached on disk by Lark between processes.
+
+    """
     return Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=NewlineFilter(),
                 propagate_positions=True, maybe_placeholders=True, start=start, cache=True)
 
@@ -75,32 +78,62 @@ class _Args:
     bad: bool = False
 
 
+@functools.lru_cache(maxsize=None)
+def _defaults(cls) -> dict:
+    return {name: f.default for name, f in cls.model_fields.items() if name != "span" and not f.is_required()}
+
+
 def _make(cls, span: Span, **fields):
-    """Build a node without re-validation: the parser is the only producer of AST nodes."""
-    defaults = {name: f.default for name, f in cls.model_fields.items()
-                if name not in fields and name != "span" and not f.is_required()}
-    return cls.model_construct(span=span, **defaults, **fields)
+    """Build a node without validation: the parser is the only producer of AST nodes (this is
+    pydantic's model_construct minus its bookkeeping, which dominated parse time)."""
+    return _construct(cls, {**_defaults(cls), "span": span, **fields})
 
 
-@v_args(meta=True)
-class ToAst(Transformer):
-    """Lark tree -> gendsl.ast, collecting the few errors only visible here."""
+def _construct(cls, values: dict):
+    node = cls.__new__(cls)
+    object.__setattr__(node, "__dict__", values)
+    object.__setattr__(node, "__pydantic_fields_set__", set(values))
+    object.__setattr__(node, "__pydantic_extra__", None)
+    object.__setattr__(node, "__pydantic_private__", None)
+    return node
 
-    def __init__(self, source: SourceFile):
+
+def _span(file: str, line: int, col: int, end_line: int, end_col: int) -> Span:
+    return _construct(Span, {"file": file, "line": line, "col": col, "end_line": end_line, "end_col": end_col})
+
+
+class ToAst:
+    """Lark tree -> gendsl.ast, collecting the few errors only visible here.
+
+    A direct bottom-up walk: each rule's method gets (meta, children). (Lark's Transformer with
+    v_args(meta=True) re-wraps the method on every call, which was most of the parse time.)
+    """
+
+    def __init__(self):
         super().__init__()
-        self.file = source.path
+        self.file = "<none>"
         self.diagnostics: list[Diagnostic] = []
+
+    def start_file(self, source: SourceFile) -> None:
+        """Per-file state of the builder."""
+        self.file = source.path
+        self.diagnostics = []
+
+    def transform(self, tree):
+        """The AST of a parse tree (tokens stay tokens for the rule methods to read)."""
+        if not isinstance(tree, lark.Tree):
+            return tree
+        children = [self.transform(c) for c in tree.children]
+        return getattr(self, tree.data)(tree.meta, children)
 
     # -- spans --
     def span(self, meta) -> Span:
         if getattr(meta, "empty", True):
-            return Span(file=self.file, line=1, col=1, end_line=1, end_col=1)
-        return Span(file=self.file, line=meta.line, col=meta.column,
-                    end_line=meta.end_line, end_col=meta.end_column)
+            return _span(self.file, 1, 1, 1, 1)
+        return _span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
     def token_span(self, token: Token) -> Span:
-        return Span(file=self.file, line=token.line, col=token.column,
-                    end_line=token.end_line, end_col=token.end_column)
+        return _span(self.file, token.line, token.column, token.end_line, token.end_column)
 
     def ident(self, token: Token) -> ast.Ident:
         return _make(ast.Ident, self.token_span(token), name=str(token))
@@ -367,23 +400,23 @@ class ToAst(Transformer):
 
 
 MAX_DIGITS = 15
+_BUILDER = ToAst()
+_LOCK = threading.Lock()
 
 
 def parse_source(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
     """Parse one file: the module, or None and the syntax diagnostics."""
     from gendsl.syntax.errors import syntax_error
 
-    try:
-        tree = parser().parse(source.text)
-        builder = ToAst(source)
-        module = builder.transform(tree)
-    except lark.exceptions.UnexpectedInput as exc:
-        return None, [syntax_error(exc, source)]
-    except (RecursionError, lark.exceptions.VisitError) as exc:
-        if isinstance(exc, lark.exceptions.VisitError) and not isinstance(exc.orig_exc, RecursionError):
-            raise
-        return None, [too_deep(source)]
-    return module, builder.diagnostics
+    with _LOCK:  # one builder holds the file being parsed
+        _BUILDER.start_file(source)
+        try:
+            module = _BUILDER.transform(parser().parse(source.text))
+        except lark.exceptions.UnexpectedInput as exc:
+            return None, [syntax_error(exc, source)]
+        except RecursionError:
+            return None, [too_deep(source)]
+        return module, list(_BUILDER.diagnostics)
 
 
 def too_deep(source: SourceFile) -> Diagnostic:

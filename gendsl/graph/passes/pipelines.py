@@ -84,6 +84,15 @@ def _names(expr):
                 yield from _names(item)
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable form of constant arguments (lists and dicts inside)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 class PipelineTyper:
     """Applies stages to types, collecting layers and diagnostics."""
 
@@ -91,6 +100,7 @@ class PipelineTyper:
                  overridden: set[str] = frozenset()):
         self.params = params
         self.overridden = overridden
+        self.built: dict[tuple, LayerUse] = {}
         self.blocks = blocks
         self.diagnostics = diagnostics
 
@@ -138,6 +148,9 @@ class PipelineTyper:
         ok, args, kwargs = self.constant_args(stage, env)
         if not ok:
             return UNKNOWN, []
+        key = (stage.name, _frozen(args), _frozen(kwargs), current)
+        if key in self.built:  # the same layer on the same input: bind and build once
+            return self.built[key].output, [self.built[key].model_copy(update={"span": stage.span})]
         values, problems = bind(stage.name, entry.rule, args, kwargs, skip=1)
         for message, hint in problems:
             self.diagnostics.append(error("E221", message, stage.span, label="here", hint=hint))
@@ -152,6 +165,7 @@ class PipelineTyper:
         use = LayerUse(span=stage.span, entry=stage.name, args=values, input=current, output=built.out,
                        params=built.params, code=built.code, helpers=built.helpers, mixes=built.mixes,
                        mask=built.mask, invertible=built.invertible)
+        self.built[key] = use
         return built.out, [use]
 
     def repeat(self, current: TensorType, stage: ast.Stage, env: dict[str, Any], depth: int):
