@@ -50,7 +50,8 @@ class ModelSource:
             betas = p["betas"]
             args = ", ".join(literal(v) for k, v in betas.items() if k != "name")
             lines.append(f"self.{self.info.attrs[key]} = GaussianDiffusion({p['steps']}, "
-                         f"GaussianDiffusion.{betas['name']}({p['steps']}, {args}))  # {where(node.span)}")
+                         f"GaussianDiffusion.{betas['name']}({p['steps']}, {args}), levels={p.get('levels', 0)})"
+                         f"  # {where(node.span)}")
         for key, node in _nodes(self.info, "sampler"):
             self.helpers.add(node.sampler)
             options = ", ".join(f"{k}={literal(v)}" for k, v in node.options.items())

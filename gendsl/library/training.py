@@ -123,10 +123,12 @@ def langevin(energy: Any, steps: int = 60, step_size: float = 10.0, noise: float
 
 # ---- diffusion ----
 
-@PROCESSES.register("Gaussian", "DDPM's Gaussian forward process (Ho et al. 2020)", skip=0)
-def gaussian(steps: int = 1000, betas: Any = None) -> Code:
+@PROCESSES.register("Gaussian", "DDPM's Gaussian forward process (Ho et al. 2020); levels > 1: data "
+                    "quantized to that many values in [0, 1], scored with DDPM's discretized decoder", skip=0)
+def gaussian(steps: int = 1000, betas: Any = None, levels: int = 0) -> Code:
     require(steps >= 2, f"a diffusion needs at least 2 steps, got {steps}")
-    return Code("Gaussian", dict(steps=steps, betas=betas))
+    require(levels == 0 or levels >= 2, f"levels is 0 (continuous data) or at least 2, got {levels}")
+    return Code("Gaussian", dict(steps=steps, betas=betas, levels=levels))
 
 
 @BETA_SCHEDULES.register("linear", "betas linearly spaced from start to end (DDPM)", skip=0)

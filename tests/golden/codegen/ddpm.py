@@ -37,8 +37,9 @@ class GaussianDiffusion(nn.Module):
     """DDPM (Ho et al. 2020): forward noising q(x_t | x_0), the simple loss, ancestral sampling
     and the variational bound in nats."""
 
-    def __init__(self, steps, betas):
+    def __init__(self, steps, betas, levels=0):
         super().__init__()
+        self.levels = levels  # > 1: data quantized to `levels` values in [0, 1] (discretized decoder)
         alphas = 1 - betas
         bar = torch.cumprod(alphas, 0)
         bar_prev = torch.cat([torch.ones(1, dtype=betas.dtype), bar[:-1]])
@@ -95,8 +96,7 @@ class GaussianDiffusion(nn.Module):
             xt = self.noisy(x0, t, torch.randn_like(x0))
             mean = self._mean(eps, xt, t)
             if step == 0:
-                var = self._at(self.betas, t, x0)
-                total += (0.5 * ((x0 - mean) ** 2 / var + torch.log(2 * math.pi * var))).sum(dims)
+                total += self._decoder_nll(x0, mean, self._at(self.betas, t, x0)).sum(dims)
             else:
                 true_mean = (self._at(self.bar_prev, t, x0).sqrt() * self._at(self.betas, t, x0) * x0
                              + self._at(self.alphas, t, x0).sqrt() * (1 - self._at(self.bar_prev, t, x0)) * xt) \
@@ -105,6 +105,17 @@ class GaussianDiffusion(nn.Module):
         bar_T = self.bar[-1]
         prior = 0.5 * (bar_T * x0 ** 2 + (1 - bar_T) - 1 - torch.log(1 - bar_T))
         return total + prior.sum(dims)
+
+    def _decoder_nll(self, x0, mean, var):
+        """-log p(x0 | x1): a Gaussian density, or for quantized data the probability of x0's bin
+        (Ho et al. 2020, eq. 13; the outer bins reach to infinity)."""
+        if self.levels < 2:
+            return 0.5 * ((x0 - mean) ** 2 / var + torch.log(2 * math.pi * var))
+        normal = D.Normal(mean, var.sqrt())
+        half = 0.5 / (self.levels - 1)
+        upper = torch.where(x0 >= 1 - half, torch.ones_like(x0), normal.cdf(x0 + half))
+        lower = torch.where(x0 <= half, torch.zeros_like(x0), normal.cdf(x0 - half))
+        return -torch.log((upper - lower).clamp_min(1e-12))
 
 
 class DenoiserEps(nn.Module):
@@ -133,7 +144,7 @@ class DDPM(nn.Module):
         super().__init__()
         self.register_buffer("_anchor", torch.zeros(()))  # follows the model across devices
         self.eps = DenoiserEps()
-        self.q = GaussianDiffusion(200, GaussianDiffusion.linear(200, 0.0001, 0.05))  # ddpm.gen:7
+        self.q = GaussianDiffusion(200, GaussianDiffusion.linear(200, 0.0001, 0.05), levels=0)  # ddpm.gen:7
 
     @property
     def device(self):
