@@ -243,41 +243,40 @@ class ExprTyper:
         kwargs = {k.name: self.expr(k.value, scope) for k in e.kwargs}
         return args, kwargs
 
-    def call_function(self, e: ast.Call, scope: Scope) -> ir.Expr:
-        entry = FUNCTIONS[e.func.id]
+    def entry_call(self, e: ast.Call, entry, scope: Scope):
+        """Type a call's arguments, bind them to a library entry and run its rule:
+        (rule result, typed arguments by parameter name), or None after reporting."""
         args, kwargs = self.arguments(e, scope)
         if any(a.type is UNKNOWN for a in (*args, *kwargs.values())):
-            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+            return None
         values, problems = bind(entry.name, entry.rule, [a.type for a in args],
                                 {k: v.type for k, v in kwargs.items()}, skip=0)
         for message, hint in problems:
             self.report("E221", message, e.span, hint=hint)
         if problems:
-            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+            return None
         try:
-            fn = call_rule(entry.rule, [], values, skip=0)
+            result = call_rule(entry.rule, [], values, skip=0)
         except EntryError as exc:
-            return self.report("E220", exc.message, e.span, hint=exc.hint)
-        return ir.Apply(span=e.span, type=fn.out, fn=entry.name, args=operands(entry.rule, args, kwargs),
+            self.report("E220", exc.message, e.span, hint=exc.hint)
+            return None
+        return result, arguments_by_name(entry.rule, args, kwargs, skip=0)
+
+    def call_function(self, e: ast.Call, scope: Scope) -> ir.Expr:
+        entry = FUNCTIONS[e.func.id]
+        done = self.entry_call(e, entry, scope)
+        if done is None:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        fn, by_name = done
+        return ir.Apply(span=e.span, type=fn.out, fn=entry.name, args=operands(entry.rule, by_name),
                         code=fn.code, helpers=fn.helpers, differentiable=fn.differentiable)
 
     def distribution(self, e: ast.Call, scope: Scope) -> ir.Expr:
         entry = DISTRIBUTIONS[e.func.id]
-        args, kwargs = self.arguments(e, scope)
-        if any(a.type is UNKNOWN for a in (*args, *kwargs.values())):
+        done = self.entry_call(e, entry, scope)
+        if done is None:
             return ir.Const(span=e.span, type=UNKNOWN, value=None)
-        values, problems = bind(entry.name, entry.rule, [a.type for a in args],
-                                {k: v.type for k, v in kwargs.items()}, skip=0)
-        for message, hint in problems:
-            self.report("E221", message, e.span, hint=hint)
-        if problems:
-            return ir.Const(span=e.span, type=UNKNOWN, value=None)
-        try:
-            family = call_rule(entry.rule, [], values, skip=0)
-        except EntryError as exc:
-            return self.report("E220", exc.message, e.span, hint=exc.hint)
-        names = [n for n in values if values[n] is not None]
-        by_name = dict(zip(names, args)) | kwargs
+        family, by_name = done
         return ir.Dist(span=e.span, type=DistType(family=entry.name, event=family.event,
                                                    reparameterized=family.reparameterized),
                        family=entry.name, params=by_name, code=family.code)
@@ -375,9 +374,8 @@ def compatible(found: Type, expected: Type) -> bool:
     return expected.kind == "real" or found.kind == expected.kind
 
 
-def operands(rule, args: list[ir.Expr], kwargs: dict[str, ir.Expr]) -> tuple[ir.Expr, ...]:
+def operands(rule, by_name: dict[str, ir.Expr]) -> tuple[ir.Expr, ...]:
     """The run-time arguments of a function call, in the order its code template numbers them."""
-    by_name = arguments_by_name(rule, args, kwargs, skip=0)
     out: list[ir.Expr] = []
     for p in parameters(rule, 0):
         if is_operand(p.annotation) and p.name in by_name:

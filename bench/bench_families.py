@@ -1,0 +1,103 @@
+"""Full-size runs of the model families of specs/, each through the CLI (gendsl train, then
+gendsl evaluate on the test split), printed as a table beside the reference numbers.
+
+    .venv/bin/python bench/bench_families.py [--only made,gmm] [--device auto] [--scale 1.0]
+
+--scale multiplies every run's length (e.g. 0.1 for a quick look); the table says what ran.
+References: Germain et al. 2015 (MADE, 88.04 nats), van den Oord et al. 2016 (PixelCNN, 81.30
+nats) on binarized MNIST; for 2-D data with a known density, the true density's NLL of the same
+test points (the floor no model can beat) and the gap to it; for the GMM, scikit-learn's
+GaussianMixture fit by EM on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name: (spec, extra train args, metrics, what to print, reference)
+RUNS = {
+    "made": ("specs/made.gen", ["--epochs", "50"], ["nll"], "nll", "88.04 nats (Germain et al. 2015)"),
+    "pixelcnn": ("specs/pixelcnn.gen", ["--epochs", "20"], ["nll"], "nll", "81.30 nats (van den Oord et al. 2016)"),
+    "realnvp_ring": ("specs/realnvp.gen", ["--steps", "10000", "--set", "couplings=12"], ["nll"], "gap",
+                     "gap <= 0.15 nats to the true density"),
+    "realnvp_grid": ("bench/specs/realnvp_grid.gen", ["--steps", "20000"], ["nll"], "gap",
+                     "gap <= 0.15 nats to the true density"),
+    "gmm": ("specs/gmm.gen", ["--steps", "3000"], ["nll"], "gap", "scikit-learn GaussianMixture (EM)"),
+    "ddpm_swiss_roll": ("specs/ddpm.gen", [], ["mmd", "bound"], "mmd", "MMD^2 of two real samples (floor)"),
+    "ddpm_digits": ("specs/ddpm_digits.gen", [], ["bound"], "bound", "factorized 17-level baseline 2.45 bits/dim"),
+    "ebm": ("specs/ebm.gen", [], ["coverage"], "coverage", "8 modes"),
+    "pix2pix": ("specs/pix2pix.gen", [], ["losses"], "losses", "copy-the-input L1"),
+    "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "losses", "-"),
+}
+
+
+def gendsl(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "gendsl.cli", *args], cwd=ROOT, text=True, capture_output=True)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+    return result.stdout
+
+
+def scaled(args: list[str], scale: float) -> list[str]:
+    out = list(args)
+    for flag in ("--steps", "--epochs"):
+        if flag in out:
+            i = out.index(flag) + 1
+            out[i] = str(max(1, round(int(out[i]) * scale)))
+    return out
+
+
+def sklearn_gmm(spec: dict) -> float:
+    """Test NLL (nats) of scikit-learn's GaussianMixture, 8 diagonal components, EM, 10 inits."""
+    import numpy as np
+    from sklearn.mixture import GaussianMixture
+
+    from gendsl.data import load
+
+    args = {k: v for k, v in spec["args"].items() if v is not None}
+    train, test = load("ring", args, "train")[0], load("ring", args, "test")[0]
+    gmm = GaussianMixture(8, covariance_type="diag", n_init=10, random_state=0).fit(train)
+    return float(-gmm.score_samples(test).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated run names: " + ", ".join(RUNS))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--out", default="runs/bench")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(RUNS)
+    rows = []
+    for name in names:
+        spec, extra, metrics, key, reference = RUNS[name]
+        out = f"{args.out}/{name}"
+        train_args = ["train", spec, "--out", out, "--force", "--quiet", "--device", args.device,
+                      *scaled(extra, args.scale)]
+        start = time.time()
+        gendsl(*train_args)
+        seconds = time.time() - start
+        report = json.loads(gendsl("evaluate", out, "--split", "test", "--format", "json", "--quiet",
+                                   "--device", args.device, *[a for m in metrics for a in ("--metric", m)]))
+        values = report["metrics"]
+        if name == "gmm":
+            from gendsl.train.run import open_run
+
+            data = open_run(Path(out)).spec["data"][0]
+            values["sklearn_nats"] = sklearn_gmm(data)
+        rows.append((name, " ".join(train_args[1:2] + train_args[7:]), seconds, values, reference))
+        print(f"{name}: {seconds:.0f} s  {json.dumps(values)}", flush=True)
+    print("\n| run | command (after `gendsl train`) | train s | test metrics | reference |\n|---|---|---|---|---|")
+    for name, command, seconds, values, reference in rows:
+        print(f"| {name} | `{command}` | {seconds:.0f} | {json.dumps(values)} | {reference} |")
+
+
+if __name__ == "__main__":
+    main()
