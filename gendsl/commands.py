@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 TRAIN_EXAMPLES = """\
@@ -155,9 +156,10 @@ def cmd_train(args, out) -> int:
     if args.resume and not (folder / "checkpoint.pt").exists():
         raise GendslError(error("E408", f"--resume: no checkpoint in {folder}",
                                 hint="train without --resume first, or pass the run's --out"))
-    run, checked = create(folder, args.file, args.set, args.model)
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes files
+    run, checked = create(folder, args.file, args.set, args.model, write=main_process)
     out.add(checked.diagnostics, checked.sources)
-    _, notes = render_file(checked.graph, folder / "diagram.svg", "compute")
+    _, notes = render_file(checked.graph, folder / "diagram.svg", "compute") if main_process else (None, [])
     options = Options(device=args.device, seed=args.seed, steps=args.steps, epochs=args.epochs, resume=args.resume,
                       quiet=args.quiet, amp=args.amp, compile=args.compile, log_every=args.log_every,
                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)

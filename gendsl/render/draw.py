@@ -156,7 +156,7 @@ def pgm_view(graph: nx.DiGraph) -> graphviz.Digraph:
                 plate.node(safe_id("c", key), f"{node.var}\u2081:\u209c", **style.LATENT)
     for key, node in nodes:
         if node.kind == "tensor":
-            dot.node(safe_id("t", key), "", shape="point", width="0.08", xlabel=key)
+            dot.node(safe_id("t", key), key, shape="plaintext", fontsize="10", fontcolor="#444444")
     for src, dst, attrs in pgm_edges(graph):
         dot.edge(src, dst, **attrs)
     return dot

@@ -14,7 +14,7 @@ STEP = {"shape": "box", "style": "dashed,rounded", "color": "#a33a3a", "fontcolo
 SAMPLER = {"shape": "diamond", "style": "filled", "fillcolor": "#e8f0e0", "color": "#4a7a3a", "fontsize": "10"}
 PROCESS = {"shape": "box", "style": "filled,rounded", "fillcolor": "#efe7f6", "color": "#6a4a8a"}
 UPDATES = {"style": "dashed", "color": "#a33a3a", "constraint": "false", "arrowsize": "0.6"}
-INFERENCE = {"style": "dashed", "color": "#2f5fa0"}
+INFERENCE = {"style": "dashed", "color": "#2f5fa0", "constraint": "false"}  # layout follows p, not q
 CLUSTER = {"style": "rounded,filled", "fillcolor": "#eef3fa", "color": "#7f9cc4", "fontname": f"{FONT} Bold",
            "fontsize": "11", "margin": "10"}
 ROLE_COLORS = {"discriminator": "#fbeeee", "critic": "#fbeeee", "energy": "#f6f0e2", "flow": "#eef7ee",

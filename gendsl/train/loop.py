@@ -212,6 +212,7 @@ class Trainer:
             if log is not None:
                 log.close()
         self.update_info("finished")
+        self.leave_group()
         if log is not None and log.rows:
             from gendsl.train.images import save_loss_plot
 
@@ -232,6 +233,14 @@ class Trainer:
         if log is not None:
             log.log(row)
         return row
+
+    def leave_group(self) -> None:
+        """Distributed runs end together: every rank reaches the barrier, then the group closes."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
 
     def update_info(self, status: str) -> None:
         if self.main:

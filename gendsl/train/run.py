@@ -44,17 +44,21 @@ def compile_spec(spec_path: str, overrides: list[str], model: str | None):
     return checked, generate(checked.graph, spec_path, text)
 
 
-def create(folder: Path, spec_path: str, overrides: list[str], model: str | None) -> tuple[Run, object]:
-    """Compile a spec into a run folder (model.py, run.json); returns the run and the checked spec."""
+def create(folder: Path, spec_path: str, overrides: list[str], model: str | None,
+           write: bool = True) -> tuple[Run, object]:
+    """Compile a spec into a run folder (model.py, run.json); returns the run and the checked spec.
+    With write=False (the other processes of a distributed run) nothing is written."""
     checked, generated = compile_spec(spec_path, overrides, model)
+    info = {"spec": str(spec_path), "set": list(overrides), "model": generated.spec["model"],
+            "hash": generated.spec["hash"], "status": "created"}
+    if not write:
+        return Run(folder, load_generated(generated.source, "gendsl_run"), info), checked
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.py").write_text(generated.source, encoding="utf-8")
     except OSError as exc:
         raise GendslError(error("E502", f"cannot write the run folder {folder}: {exc.strerror}",
                                 hint="choose a writable --out folder")) from None
-    info = {"spec": str(spec_path), "set": list(overrides), "model": generated.spec["model"],
-            "hash": generated.spec["hash"], "status": "created"}
     write_info(folder, info)
     return Run(folder, load_generated(generated.source, "gendsl_run"), info), checked
 
