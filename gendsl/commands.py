@@ -205,7 +205,6 @@ def _sampler(trainer):
 
 def load_trained(folder: Path, device_name: str):
     """(run, model on device, device) with the checkpoint's weights (its EMA when there is one)."""
-    import torch
 
     from gendsl.train import checkpoint
     from gendsl.train.loop import pick_device

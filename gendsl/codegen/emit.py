@@ -13,7 +13,7 @@ from pathlib import Path
 import networkx as nx
 
 from gendsl.codegen.methods import ModelInfo
-from gendsl.codegen.model import ModelSource, _nodes
+from gendsl.codegen.model import ModelSource
 from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_class
 from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
 from gendsl.codegen.sampling import likelihoods, samples

@@ -106,7 +106,6 @@ class MethodWriter(Writer):
         return local
 
     def factor_dist(self, key: str) -> str:
-        node = self.info.node(key)
         args = [self.variable(v) for v in self.info.inputs[key]]
         args += [f"self.{self.info.attrs[f]}" for f in self.info.free.get(key, [])]
         code = f"self.{self.info.attrs[key]}({', '.join(args)})"

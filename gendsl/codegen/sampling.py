@@ -104,7 +104,7 @@ def likelihoods(ms: ModelSource) -> dict[str, str]:
 
 
 def exact_likelihood(info) -> tuple[str, str] | None:
-    for key, flow in _nodes(info, "flow"):
+    for _, flow in _nodes(info, "flow"):
         return flow.var, f"self.log_p_{identifier(flow.var)}({identifier(flow.var)})"
     for key, node in _nodes(info, "factor"):
         var = node.term.vars[0]

@@ -44,7 +44,7 @@ def bounded(value: Any, node: ast.Node) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise NotConstant(node, "the value is not a finite number")
     if abs(value) > LIMIT:
-        raise NotConstant(node, f"the value is too large (above 10^15)")
+        raise NotConstant(node, "the value is too large (above 10^15)")
     return value
 
 

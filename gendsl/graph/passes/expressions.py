@@ -20,7 +20,7 @@ from gendsl.library.functions import FUNCTIONS
 from gendsl.library.layers import LAYERS
 from gendsl.library.signature import (EntryError, arguments_by_name, bind, call_rule, is_operand,
                                      parameters)
-from gendsl.types import (LOSS_VALUE, SCALAR, UNKNOWN, DistType, NetType, NumberType, ObjectType,
+from gendsl.types import (UNKNOWN, DistType, NetType, NumberType, ObjectType,
                           TensorType, Type, broadcast_shapes)
 
 Context = Literal["net", "loss", "sample", "prior", "observe"]

@@ -6,11 +6,10 @@ from __future__ import annotations
 import networkx as nx
 
 from gendsl import ast
-from gendsl.graph import ir
 from gendsl.graph.constants import evaluate_or_report
 from gendsl.graph.nodes import TrainConfig
 from gendsl.graph.passes.expressions import Binding, Scope, compatible, is_scalar
-from gendsl.library.signature import Symbol, bind, call_rule
+from gendsl.library.signature import bind, call_rule
 from gendsl.library.training import METRICS, OPTIMIZERS, SAMPLERS, SCHEDULES, SETTINGS
 from gendsl.types import LOSS_VALUE, UNKNOWN, NetType, ObjectType, TensorType
 
@@ -19,27 +18,21 @@ class UsesMixin:
     def samplers(self) -> None:
         for key, node in self.nodes("sampler"):
             found = self.registry_value(node.decl.sampler, SAMPLERS, "sampler")
-            target_type = UNKNOWN
-            target = ""
-            if found:
-                energy = found[1].values.pop("energy", None) if "energy" in found[1].values else None
-                call = node.decl.sampler
-                first = call.args[0] if isinstance(call, ast.Call) and call.args else None
-                target = first.id if isinstance(first, ast.Name) else ""
-                binding = self.model.get(target)
-                if binding is None or binding.kind != "net":
-                    self.report("E311", f"{found[0]} needs an energy network as its first argument",
-                                (first or call).span, hint="write `sampler neg = Langevin(E, steps=60)` with "
-                                                           "`energy E(x: real[2]) -> real { ... }`")
-                elif isinstance(binding.type, NetType) and binding.type.inputs:
-                    target_type = binding.type.inputs[0]
-                del energy
-            self.model[key] = Binding("sampler", ObjectType(kind="sampler", name=key,
-                                                            value=target_type if isinstance(target_type, TensorType)
-                                                            else None), key)
-            self.set(key, sampler=found[0] if found else "", target=target,
-                     options=found[1].values if found else {},
-                     type=target_type if isinstance(target_type, TensorType) else None)
+            call = node.decl.sampler
+            first = call.args[0] if isinstance(call, ast.Call) and call.args else None
+            target = first.id if isinstance(first, ast.Name) else ""
+            binding = self.model.get(target)
+            target_type = None
+            if found and (binding is None or binding.kind != "net"):
+                self.report("E311", f"{found[0]} needs an energy network as its first argument",
+                            (first or call).span, hint="write `sampler neg = Langevin(E, steps=60)` with "
+                                                       "`energy E(x: real[2]) -> real { ... }`")
+            elif found and isinstance(binding.type, NetType) and binding.type.inputs \
+                    and isinstance(binding.type.inputs[0], TensorType):
+                target_type = binding.type.inputs[0]
+            options = {k: v for k, v in found[1].values.items() if k != "energy"} if found else {}
+            self.model[key] = Binding("sampler", ObjectType(kind="sampler", name=key, value=target_type), key)
+            self.set(key, sampler=found[0] if found else "", target=target, options=options, type=target_type)
 
     def loss_order(self) -> list[str]:
         losses = [k for k, _ in self.nodes("loss")]
