@@ -11,7 +11,9 @@ MAX_PERIOD = 6
 def shape_text(t) -> str:
     if not isinstance(t, TensorType):
         return ""
-    return "[" + ", ".join(map(str, t.shape)) + "]" if t.shape else ("cat" if t.kind == "cat" else "scalar")
+    if t.kind == "cat":
+        return f"cat[{t.classes}]"
+    return "[" + ", ".join(map(str, t.shape)) + "]" if t.shape else ("step" if t.kind == "step" else "scalar")
 
 
 def layer_text(use: ir.LayerUse) -> str:

@@ -50,7 +50,7 @@ def test_ddpm_digits_grid_and_bound(tmp_path: Path) -> None:
 
 def test_realnvp_ring_likelihood(tmp_path: Path) -> None:
     """CI-sized: 3,000 steps of the 8-coupling flow; the full run (bench/) gets within 0.15 nats."""
-    run = train(SPECS / "realnvp.gen", tmp_path / "nvp", "--steps", "3000")
+    run = train(SPECS / "realnvp.gen", tmp_path / "nvp", "--steps", "3000", "--set", "couplings=8")
     nll = evaluate(run, "nll")["nll"]
     assert nll["method"] == "exact"
     assert nll["gap"] < 0.5, nll  # model NLL minus the true density's NLL on the same points
