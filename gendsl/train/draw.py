@@ -92,17 +92,31 @@ def interpolation(model, spec: dict, path: Path, rows: int = 8, columns: int = 1
 @torch.no_grad()
 def traversal(model, spec: dict, path: Path, latent: str | None, dims: int = 8, columns: int = 9,
               span: float = 3.0, name: str | None = None, mean: bool = True) -> Path:
-    """Row i varies latent dimension i from -span to +span, every other dimension held fixed."""
+    """Each row varies one latent dimension from -span to +span, every other one held fixed; the
+    rows show the dimensions whose change moves the output most (many VAE dimensions are inactive),
+    most active first."""
     name, info = choose(spec, name)
     latent = latent_rows(spec, info, latent)
     prior = getattr(model, f"prior_{latent}")()
     base = prior.sample((1,))[0].flatten()
-    dims = min(dims, base.numel())
     values = torch.linspace(-span, span, columns, device=base.device)
-    z = base.repeat(dims * columns, 1)
-    for d in range(dims):
-        z[d * columns:(d + 1) * columns, d] = values
-    return _grid(model, spec, name, z.view(dims * columns, *prior.event_shape), latent, path, columns, mean)
+    chosen = most_active(model, spec, name, latent, base, span, prior.event_shape)[:dims]
+    z = base.repeat(len(chosen) * columns, 1)
+    for row, d in enumerate(chosen):
+        z[row * columns:(row + 1) * columns, d] = values
+    return _grid(model, spec, name, z.view(len(z), *prior.event_shape), latent, path, columns, mean)
+
+
+def most_active(model, spec: dict, name: str, latent: str, base: torch.Tensor, span: float, shape) -> list[int]:
+    """Latent dimensions ordered by how far the output moves between -span and +span."""
+    size = base.numel()
+    low, high = base.repeat(size, 1), base.repeat(size, 1)
+    low[range(size), range(size)] = -span
+    high[range(size), range(size)] = span
+    z = torch.cat([low, high]).view(2 * size, *shape)
+    out = draw(model, spec, name, 2 * size, None, True, {latent: z}).float().reshape(2 * size, -1)
+    change = (out[:size] - out[size:]).abs().mean(1)
+    return torch.argsort(change, descending=True).tolist()
 
 
 def _grid(model, spec, name, z, latent, path, columns, mean) -> Path:
