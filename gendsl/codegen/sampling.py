@@ -24,8 +24,9 @@ def samples(ms: ModelSource) -> dict[str, dict]:
         else:
             body = [f"return {writer.code(node.expr)}"]
         ms.helpers |= writer.helpers
-        uses_batch = any(info.node(v).kind == "data" and info.node(v).type.kind != "cat"
-                         for v in writer.bound if v in info.graph)
+        data = sorted(v for v in writer.bound if v in info.graph and info.node(v).kind == "data"
+                      and info.node(v).type.kind != "cat")
+        uses_batch = bool(data)
         ms.method(f"sample_{suffix(var)}(self, n, batch=None, mean=False, latents=None)",
                   f"sample {var} {node.op} {_text(info, node)}: n samples"
                   + (" (held-out data from `batch`)" if uses_batch else ""),
@@ -33,7 +34,7 @@ def samples(ms: ModelSource) -> dict[str, dict]:
         t = node.expr.type
         latents = [v for v in writer.bound if v in info.graph and info.node(v).kind == "latent"]
         out[var] = {"method": f"sample_{suffix(var)}", "kind": t.kind, "shape": list(t.shape),
-                    "needs_batch": uses_batch, "latents": latents}
+                    "needs_batch": uses_batch, "data": data, "latents": latents}
     return out
 
 

@@ -159,17 +159,28 @@ def swd(model, spec, groups, samples: int, projections: int) -> dict:
 
 
 def reconstruction(model, spec, groups, batch: int) -> dict:
+    """Squared and absolute error of a sample computed from held-out data against the data it
+    should equal (`sample x = decode(encode(x))`, `sample b = G(a)`). For a translation, also the
+    absolute error of copying each input of the same shape: the baseline a model has to beat."""
     name, info = next(iter(spec["samples"].items()))
     if not info["needs_batch"]:
         raise GendslError(error("E312", "recon needs a sample that reconstructs held-out data, "
                                 "e.g. `sample x = decode(encode(x))`"))
-    group = next(g for g in groups if name in g.names)
-    errors = []
+    paired = next(g for g in groups if name in g.names).names
+    if any(v not in paired for v in info.get("data", [])):
+        raise GendslError(error("E312", f"recon compares sample `{name}` with the held-out rows it is "
+                                f"computed from, but {', '.join(info['data'])} and {name} are unpaired "
+                                "(separate `data` lines)", hint="for unpaired translation, use --metric losses"))
+    per_sample = {}
     for chunk in iterate(groups, batch):
         out = draw(model, spec, name, len(chunk[name]), [Group(list(chunk), list(chunk.values()))])
-        errors.append(((out.float() - chunk[name].float()) ** 2).reshape(len(out), -1).mean(1))
-    del group
-    return {"mse": float(torch.cat(errors).mean())}
+        target = chunk[name].float()
+        errors = {"mse": (out.float() - target) ** 2, "l1": (out.float() - target).abs()}
+        errors |= {f"copy_{other}_l1": (value.float() - target).abs() for other, value in chunk.items()
+                   if other != name and value.shape == target.shape}
+        for key, error_ in errors.items():
+            per_sample.setdefault(key, []).append(error_.reshape(len(target), -1).mean(1))
+    return {key: float(torch.cat(values).mean()) for key, values in per_sample.items()}
 
 
 @torch.no_grad()

@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 
 from gendsl.train.loop import Options, Trainer

@@ -138,6 +138,7 @@ SPEC = {'model': 'AE',
                    'kind': 'real',
                    'shape': [64],
                    'needs_batch': True,
+                   'data': ['x'],
                    'latents': []}},
  'metrics': [{'name': 'recon', 'alias': 'recon', 'options': {}}],
  'likelihood': {}}

@@ -193,6 +193,7 @@ SPEC = {'model': 'AttentionVAE',
                    'kind': 'bin',
                    'shape': [8, 8],
                    'needs_batch': False,
+                   'data': [],
                    'latents': ['z']}},
  'metrics': [{'name': 'elbo', 'alias': 'elbo', 'options': {}}],
  'likelihood': {'log_weights': 'x'}}

@@ -217,6 +217,7 @@ SPEC = {'model': 'CGAN',
                    'kind': 'real',
                    'shape': [64],
                    'needs_batch': False,
+                   'data': [],
                    'latents': ['z']}},
  'metrics': [],
  'likelihood': {}}

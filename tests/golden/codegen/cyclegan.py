@@ -269,6 +269,7 @@ SPEC = {'model': 'CycleGAN',
                    'kind': 'real',
                    'shape': [1, 28, 28],
                    'needs_batch': True,
+                   'data': ['a'],
                    'latents': []}},
  'metrics': [],
  'likelihood': {}}

@@ -232,6 +232,7 @@ SPEC = {'model': 'DDPMDigits',
                    'kind': 'real',
                    'shape': [1, 8, 8],
                    'needs_batch': False,
+                   'data': [],
                    'latents': []}},
  'metrics': [{'name': 'bound', 'alias': 'bound', 'options': {}}],
  'likelihood': {'bound': 'x'}}

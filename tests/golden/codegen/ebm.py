@@ -151,6 +151,7 @@ SPEC = {'model': 'EBM',
                    'kind': 'real',
                    'shape': [2],
                    'needs_batch': False,
+                   'data': [],
                    'latents': []}},
  'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}],
  'likelihood': {}}

@@ -211,6 +211,7 @@ SPEC = {'model': 'GAN',
                    'kind': 'real',
                    'shape': [2],
                    'needs_batch': False,
+                   'data': [],
                    'latents': ['z']}},
  'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}],
  'likelihood': {}}

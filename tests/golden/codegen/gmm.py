@@ -123,6 +123,7 @@ SPEC = {'model': 'GMM',
                    'kind': 'real',
                    'shape': [2],
                    'needs_batch': False,
+                   'data': [],
                    'latents': ['c']}},
  'metrics': [{'name': 'nll', 'alias': 'nll', 'options': {'k': 5000}}],
  'likelihood': {'log_prob': 'x'}}

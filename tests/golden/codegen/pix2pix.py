@@ -159,7 +159,7 @@ def build():
 
 SPEC = {'model': 'Pix2Pix',
  'spec': 'pix2pix.gen',
- 'hash': '8ed19150dbebb8bb',
+ 'hash': '77239bff06aad2ce',
  'params': {'ch': 32, 'l1_weight': 100.0},
  'data': [{'name': 'a',
            'kind': 'bin',
@@ -215,6 +215,8 @@ SPEC = {'model': 'Pix2Pix',
                    'kind': 'real',
                    'shape': [1, 28, 28],
                    'needs_batch': True,
+                   'data': ['a'],
                    'latents': []}},
- 'metrics': [{'name': 'losses', 'alias': 'losses', 'options': {}}],
+ 'metrics': [{'name': 'recon', 'alias': 'recon', 'options': {}},
+             {'name': 'losses', 'alias': 'losses', 'options': {}}],
  'likelihood': {}}

@@ -228,6 +228,7 @@ SPEC = {'model': 'RealNVP',
                    'kind': 'real',
                    'shape': [2],
                    'needs_batch': False,
+                   'data': [],
                    'latents': ['z']}},
  'metrics': [{'name': 'nll', 'alias': 'nll', 'options': {'k': 5000}}],
  'likelihood': {'log_prob': 'x'}}
