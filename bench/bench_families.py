@@ -91,7 +91,7 @@ def main() -> None:
 
             data = open_run(Path(out)).spec["data"][0]
             values["sklearn_nats"] = sklearn_gmm(data)
-        rows.append((name, " ".join(train_args[1:2] + train_args[7:]), seconds, values, reference))
+        rows.append((name, " ".join(train_args[1:2] + train_args[8:]), seconds, values, reference))
         print(f"{name}: {seconds:.0f} s  {json.dumps(values)}", flush=True)
     print("\n| run | command (after `gendsl train`) | train s | test metrics | reference |\n|---|---|---|---|---|")
     for name, command, seconds, values, reference in rows:

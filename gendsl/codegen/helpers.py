@@ -274,11 +274,39 @@ class ActNorm(nn.Module):
         return y * torch.exp(-self.log_scale) - self.shift
 
 
+class InvertibleLinear(nn.Module):
+    """Glow's invertible 1x1 convolution, on vectors (Kingma & Dhariwal 2018): y = W x with
+    W = P L (U + diag(sign * exp(log_s))), so log|det W| = sum(log_s); starts as a random rotation."""
+
+    def __init__(self, dim):
+        super().__init__()
+        permutation, lower, upper = torch.linalg.lu(torch.linalg.qr(torch.randn(dim, dim))[0])
+        diagonal = torch.diagonal(upper)
+        self.register_buffer("permutation", permutation)
+        self.register_buffer("sign", torch.sign(diagonal))
+        self.register_buffer("below", torch.tril(torch.ones(dim, dim), -1))
+        self.lower = nn.Parameter(lower)
+        self.upper = nn.Parameter(torch.triu(upper, 1))
+        self.log_s = nn.Parameter(diagonal.abs().log())
+
+    def weight(self):
+        eye = torch.eye(self.sign.numel(), device=self.sign.device)
+        lower = self.lower * self.below + eye
+        upper = self.upper * self.below.T + torch.diag(self.sign * torch.exp(self.log_s))
+        return self.permutation @ lower @ upper
+
+    def forward(self, x):
+        return x @ self.weight().T, self.log_s.sum().expand(x.shape[0])
+
+    def inverse(self, y):
+        return torch.linalg.solve(self.weight(), y.T).T
+
+
 class Reverse(nn.Module):
     """Reverses the order of the dimensions (volume preserving)."""
 
     def forward(self, x):
-        return x.flip(-1), torch.zeros(x.shape[0], device=x.device)
+        return x.flip(-1), x.new_zeros(x.shape[0])
 
     def inverse(self, y):
         return y.flip(-1)
@@ -297,7 +325,7 @@ class FlowSequence(nn.Module):
                 parity = 1 - parity
 
     def forward(self, x):
-        logdet = torch.zeros(x.shape[0], device=x.device)
+        logdet = x.new_zeros(x.shape[0])
         for layer in self.layers:
             x, ld = layer(x)
             logdet = logdet + ld

@@ -227,6 +227,15 @@ def act_norm(x: TensorType) -> Built:
     return Built(out=x.as_real(), params=2 * n, code=f"ActNorm({n})", helpers=("ActNorm",), invertible=True)
 
 
+@layer("InvertibleLinear", "Glow's invertible 1x1 convolution on vectors: a learned LU-parameterized "
+       "invertible matrix that mixes dimensions between couplings", tags=("invertible",))
+def invertible_linear(x: TensorType) -> Built:
+    n = features(x, "InvertibleLinear")
+    require(x.rank == 1, f"InvertibleLinear expects a vector, got {x.describe()}")
+    return Built(out=x.as_real(), params=2 * n * n + n, code=f"InvertibleLinear({n})",
+                 helpers=("InvertibleLinear",), invertible=True, mixes=frozenset({"features"}))
+
+
 @layer("Reverse", "reverses the order of the dimensions (a fixed permutation)", tags=("invertible",))
 def reverse(x: TensorType) -> Built:
     features(x, "Reverse")

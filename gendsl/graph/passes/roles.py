@@ -67,7 +67,7 @@ def check_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
             if not use.invertible:
                 diagnostics.append(error("E304", f"flow {key} must be invertible, but {use.entry} is not", use.span,
                                          label="not invertible",
-                                         hint="flows use AffineCoupling, ActNorm and Reverse"))
+                                         hint="flows use AffineCoupling, ActNorm, InvertibleLinear and Reverse"))
 
 
 def check_autoregressive(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:

@@ -83,7 +83,7 @@ class FlowSequence(nn.Module):
                 parity = 1 - parity
 
     def forward(self, x):
-        logdet = torch.zeros(x.shape[0], device=x.device)
+        logdet = x.new_zeros(x.shape[0])
         for layer in self.layers:
             x, ld = layer(x)
             logdet = logdet + ld
