@@ -40,8 +40,9 @@ class SourceText:
 
     def expr(self, node: ir.Expr) -> str:
         text = self(node.span)
-        if "|>" in text:
-            text = text.split("|>")[0].strip() + " |> ..."
+        if "|>" in text:  # the layers are listed below: keep what leads into the first pipeline
+            head = text.split("|>")[0].strip()
+            text = head + " |> ..." + ")" * (head.count("(") - head.count(")"))
         return text
 
 

@@ -95,14 +95,22 @@ def program_rows(program: ir.Program, describe) -> list[str]:
                 rows.append(_row(f"  {name} = {describe(value)}", italic=True))
                 rows += layer_rows(_layers(value))
     if program.result is not None:
-        if program.stmts:
+        plain = isinstance(program.result, ir.Layers) and isinstance(program.result.input, ir.Ref)
+        if program.stmts or not plain:  # say how the pipelines combine (a residual, a sum, ...)
             rows.append(_row(f"out = {describe(program.result)}", italic=True))
         rows += layer_rows(_layers(program.result))
     return rows
 
 
 def _layers(expr: ir.Expr) -> list[ir.LayerUse]:
-    return list(expr.layers) if isinstance(expr, ir.Layers) else []
+    """The layers of every pipeline in an expression, in the order they run (a residual
+    `x + (x |> ...)` or `(... ) |> sigmoid` shows all of its layers)."""
+    if isinstance(expr, ir.Layers):
+        return _layers(expr.input) + list(expr.layers)
+    children = {ir.Unary: lambda e: [e.operand], ir.Binary: lambda e: [e.left, e.right],
+                ir.Apply: lambda e: e.args, ir.CallNet: lambda e: e.args,
+                ir.Index: lambda e: [e.target, *e.indices]}.get(type(expr), lambda e: [])
+    return [use for child in children(expr) for use in _layers(child)]
 
 
 def table(rows: list[str]) -> str:

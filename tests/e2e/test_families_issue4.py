@@ -98,10 +98,11 @@ def test_cyclegan_translates_and_cycles(tmp_path: Path) -> None:
     a, b = valid["a"][:500], valid["b"][:500]
     assert domain.score(histogram_features(torch.cat([a, b])), np.r_[np.zeros(500), np.ones(500)]) > 0.95
     with torch.no_grad():
-        translated = model.G_ab(a)
-        cycle = (model.G_ba(translated) - a).abs().mean()
-    assert float(cycle) < 0.02, float(cycle)
-    assert (domain.predict(histogram_features(translated)) == 1).mean() >= 0.8
+        to_b, to_a = model.G_ab(a), model.G_ba(b)
+        cycles = float((model.G_ba(to_b) - a).abs().mean()), float((model.G_ab(to_a) - b).abs().mean())
+    assert cycles[0] < 0.02 and cycles[1] < 0.04, cycles  # b -> a loses the gray levels, a -> b nothing
+    assert (domain.predict(histogram_features(to_b)) == 1).mean() >= 0.8
+    assert (domain.predict(histogram_features(to_a)) == 0).mean() >= 0.8
     code, _, stderr = gendsl("evaluate", run, "--metric", "recon")
     assert code == 1 and "error[E312]" in stderr and "unpaired" in stderr, stderr
 

@@ -82,17 +82,20 @@ class GeneratorGBa(nn.Module):
             nn.ReLU(),  # relu
             nn.Conv2d(32, 1, 3, stride=1, padding=1, bias=True),  # Conv2d(1)
         )
+        self.out2 = nn.Sequential(  # cyclegan.gen:19
+            nn.Sigmoid(),  # sigmoid
+        )
 
     def forward(self, b):
-        return b + self.out(b)
+        return self.out2(8 * (b - 0.5) + self.out(b))
 
 
 class DiscriminatorDA(nn.Module):
-    """discriminator D_a: discriminator (real[1, 28, 28]) -> real  (cyclegan.gen:21)"""
+    """discriminator D_a: discriminator (real[1, 28, 28]) -> real  (cyclegan.gen:22)"""
 
     def __init__(self):
         super().__init__()
-        self.out = nn.Sequential(  # cyclegan.gen:22
+        self.out = nn.Sequential(  # cyclegan.gen:23
             nn.Conv2d(1, 32, 4, stride=2, padding=2, bias=True),  # Conv2d(32, kernel=4, stride=2)
             nn.LeakyReLU(0.2),  # leaky_relu(0.2)
             nn.Conv2d(32, 64, 4, stride=2, padding=2, bias=True),  # Conv2d(64, kernel=4, stride=2)
@@ -106,11 +109,11 @@ class DiscriminatorDA(nn.Module):
 
 
 class DiscriminatorDB(nn.Module):
-    """discriminator D_b: discriminator (real[1, 28, 28]) -> real  (cyclegan.gen:25)"""
+    """discriminator D_b: discriminator (real[1, 28, 28]) -> real  (cyclegan.gen:26)"""
 
     def __init__(self):
         super().__init__()
-        self.out = nn.Sequential(  # cyclegan.gen:26
+        self.out = nn.Sequential(  # cyclegan.gen:27
             nn.Conv2d(1, 32, 4, stride=2, padding=2, bias=True),  # Conv2d(32, kernel=4, stride=2)
             nn.LeakyReLU(0.2),  # leaky_relu(0.2)
             nn.Conv2d(32, 64, 4, stride=2, padding=2, bias=True),  # Conv2d(64, kernel=4, stride=2)
@@ -143,7 +146,7 @@ class CycleGAN(nn.Module):
         return getattr(self, method)(batch)
 
     def loss_d_loss(self, batch):
-        """d_loss = mse(D_a(a), 1) + mse(D_a(G_ba(b)), 0) + mse(D_b(b), 1) + mse(D_b(G_ab(a)), 0)  (cyclegan.gen:30)"""
+        """d_loss = mse(D_a(a), 1) + mse(D_a(G_ba(b)), 0) + mse(D_b(b), 1) + mse(D_b(G_ab(a)), 0)  (cyclegan.gen:31)"""
         a = batch["a"]
         D_a_a = self.D_a(a)
         b = batch["b"]
@@ -155,7 +158,7 @@ class CycleGAN(nn.Module):
         return (mse(D_a_a, 1) + mse(D_a_G_ba_b, 0) + mse(D_b_b, 1) + mse(D_b_G_ab_a, 0)).mean()
 
     def loss_g_loss(self, batch):
-        """g_loss = mse(D_b(G_ab(a)), 1) + mse(D_a(G_ba(b)), 1) + cycle * (l1(G_ba(G_ab(a)), a) + l1(G_ab(G_ba(b)), b)) + identity * (l1(G_ab(b), b) + l1(G_ba(a), a))  (cyclegan.gen:31)"""
+        """g_loss = mse(D_b(G_ab(a)), 1) + mse(D_a(G_ba(b)), 1) + cycle * (l1(G_ba(G_ab(a)), a) + l1(G_ab(G_ba(b)), b)) + identity * (l1(G_ab(b), b) + l1(G_ba(a), a))  (cyclegan.gen:32)"""
         a = batch["a"]
         G_ab_a = self.G_ab(a)
         D_b_G_ab_a = self.D_b(G_ab_a)
@@ -169,7 +172,7 @@ class CycleGAN(nn.Module):
         return (mse(D_b_G_ab_a, 1) + mse(D_a_G_ba_b, 1) + 10.0 * (l1(G_ba_G_ab_a, a) + l1(G_ab_G_ba_b, b)) + 5.0 * (l1(G_ab_b, b) + l1(G_ba_a, a))).mean()
 
     def step_critic(self, batch):
-        """step critic: minimize d_loss over D_a, D_b  (cyclegan.gen:36)"""
+        """step critic: minimize d_loss over D_a, D_b  (cyclegan.gen:37)"""
         with frozen(self.G_ab, self.G_ba):  # not updated by this step: no weight gradients
             a = batch["a"]
             D_a_a = self.D_a(a)
@@ -184,7 +187,7 @@ class CycleGAN(nn.Module):
             return (mse(D_a_a, 1) + mse(D_a_G_ba_b, 0) + mse(D_b_b, 1) + mse(D_b_G_ab_a, 0)).mean()
 
     def step_gen(self, batch):
-        """step gen: minimize g_loss over G_ab, G_ba  (cyclegan.gen:37)"""
+        """step gen: minimize g_loss over G_ab, G_ba  (cyclegan.gen:38)"""
         with frozen(self.D_a, self.D_b):  # not updated by this step: no weight gradients
             a = batch["a"]
             G_ab_a = self.G_ab(a)
@@ -213,7 +216,7 @@ def build():
 
 SPEC = {'model': 'CycleGAN',
  'spec': 'cyclegan.gen',
- 'hash': '818d0508116e52ea',
+ 'hash': '86a0f0c3c2e099a9',
  'params': {'ch': 32, 'cycle': 10.0, 'identity': 5.0, 'lr': 0.0002},
  'data': [{'name': 'a',
            'kind': 'real',
