@@ -34,7 +34,7 @@ RUNS = {
     "ddpm_digits": ("specs/ddpm_digits.gen", [], ["bound"], "bound", "factorized 17-level baseline 2.45 bits/dim"),
     "ebm": ("specs/ebm.gen", [], ["coverage"], "coverage", "8 modes"),
     "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "recon", "copy-the-input L1 (copy_a_l1)"),
-    "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "losses", "-"),
+    "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "losses", "translations accepted by a domain classifier"),
 }
 
 
@@ -66,6 +66,38 @@ def sklearn_gmm(spec: dict) -> float:
     return float(-gmm.score_samples(test).mean())
 
 
+def cyclegan_scores(out: str) -> dict:
+    """Test-split cycle L1 both ways, and how many translations a domain classifier (logistic
+    regression on pixel-value histograms, trained on real train images) accepts as the target."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from gendsl.commands import load_trained
+    from gendsl.train.draw import held_out
+    from gendsl.train.run import open_run
+
+    def histograms(x: torch.Tensor) -> np.ndarray:
+        x = x.clamp(0, 1).reshape(len(x), -1).numpy()
+        return np.stack([np.histogram(row, bins=10, range=(0, 1))[0] / row.size for row in x])
+
+    spec = open_run(Path(out)).spec
+    _, model, _ = load_trained(Path(out), "cpu")
+    split = {s: {n: t for g in held_out(spec, torch.device("cpu"), s) for n, t in zip(g.names, g.tensors)}
+             for s in ("train", "test")}
+    real = torch.cat([split["train"]["a"][:3000], split["train"]["b"][:3000]])
+    domain = LogisticRegression(max_iter=2000).fit(histograms(real), np.r_[np.zeros(3000), np.ones(3000)])
+    a, b = split["test"]["a"][:1000], split["test"]["b"][:1000]
+    with torch.no_grad():
+        to_b, to_a = model.G_ab(a), model.G_ba(b)
+        return {"cycle_aba_l1": float((model.G_ba(to_b) - a).abs().mean()),
+                "cycle_bab_l1": float((model.G_ab(to_a) - b).abs().mean()),
+                "G_ab_accepted_as_b": float((domain.predict(histograms(to_b)) == 1).mean()),
+                "G_ba_accepted_as_a": float((domain.predict(histograms(to_a)) == 0).mean()),
+                "classifier_real_accuracy": float(domain.score(histograms(torch.cat([a, b])),
+                                                               np.r_[np.zeros(len(a)), np.ones(len(b))]))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated run names: " + ", ".join(RUNS))
@@ -91,6 +123,8 @@ def main() -> None:
 
             data = open_run(Path(out)).spec["data"][0]
             values["sklearn_nats"] = sklearn_gmm(data)
+        if name == "cyclegan":
+            values |= cyclegan_scores(out)
         rows.append((name, " ".join(train_args[1:2] + train_args[8:]), seconds, values, reference))
         print(f"{name}: {seconds:.0f} s  {json.dumps(values)}", flush=True)
     print("\n| run | command (after `gendsl train`) | train s | test metrics | reference |\n|---|---|---|---|---|")
