@@ -222,7 +222,8 @@ def coverage(k: float = 3.0, samples: int = 2500) -> MetricRule:
     return MetricRule("mode_data", dict(k=k, samples=samples))
 
 
-@_metric("recon", "reconstruction error of held-out data (squared and absolute; for a translation, beside copying the input)", "reconstruction")
+@_metric("recon", "reconstruction error of held-out data (squared and absolute; for a translation, "
+         "beside copying the input)", "reconstruction")
 def recon() -> MetricRule:
     return MetricRule("reconstruction", {})
 
