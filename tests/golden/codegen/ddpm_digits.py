@@ -131,23 +131,30 @@ class DenoiserEps(nn.Module):
         )
         self.h = nn.Sequential(  # ddpm_digits.gen:11
             nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
-            nn.SiLU(),  # silu
         )
-        self.h2 = nn.Sequential(  # ddpm_digits.gen:12
+        self.h1 = nn.Sequential(  # ddpm_digits.gen:12
+            nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
-            nn.SiLU(),  # silu
         )
-        self.out = nn.Sequential(  # ddpm_digits.gen:13
+        self.h2 = nn.Sequential(  # ddpm_digits.gen:13
+            nn.SiLU(),  # silu
+            nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
+            nn.SiLU(),  # silu
+            nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
+        )
+        self.out = nn.Sequential(  # ddpm_digits.gen:14
+            nn.SiLU(),  # silu
             nn.Conv2d(64, 1, 3, stride=1, padding=1, bias=True),  # Conv2d(1)
         )
 
     def forward(self, x_t, t):
         temb = self.temb(sinusoidal(t, 64))  # ddpm_digits.gen:10
         h_ = self.h(x_t)  # ddpm_digits.gen:11
-        h2 = self.h2(h_ + temb)  # ddpm_digits.gen:12
-        return self.out(h2 + h_)
+        h1 = h_ + self.h1(h_ + temb)  # ddpm_digits.gen:12
+        h2 = h1 + self.h2(h1 + temb)  # ddpm_digits.gen:13
+        return self.out(h2)
 
 
 class DDPMDigits(nn.Module):
@@ -168,12 +175,12 @@ class DDPMDigits(nn.Module):
         return getattr(self, method)(batch)
 
     def loss_simple(self, batch):
-        """simple = q.loss(eps)  (ddpm_digits.gen:16)"""
+        """simple = q.loss(eps)  (ddpm_digits.gen:17)"""
         x = batch["x"]
         return (self.q.loss(self.eps, x)).mean()
 
     def step_simple(self, batch):
-        """step simple: minimize simple over eps  (ddpm_digits.gen:17)"""
+        """step simple: minimize simple over eps  (ddpm_digits.gen:18)"""
         return self.loss_simple(batch)
 
     @torch.no_grad()
@@ -194,7 +201,7 @@ def build():
 
 SPEC = {'model': 'DDPMDigits',
  'spec': 'ddpm_digits.gen',
- 'hash': 'a7309b2a72c082a5',
+ 'hash': 'aada13ca8190a681',
  'params': {'ch': 64},
  'data': [{'name': 'x',
            'kind': 'real',
