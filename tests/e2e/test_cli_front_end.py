@@ -151,3 +151,10 @@ def test_closed_stdout_is_not_an_internal_error():
     code = proc.wait(timeout=120)
     assert "E999" not in err and "Traceback" not in err, err
     assert code != 70
+
+
+def test_bench_test_and_example_specs_check():
+    """The specs that benchmarks, tests and examples train must stay valid as the language moves."""
+    others = sorted(p for folder in ("bench/specs", "tests/specs", "examples") for p in (ROOT / folder).glob("*.gen"))
+    done = gendsl("check", *(str(p.relative_to(ROOT)) for p in others))
+    assert done.returncode == 0 and len(re.findall(r"^ok: model", done.stdout, flags=re.M)) == len(others), done.stderr
