@@ -34,6 +34,7 @@ RUNS = {
     "ddpm_digits": ("specs/ddpm_digits.gen", [], ["bound"], "bound", "factorized 17-level baseline 2.45 bits/dim"),
     "ebm": ("specs/ebm.gen", [], ["coverage"], "coverage", "8 modes"),
     "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "recon", "copy-the-input L1 (copy_a_l1)"),
+    "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "elbo", "independent pixels: 24.50 nats"),
     "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "losses", "translations accepted by a domain classifier"),
 }
 
