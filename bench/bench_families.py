@@ -21,21 +21,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# name: (spec, extra train args, metrics, what to print, reference)
+# name: (spec, extra train args, metrics, reference)
 RUNS = {
-    "made": ("specs/made.gen", ["--epochs", "50"], ["nll"], "nll", "88.04 nats (Germain et al. 2015)"),
-    "pixelcnn": ("specs/pixelcnn.gen", ["--epochs", "20"], ["nll"], "nll", "81.30 nats (van den Oord et al. 2016)"),
-    "realnvp_ring": ("specs/realnvp.gen", [], ["nll"], "gap",
-                     "gap <= 0.15 nats to the true density"),
-    "realnvp_grid": ("bench/specs/realnvp_grid.gen", [], ["nll"], "gap",
-                     "gap <= 0.15 nats to the true density"),
-    "gmm": ("specs/gmm.gen", ["--steps", "3000"], ["nll"], "gap", "scikit-learn GaussianMixture (EM)"),
-    "ddpm_swiss_roll": ("specs/ddpm.gen", [], ["mmd", "bound"], "mmd", "MMD^2 of two real samples (floor)"),
-    "ddpm_digits": ("specs/ddpm_digits.gen", [], ["bound"], "bound", "factorized 17-level baseline 2.45 bits/dim"),
-    "ebm": ("specs/ebm.gen", [], ["coverage"], "coverage", "8 modes"),
-    "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "recon", "copy-the-input L1 (copy_a_l1)"),
-    "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "elbo", "independent pixels: 24.50 nats"),
-    "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "losses", "translations accepted by a domain classifier"),
+    "made": ("specs/made.gen", ["--epochs", "50"], ["nll"], "88.04 nats (Germain et al. 2015)"),
+    "pixelcnn": ("specs/pixelcnn.gen", ["--epochs", "20"], ["nll"], "81.30 nats (van den Oord et al. 2016)"),
+    "realnvp_ring": ("specs/realnvp.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
+    "realnvp_grid": ("bench/specs/realnvp_grid.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
+    "gmm": ("specs/gmm.gen", ["--steps", "3000"], ["nll"], "scikit-learn GaussianMixture (EM)"),
+    "ddpm_swiss_roll": ("specs/ddpm.gen", [], ["mmd", "bound"], "MMD^2 of two real samples (floor)"),
+    "ddpm_digits": ("specs/ddpm_digits.gen", [], ["bound"], "factorized 17-level baseline 2.45 bits/dim"),
+    "ebm": ("specs/ebm.gen", [], ["coverage"], "8 modes"),
+    "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "copy-the-input L1 (copy_a_l1)"),
+    "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "independent pixels: 24.50 nats"),
+    "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "translations accepted by a domain classifier"),
 }
 
 
@@ -109,7 +107,7 @@ def main() -> None:
     names = args.only.split(",") if args.only else list(RUNS)
     rows = []
     for name in names:
-        spec, extra, metrics, key, reference = RUNS[name]
+        spec, extra, metrics, reference = RUNS[name]
         out = f"{args.out}/{name}"
         train_args = ["train", spec, "--out", out, "--force", "--quiet", "--device", args.device,
                       *scaled(extra, args.scale)]
