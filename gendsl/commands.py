@@ -205,7 +205,6 @@ def _sampler(trainer):
 
 def load_trained(folder: Path, device_name: str):
     """(run, model on device, device) with the checkpoint's weights (its EMA when there is one)."""
-
     from gendsl.train import checkpoint
     from gendsl.train.loop import pick_device
     from gendsl.train.run import open_run

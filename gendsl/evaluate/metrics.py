@@ -164,8 +164,10 @@ def reconstruction(model, spec, groups, batch: int) -> dict:
     absolute error of copying each input of the same shape: the baseline a model has to beat."""
     name, info = next(iter(spec["samples"].items()))
     if not info["needs_batch"]:
-        raise GendslError(error("E312", "recon needs a sample that reconstructs held-out data, "
-                                "e.g. `sample x = decode(encode(x))`"))
+        raise GendslError(error("E312", f"recon needs a sample computed from held-out data, but sample "
+                                f"`{name}` draws from the model alone",
+                                hint="recon applies to autoencoders (`sample x = decode(encode(x))`) and "
+                                     "translations (`sample b = G(a)`); for samples use mmd, swd or coverage"))
     paired = next(g for g in groups if name in g.names).names
     if any(v not in paired for v in info.get("data", [])):
         raise GendslError(error("E312", f"recon compares sample `{name}` with the held-out rows it is "
@@ -175,7 +177,8 @@ def reconstruction(model, spec, groups, batch: int) -> dict:
     for chunk in iterate(groups, batch):
         out = draw(model, spec, name, len(chunk[name]), [Group(list(chunk), list(chunk.values()))])
         target = chunk[name].float()
-        errors = {"mse": (out.float() - target) ** 2, "l1": (out.float() - target).abs()}
+        difference = out.float() - target
+        errors = {"mse": difference ** 2, "l1": difference.abs()}
         errors |= {f"copy_{other}_l1": (value.float() - target).abs() for other, value in chunk.items()
                    if other != name and value.shape == target.shape}
         for key, error_ in errors.items():

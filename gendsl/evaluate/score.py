@@ -12,15 +12,14 @@ import torch
 from gendsl.data import DataError
 from gendsl.diagnostics import GendslError, error
 from gendsl.evaluate.metrics import data_dims, iwae_values, per_sample
-from gendsl.train.data import Group, _convert
+from gendsl.train.data import Group, convert
 
 
-def read_rows(spec: dict, path: str) -> list[Group]:
-    """The rows to score: a .npy/.npz file (its first array, or the model's data name) or
-    `split:valid` / `split:test`."""
+def read_rows(spec: dict, var: dict, path: str) -> list[Group]:
+    """The rows of data variable `var` to score: a .npy/.npz file (the array named like the
+    variable, else its first one) or `split:valid` / `split:test`."""
     from gendsl.train.draw import held_out
 
-    var = _scored_var(spec)
     if path.startswith("split:"):
         split = path.split(":", 1)[1]
         if split not in ("train", "valid", "test"):
@@ -33,7 +32,7 @@ def read_rows(spec: dict, path: str) -> list[Group]:
             with np.load(_existing(path), allow_pickle=False) as archive:
                 key = var["name"] if var["name"] in archive.files else archive.files[0]
                 array = archive[key]
-        tensor = _convert(var, np.asarray(array), "scored")
+        tensor = convert(var, np.asarray(array), "scored")
     except DataError as exc:
         raise GendslError(error(exc.code, exc.message, hint=exc.hint)) from None
     except (OSError, ValueError) as exc:
@@ -78,7 +77,7 @@ def write_csv(path: Path, nats: np.ndarray, dims: int) -> None:
 
 
 def score_file(model, spec: dict, data: str, out: Path, k: int, batch: int, quiet: bool) -> tuple[int, float]:
-    groups = read_rows(spec, data)
-    nats = scores(model, spec, groups, k, batch, quiet)
-    write_csv(out, nats, data_dims(spec, _scored_var(spec)["name"]))
+    var = _scored_var(spec)
+    nats = scores(model, spec, read_rows(spec, var, data), k, batch, quiet)
+    write_csv(out, nats, data_dims(spec, var["name"]))
     return len(nats), float(nats.mean())

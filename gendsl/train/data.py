@@ -25,7 +25,9 @@ class Group:
         return len(self.tensors[0])
 
 
-def _convert(var: dict, array: np.ndarray, split: str) -> torch.Tensor:
+def convert(var: dict, array: np.ndarray, split: str) -> torch.Tensor:
+    """One data variable's rows as a tensor of its declared kind and shape, or a DataError
+    (E403) naming the split (`scored` for `gendsl score`) when they do not fit."""
     n = len(array)
     shape = tuple(var["shape"])
     per_sample = int(np.prod(array.shape[1:], dtype=np.int64))
@@ -61,7 +63,7 @@ def load_split(spec: dict, split: str, device: torch.device, where=None) -> list
         args = {k: v for k, v in first["args"].items() if v is not None}
         try:
             arrays = load(first["source"], args, split)
-            tensors = [_convert(v, arrays[v["position"]], split).to(device) for v in members]
+            tensors = [convert(v, arrays[v["position"]], split).to(device) for v in members]
         except DataError as exc:
             raise GendslError(error(exc.code, exc.message, where(first["name"]) if where else None,
                                     label=f"data from {first['source']}(...)", hint=exc.hint)) from None

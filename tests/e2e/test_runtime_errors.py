@@ -101,3 +101,19 @@ def test_missing_gpu_and_bad_flags(tmp_path: Path) -> None:
         assert_diagnostic(gendsl("train", spec, "--out", tmp_path / "run", "--device", "cuda", "--quiet"), "E409")
     assert_diagnostic(gendsl("train", spec, "--steps", "ten"), "E505")
     assert_diagnostic(gendsl("train", spec, "--set", "nope=1", "--out", tmp_path / "r2"), "E120")
+
+
+def test_recon_of_a_model_without_reconstructions(tmp_path: Path) -> None:
+    spec = write(tmp_path, """
+model Gen {
+  data x: real[2] from ring(n=200)
+  latent z: real[2] ~ Normal(0, 1)
+  generator G(z) -> real[2] { z |> Linear(8) |> relu |> Linear(2) }
+  loss fit = mse(G(z), x)
+  train { optimizer Adam(lr=1e-2); minimize fit; batch 16; steps 5 }
+  sample x = G(z)
+}
+""")
+    assert gendsl("train", spec, "--out", tmp_path / "run", "--quiet")[0] == 0
+    stderr = assert_diagnostic(gendsl("evaluate", tmp_path / "run", "--metric", "recon"), "E312")
+    assert "draws from the model alone" in stderr and "help: recon applies to autoencoders" in stderr, stderr
