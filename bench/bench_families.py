@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.reference.domain_scores import cyclegan_scores  # noqa: E402
 
 # name: (spec, extra train args, metrics, reference)
 RUNS = {
@@ -65,38 +68,6 @@ def sklearn_gmm(spec: dict) -> float:
     return float(-gmm.score_samples(test).mean())
 
 
-def cyclegan_scores(out: str) -> dict:
-    """Test-split cycle L1 both ways, and how many translations a domain classifier (logistic
-    regression on pixel-value histograms, trained on real train images) accepts as the target."""
-    import numpy as np
-    import torch
-    from sklearn.linear_model import LogisticRegression
-
-    from gendsl.commands import load_trained
-    from gendsl.train.draw import held_out
-    from gendsl.train.run import open_run
-
-    def histograms(x: torch.Tensor) -> np.ndarray:
-        x = x.clamp(0, 1).reshape(len(x), -1).numpy()
-        return np.stack([np.histogram(row, bins=10, range=(0, 1))[0] / row.size for row in x])
-
-    spec = open_run(Path(out)).spec
-    _, model, _ = load_trained(Path(out), "cpu")
-    split = {s: {n: t for g in held_out(spec, torch.device("cpu"), s) for n, t in zip(g.names, g.tensors)}
-             for s in ("train", "test")}
-    real = torch.cat([split["train"]["a"][:3000], split["train"]["b"][:3000]])
-    domain = LogisticRegression(max_iter=2000).fit(histograms(real), np.r_[np.zeros(3000), np.ones(3000)])
-    a, b = split["test"]["a"][:1000], split["test"]["b"][:1000]
-    with torch.no_grad():
-        to_b, to_a = model.G_ab(a), model.G_ba(b)
-        return {"cycle_aba_l1": float((model.G_ba(to_b) - a).abs().mean()),
-                "cycle_bab_l1": float((model.G_ab(to_a) - b).abs().mean()),
-                "G_ab_accepted_as_b": float((domain.predict(histograms(to_b)) == 1).mean()),
-                "G_ba_accepted_as_a": float((domain.predict(histograms(to_a)) == 0).mean()),
-                "classifier_real_accuracy": float(domain.score(histograms(torch.cat([a, b])),
-                                                               np.r_[np.zeros(len(a)), np.ones(len(b))]))}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated run names: " + ", ".join(RUNS))
@@ -123,7 +94,7 @@ def main() -> None:
             data = open_run(Path(out)).spec["data"][0]
             values["sklearn_nats"] = sklearn_gmm(data)
         if name == "cyclegan":
-            values |= cyclegan_scores(out)
+            values |= cyclegan_scores(Path(out), "test", 1000)
         rows.append((name, " ".join(train_args[1:2] + train_args[8:]), seconds, values, reference))
         print(f"{name}: {seconds:.0f} s  {json.dumps(values)}", flush=True)
     print("\n| run | command (after `gendsl train`) | train s | test metrics | reference |\n|---|---|---|---|---|")

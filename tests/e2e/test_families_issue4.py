@@ -9,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from gendsl.commands import load_trained
 from gendsl.data import load
-from gendsl.train.draw import held_out
 from tests.conftest import ROOT, SPECS
 from tests.e2e.cli import gendsl
 from tests.e2e.test_families import evaluate, train
+from tests.reference.domain_scores import cyclegan_scores
 
 TEST_SPECS = ROOT / "tests" / "specs"
 
@@ -80,37 +78,15 @@ def test_ebm_covers_every_mode(tmp_path: Path) -> None:
     assert coverage["modes"] == 8, coverage
 
 
-def histogram_features(x: torch.Tensor) -> np.ndarray:
-    """Each image's histogram of pixel values: what tells binarized from grayscale digits."""
-    x = x.clamp(0, 1).reshape(len(x), -1).numpy()
-    return np.stack([np.histogram(row, bins=10, range=(0, 1))[0] / row.size for row in x])
-
-
 def test_cyclegan_translates_and_cycles(tmp_path: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-
     run = train(SPECS / "cyclegan.gen", tmp_path / "cycle", "--steps", "1200", "--set", "ch=8")
-    _, model, _ = load_trained(run, "cpu")
-    train_data = {n: t for g in held_out(_spec(run), torch.device("cpu"), "train") for n, t in zip(g.names, g.tensors)}
-    valid = {n: t for g in held_out(_spec(run), torch.device("cpu")) for n, t in zip(g.names, g.tensors)}
-    domain = LogisticRegression(max_iter=2000).fit(
-        histogram_features(torch.cat([train_data["a"][:3000], train_data["b"][:3000]])), np.r_[np.zeros(3000), np.ones(3000)])
-    a, b = valid["a"][:500], valid["b"][:500]
-    assert domain.score(histogram_features(torch.cat([a, b])), np.r_[np.zeros(500), np.ones(500)]) > 0.95
-    with torch.no_grad():
-        to_b, to_a = model.G_ab(a), model.G_ba(b)
-        cycles = float((model.G_ba(to_b) - a).abs().mean()), float((model.G_ab(to_a) - b).abs().mean())
-    assert cycles[0] < 0.02 and cycles[1] < 0.04, cycles  # b -> a loses the gray levels, a -> b nothing
-    assert (domain.predict(histogram_features(to_b)) == 1).mean() >= 0.8
-    assert (domain.predict(histogram_features(to_a)) == 0).mean() >= 0.8
+    scores = cyclegan_scores(run, "valid", 500)
+    assert scores["classifier_real_accuracy"] > 0.95, scores
+    # b -> a loses the gray levels, a -> b nothing
+    assert scores["cycle_aba_l1"] < 0.02 and scores["cycle_bab_l1"] < 0.04, scores
+    assert scores["G_ab_accepted_as_b"] >= 0.8 and scores["G_ba_accepted_as_a"] >= 0.8, scores
     code, _, stderr = gendsl("evaluate", run, "--metric", "recon")
     assert code == 1 and "error[E312]" in stderr and "unpaired" in stderr, stderr
-
-
-def _spec(run: Path) -> dict:
-    from gendsl.train.run import open_run
-
-    return open_run(run).spec
 
 
 def test_pix2pix_beats_copying_the_input(tmp_path: Path) -> None:
