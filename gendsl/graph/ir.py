@@ -153,7 +153,7 @@ class SamplerDraw(IR):
 KEY_ARGS = {"Linear": ("out",), "MaskedLinear": ("out",), "Conv2d": ("out", "kernel", "stride"),
             "ConvTranspose2d": ("out", "kernel", "stride"), "MaskedConv2d": ("out", "kernel", "mask"),
             "leaky_relu": ("slope",), "Dropout": ("p",), "Embedding": ("dim",), "SelfAttention": ("heads",),
-            "AffineCoupling": ("mask",), "reshape": ("dims",), "GroupNorm": ("groups",),
+            "AffineCoupling": ("mask",), "SplineCoupling": ("mask", "bins"), "reshape": ("dims",), "GroupNorm": ("groups",),
             "MaxPool2d": ("kernel",), "AvgPool2d": ("kernel",), "Upsample": ("scale",)}
 
 

@@ -220,6 +220,22 @@ def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
                  helpers=("AffineCoupling",), invertible=True, mixes=frozenset({"features"}))
 
 
+@layer("SplineCoupling", "rational-quadratic spline coupling (Durkan et al. 2019): half the dims set a "
+       "monotone spline of the other half on [-bound, bound], the identity outside", tags=("invertible",))
+def spline_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
+                    hidden: list[int] = [64, 64], bins: int = 8, bound: float = 4.0) -> Built:
+    n = features(x, "SplineCoupling")
+    require(x.rank == 1, f"SplineCoupling expects a vector, got {x.describe()}")
+    require(n >= 2, "SplineCoupling needs at least 2 dimensions to split")
+    require(bins >= 2, f"SplineCoupling needs at least 2 bins, got {bins}")
+    require(bound > 0, f"SplineCoupling needs a positive bound, got {bound}")
+    widths = [n, *hidden, (3 * bins - 1) * n]
+    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return Built(out=x.as_real(), params=params,
+                 code=f'SplineCoupling({n}, {list(hidden)}, bins={bins}, bound={float(bound)}, mask="{mask}")',
+                 helpers=("SplineCoupling",), invertible=True, mixes=frozenset({"features"}))
+
+
 @layer("ActNorm", "Glow's activation normalization: a learned per-dimension scale and shift",
        tags=("invertible",))
 def act_norm(x: TensorType) -> Built:

@@ -15,12 +15,15 @@ from gendsl.codegen.helpers import (
     MaskedConv2d,
     MaskedLinear,
     Reverse,
+    SplineCoupling,
     made_masks,
 )
 
 LAYERS = {
     "coupling": lambda d: AffineCoupling(d, [16, 16]),
     "coupling_odd": lambda d: AffineCoupling(d, [8], mask="odd"),
+    "spline": lambda d: SplineCoupling(d, [16], bins=4, bound=1.5),  # inputs fall inside and outside
+    "spline_odd": lambda d: SplineCoupling(d, [8], bins=2, bound=3.0, mask="odd"),
     "actnorm": ActNorm,
     "linear": InvertibleLinear,
     "reverse": lambda d: Reverse(),

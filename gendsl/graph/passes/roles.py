@@ -12,11 +12,13 @@ import networkx as nx
 from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
 from gendsl.graph.dependencies import trainables_of
+from gendsl.library.layers import LAYERS
 from gendsl.library.training import METRICS, metric_needs
 from gendsl.types import NetType, TensorType
 
 SCALAR_ROLES = {"discriminator": ("E302", "one logit per sample"), "critic": ("E302", "one score per sample"),
                 "energy": ("E303", "one energy per sample")}
+INVERTIBLE_LAYERS = ", ".join(name for name, entry in LAYERS.items() if "invertible" in entry.tags)
 TRAINABLE_KINDS = ("net", "factor", "flow", "tensor")
 
 
@@ -67,7 +69,7 @@ def check_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
             if not use.invertible:
                 diagnostics.append(error("E304", f"flow {key} must be invertible, but {use.entry} is not", use.span,
                                          label="not invertible",
-                                         hint="flows use AffineCoupling, ActNorm, InvertibleLinear and Reverse"))
+                                         hint=f"flows use {INVERTIBLE_LAYERS}"))
 
 
 def check_autoregressive(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:

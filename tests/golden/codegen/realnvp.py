@@ -14,20 +14,22 @@ import torch.nn.functional as F
 D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl
 
 
-class AffineCoupling(nn.Module):
-    """RealNVP coupling (Dinh et al. 2017): the masked half sets a scale and shift of the rest."""
+class Coupling(nn.Module):
+    """What every coupling shares: the kept dimensions (mask 1) pass unchanged and set, through an
+    MLP whose last layer starts at zero (so the layer starts as the identity), `per_dim` numbers
+    for each dimension."""
 
-    def __init__(self, dim, hidden, mask="alternate"):
+    def __init__(self, dim, hidden, per_dim, mask):
         super().__init__()
         widths = [dim, *hidden]
         layers = []
         for a, b in zip(widths, widths[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(widths[-1], 2 * dim))
+        layers.append(nn.Linear(widths[-1], per_dim * dim))
         self.net = nn.Sequential(*layers)
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
-        self.mask_kind = mask
+        self.per_dim, self.mask_kind = per_dim, mask
         self.register_buffer("mask", torch.zeros(dim))
         self.set_parity(0 if mask in ("alternate", "even") else 1)
 
@@ -35,8 +37,19 @@ class AffineCoupling(nn.Module):
         """Which dimensions are kept: even ones for parity 0, odd ones for parity 1."""
         self.mask.copy_((torch.arange(self.mask.numel()) % 2 == parity).float())
 
+    def conditioner(self, x):
+        """[batch, per_dim, dim]: the numbers that transform each dimension, from the kept ones."""
+        return self.net(x * self.mask).unflatten(-1, (self.per_dim, -1))
+
+
+class AffineCoupling(Coupling):
+    """RealNVP coupling (Dinh et al. 2017): the masked half sets a scale and shift of the rest."""
+
+    def __init__(self, dim, hidden, mask="alternate"):
+        super().__init__(dim, hidden, 2, mask)
+
     def _scale_shift(self, x):
-        s, t = self.net(x * self.mask).chunk(2, dim=-1)
+        s, t = self.conditioner(x).unbind(1)
         s = torch.tanh(s) * (1 - self.mask)
         return s, t * (1 - self.mask)
 
@@ -78,7 +91,7 @@ class FlowSequence(nn.Module):
         self.layers = nn.ModuleList(layers)
         parity = 0
         for layer in self.layers:
-            if isinstance(layer, AffineCoupling) and layer.mask_kind == "alternate":
+            if isinstance(layer, Coupling) and layer.mask_kind == "alternate":
                 layer.set_parity(parity)
                 parity = 1 - parity
 
