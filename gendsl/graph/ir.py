@@ -153,8 +153,8 @@ class SamplerDraw(IR):
 KEY_ARGS = {"Linear": ("out",), "MaskedLinear": ("out",), "Conv2d": ("out", "kernel", "stride"),
             "ConvTranspose2d": ("out", "kernel", "stride"), "MaskedConv2d": ("out", "kernel", "mask"),
             "leaky_relu": ("slope",), "Dropout": ("p",), "Embedding": ("dim",), "SelfAttention": ("heads",),
-            "AffineCoupling": ("mask",), "SplineCoupling": ("mask", "bins"), "reshape": ("dims",), "GroupNorm": ("groups",),
-            "MaxPool2d": ("kernel",), "AvgPool2d": ("kernel",), "Upsample": ("scale",)}
+            "AffineCoupling": ("mask",), "SplineCoupling": ("mask", "bins"), "reshape": ("dims",),
+            "GroupNorm": ("groups",), "MaxPool2d": ("kernel",), "AvgPool2d": ("kernel",), "Upsample": ("scale",)}
 
 
 def _describe_layer(use: "LayerUse") -> str:

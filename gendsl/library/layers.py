@@ -207,15 +207,21 @@ def self_attention(x: TensorType, heads: int = 4, causal: bool = False) -> Built
 
 # ---- invertible layers: the only stages allowed in a flow ----
 
+def coupling_size(x: TensorType, name: str, hidden: list[int], per_dim: int) -> tuple[int, int]:
+    """A coupling's width and parameter count: its conditioner MLP maps the vector to `per_dim`
+    numbers per dimension (as helpers.Coupling builds it)."""
+    n = features(x, name)
+    require(x.rank == 1, f"{name} expects a vector, got {x.describe()}")
+    require(n >= 2, f"{name} needs at least 2 dimensions to split")
+    widths = [n, *hidden, per_dim * n]
+    return n, sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
 @layer("AffineCoupling", "RealNVP affine coupling: half the dims scale and shift the other half",
        tags=("invertible",))
 def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
                     hidden: list[int] = [64, 64]) -> Built:
-    n = features(x, "AffineCoupling")
-    require(x.rank == 1, f"AffineCoupling expects a vector, got {x.describe()}")
-    require(n >= 2, "AffineCoupling needs at least 2 dimensions to split")
-    widths = [n, *hidden, 2 * n]
-    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    n, params = coupling_size(x, "AffineCoupling", hidden, 2)
     return Built(out=x.as_real(), params=params, code=f'AffineCoupling({n}, {list(hidden)}, mask="{mask}")',
                  helpers=("AffineCoupling",), invertible=True, mixes=frozenset({"features"}))
 
@@ -224,13 +230,11 @@ def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
        "monotone spline of the other half on [-bound, bound], the identity outside", tags=("invertible",))
 def spline_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
                     hidden: list[int] = [64, 64], bins: int = 8, bound: float = 4.0) -> Built:
-    n = features(x, "SplineCoupling")
-    require(x.rank == 1, f"SplineCoupling expects a vector, got {x.describe()}")
-    require(n >= 2, "SplineCoupling needs at least 2 dimensions to split")
-    require(bins >= 2, f"SplineCoupling needs at least 2 bins, got {bins}")
-    require(bound > 0, f"SplineCoupling needs a positive bound, got {bound}")
-    widths = [n, *hidden, (3 * bins - 1) * n]
-    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    require(bins >= 2, f"SplineCoupling needs at least 2 bins, got {bins}",
+            "8 to 16 bins suit most data, e.g. SplineCoupling(bins=8)")
+    require(bound > 0, f"SplineCoupling needs a positive bound, got {bound}",
+            "the spline acts on [-bound, bound]; after ActNorm, bound=4.0 covers the data")
+    n, params = coupling_size(x, "SplineCoupling", hidden, 3 * bins - 1)
     return Built(out=x.as_real(), params=params,
                  code=f'SplineCoupling({n}, {list(hidden)}, bins={bins}, bound={float(bound)}, mask="{mask}")',
                  helpers=("SplineCoupling",), invertible=True, mixes=frozenset({"features"}))
