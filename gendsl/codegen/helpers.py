@@ -148,6 +148,37 @@ def frozen(*modules):
             p.requires_grad_(state)
 
 
+# ---- learning-rate schedules: round -> factor of the base rate (for torch's LambdaLR) ----
+
+def _progress(r, total, warmup):
+    """The share of the rounds after warmup that round r has done, in [0, 1]."""
+    return min(1.0, (r - warmup) / max(1, total - warmup))
+
+
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
+def cosine_lr(total, warmup=0, min_factor=0.0):
+    """Cosine decay from the base rate to min_factor x base over the rounds after warmup."""
+    def factor(r):
+        if r < warmup:
+            return (r + 1) / warmup
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * _progress(r, total, warmup)))
+    return factor
+
+
+def linear_lr(total, warmup=0):
+    """Linear decay from the base rate to zero over the rounds after warmup."""
+    return lambda r: (r + 1) / warmup if r < warmup else max(0.0, 1.0 - _progress(r, total, warmup))
+
+
+def step_lr(total, every, gamma=0.1):
+    """The base rate multiplied by gamma every `every` rounds."""
+    return lambda r: gamma ** (r // every)
+
+
 # ---- layers with masks (MADE, PixelCNN) and attention ----
 
 class MaskedLinear(nn.Linear):

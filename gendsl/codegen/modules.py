@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gendsl.codegen.exprs import CALL, Writer
+from gendsl.codegen.masks import mask_lines
 from gendsl.codegen.names import Names, identifier
 from gendsl.graph import ir
 from gendsl.source import Span
@@ -102,10 +103,7 @@ def network_class(key: str, node, name: str, title: str) -> ModuleClass:
         names = ", ".join(f"{identifier(d.name)}_dist" for d in draws)
         body.append(f"return {names}")
     init = [sequence_source(attr, layers) for attr, layers in writer.sequences]
-    if any("MaskedLinear" in use.helpers for _, l in writer.sequences for use in l.layers):
-        n_in = program.inputs[0][1].numel
-        init.append(f"        made_masks(list(self.modules()), {n_in})  # MADE: output i sees inputs < i")
-        writer.helpers.add("made_masks")
+    init += [f"        {line}" for line in mask_lines(program, writer.sequences, writer.helpers)]
     args = ", ".join(["self", *(identifier(i) for i in inputs), *(identifier(f) for f in free)])
     source = "\n".join([
         f"class {name}(nn.Module):",

@@ -150,25 +150,21 @@ class SamplerDraw(IR):
     sampler: str
 
 
-KEY_ARGS = {"Linear": ("out",), "MaskedLinear": ("out",), "Conv2d": ("out", "kernel", "stride"),
-            "ConvTranspose2d": ("out", "kernel", "stride"), "MaskedConv2d": ("out", "kernel", "mask"),
-            "leaky_relu": ("slope",), "Dropout": ("p",), "Embedding": ("dim",), "SelfAttention": ("heads",),
-            "AffineCoupling": ("mask",), "SplineCoupling": ("mask", "bins"), "reshape": ("dims",),
-            "GroupNorm": ("groups",), "MaxPool2d": ("kernel",), "AvgPool2d": ("kernel",), "Upsample": ("scale",)}
-
-
 def _describe_layer(use: "LayerUse") -> str:
     """`Conv2d(64, kernel=4, stride=2)`: the main arguments, leaving out defaults."""
+    import inspect
+
     from gendsl.library.layers import LAYERS
     from gendsl.library.signature import format_value, parameters
 
-    defaults = {p.name: p.default for p in parameters(LAYERS[use.entry].rule, 1)}
+    entry = LAYERS[use.entry]
+    params = {p.name: p for p in parameters(entry.rule, 1)}
     shown = []
-    for i, key in enumerate(KEY_ARGS.get(use.entry, ())):
+    for i, key in enumerate(entry.shown):
         value = use.args.get(key)
-        if key == "dims":
-            shown += [str(v) for v in value]
-        elif value is not None and (i == 0 or defaults.get(key) != value):
+        if params[key].kind is inspect.Parameter.VAR_POSITIONAL:
+            shown += [format_value(v) for v in value]
+        elif value is not None and (i == 0 or params[key].default != value):
             text = value if isinstance(value, str) else format_value(value)
             shown.append(text if i == 0 else f"{key}={text}")
     return f"{use.entry}({', '.join(shown)})" if shown else use.entry

@@ -31,6 +31,7 @@ class Entry:
     doc: str
     skip: int = 1                         # leading rule arguments supplied by the compiler
     tags: frozenset[str] = field(default_factory=frozenset)
+    shown: tuple[str, ...] = ()           # arguments a diagram shows: the first always, others when not default
 
     @property
     def signature(self) -> str:
@@ -44,11 +45,12 @@ class Registry(dict):
         super().__init__()
         self.what = what
 
-    def register(self, name: str, doc: str, *, skip: int = 1, tags: tuple[str, ...] = ()):
+    def register(self, name: str, doc: str, *, skip: int = 1, tags: tuple[str, ...] = (),
+                 shown: tuple[str, ...] = ()):
         def decorate(rule):
             if name in self:
                 raise ValueError(f"{self.what} {name} registered twice")
-            self[name] = Entry(name=name, rule=rule, doc=doc, skip=skip, tags=frozenset(tags))
+            self[name] = Entry(name=name, rule=rule, doc=doc, skip=skip, tags=frozenset(tags), shown=shown)
             return rule
         return decorate
 

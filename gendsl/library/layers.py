@@ -50,7 +50,7 @@ for _name, (_module, _functional, _doc) in ACTIVATIONS.items():
     layer(_name, _doc, tags=("activation",))(_activation(_module))
 
 
-@layer("leaky_relu", "max(x, slope * x)", tags=("activation",))
+@layer("leaky_relu", "max(x, slope * x)", tags=("activation",), shown=("slope",))
 def leaky_relu(x: TensorType, slope: float = 0.01) -> Built:
     return Built(out=x.as_real(), code=f"nn.LeakyReLU({slope})")
 
@@ -61,7 +61,7 @@ def softmax(x: TensorType) -> Built:
     return Built(out=x.as_real(), code="nn.Softmax(dim=-1)")
 
 
-@layer("Linear", "affine map over the last dimension: y = x W + b")
+@layer("Linear", "affine map over the last dimension: y = x W + b", shown=("out",))
 def linear(x: TensorType, out: int, bias: bool = True) -> Built:
     n = features(x, "Linear")
     require(out > 0, f"Linear needs a positive width, got {out}")
@@ -69,7 +69,8 @@ def linear(x: TensorType, out: int, bias: bool = True) -> Built:
                  code=f"nn.Linear({n}, {out}, bias={bias})", mixes=frozenset({"features"}))
 
 
-@layer("MaskedLinear", "MADE's masked affine map: output i sees only inputs earlier in the order")
+@layer("MaskedLinear", "MADE's masked affine map: output i sees only inputs earlier in the order",
+       shown=("out",))
 def masked_linear(x: TensorType, out: int) -> Built:
     n = features(x, "MaskedLinear")
     require(x.rank == 1, f"MaskedLinear expects a vector, got {x.describe()}",
@@ -82,7 +83,8 @@ def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-@layer("Conv2d", "2-D convolution; padding defaults to kernel // 2 (same size at stride 1)")
+@layer("Conv2d", "2-D convolution; padding defaults to kernel // 2 (same size at stride 1)",
+       shown=("out", "kernel", "stride"))
 def conv2d(x: TensorType, out: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
            bias: bool = True) -> Built:
     c, h, w = image(x, "Conv2d")
@@ -96,7 +98,8 @@ def conv2d(x: TensorType, out: int, kernel: int = 3, stride: int = 1, padding: i
                  mixes=frozenset(mixes))
 
 
-@layer("ConvTranspose2d", "transposed 2-D convolution (upsampling); defaults double the size")
+@layer("ConvTranspose2d", "transposed 2-D convolution (upsampling); defaults double the size",
+       shown=("out", "kernel", "stride"))
 def conv_transpose2d(x: TensorType, out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
                      output_padding: int = 0) -> Built:
     c, h, w = image(x, "ConvTranspose2d")
@@ -109,7 +112,8 @@ def conv_transpose2d(x: TensorType, out: int, kernel: int = 4, stride: int = 2, 
                  mixes=frozenset({"features", "space"}))
 
 
-@layer("MaskedConv2d", "PixelCNN's masked convolution: mask A excludes the centre pixel, B keeps it")
+@layer("MaskedConv2d", "PixelCNN's masked convolution: mask A excludes the centre pixel, B keeps it",
+       shown=("out", "kernel", "mask"))
 def masked_conv2d(x: TensorType, out: int, kernel: int = 3, mask: Literal["A", "B"] = "B") -> Built:
     c, h, w = image(x, "MaskedConv2d")
     require(kernel % 2 == 1, f"MaskedConv2d needs an odd kernel, got {kernel}")
@@ -127,11 +131,13 @@ def _pool(kind: str):
     return rule
 
 
-layer("MaxPool2d", "max over kernel x kernel windows (halves the size by default)")(_pool("MaxPool2d"))
-layer("AvgPool2d", "mean over kernel x kernel windows (halves the size by default)")(_pool("AvgPool2d"))
+layer("MaxPool2d", "max over kernel x kernel windows (halves the size by default)",
+      shown=("kernel",))(_pool("MaxPool2d"))
+layer("AvgPool2d", "mean over kernel x kernel windows (halves the size by default)",
+      shown=("kernel",))(_pool("AvgPool2d"))
 
 
-@layer("Upsample", "nearest-neighbour upsampling by an integer factor")
+@layer("Upsample", "nearest-neighbour upsampling by an integer factor", shown=("scale",))
 def upsample(x: TensorType, scale: int = 2) -> Built:
     c, h, w = image(x, "Upsample")
     return Built(out=TensorType(shape=(c, h * scale, w * scale)), code=f"nn.Upsample(scale_factor={scale})",
@@ -154,7 +160,7 @@ def layer_norm(x: TensorType) -> Built:
     return Built(out=x.as_real(), params=2 * n, code=f"nn.LayerNorm({n})", mixes=frozenset({"features"}))
 
 
-@layer("GroupNorm", "group normalization over the channels of an image")
+@layer("GroupNorm", "group normalization over the channels of an image", shown=("groups",))
 def group_norm(x: TensorType, groups: int = 8) -> Built:
     c, _, _ = image(x, "GroupNorm")
     require(c % groups == 0, f"GroupNorm({groups}) needs channels divisible by {groups}, got {c}")
@@ -162,7 +168,7 @@ def group_norm(x: TensorType, groups: int = 8) -> Built:
                  mixes=frozenset({"features", "space"}))
 
 
-@layer("Dropout", "zeroes each value with probability p while training")
+@layer("Dropout", "zeroes each value with probability p while training", shown=("p",))
 def dropout(x: TensorType, p: float = 0.5) -> Built:
     require(0 <= p < 1, f"Dropout probability must be in [0, 1), got {p}")
     return Built(out=x.as_real(), code=f"nn.Dropout({p})")
@@ -174,7 +180,7 @@ def flatten(x: TensorType) -> Built:
                  code="nn.Flatten()")
 
 
-@layer("reshape", "a new per-sample shape with the same number of values")
+@layer("reshape", "a new per-sample shape with the same number of values", shown=("dims",))
 def reshape(x: TensorType, *dims: int) -> Built:
     require(len(dims) > 0 and all(isinstance(d, int) and d > 0 for d in dims),
             "reshape needs positive integer dimensions, e.g. reshape(1, 28, 28)")
@@ -185,7 +191,7 @@ def reshape(x: TensorType, *dims: int) -> Built:
                  else f"Reshape({tuple(dims)})", helpers=() if x.rank == 1 else ("Reshape",))
 
 
-@layer("Embedding", "a learned vector for each category")
+@layer("Embedding", "a learned vector for each category", shown=("dim",))
 def embedding(x: TensorType, dim: int) -> Built:
     require(x.kind == "cat", f"Embedding takes a category label cat[K], got {x.describe()}",
             "for real inputs use Linear")
@@ -193,7 +199,8 @@ def embedding(x: TensorType, dim: int) -> Built:
                  code=f"nn.Embedding({x.classes}, {dim})")
 
 
-@layer("SelfAttention", "multi-head self-attention over positions (sequence [T, C] or image [C, H, W])")
+@layer("SelfAttention", "multi-head self-attention over positions (sequence [T, C] or image [C, H, W])",
+       shown=("heads",))
 def self_attention(x: TensorType, heads: int = 4, causal: bool = False) -> Built:
     require(x.rank in (2, 3), f"SelfAttention expects a sequence real[T, C] or an image real[C, H, W], "
             f"got {x.describe()}", "reshape a vector into positions first, e.g. reshape(16, 4)")
@@ -218,7 +225,7 @@ def coupling_size(x: TensorType, name: str, hidden: list[int], per_dim: int) -> 
 
 
 @layer("AffineCoupling", "RealNVP affine coupling: half the dims scale and shift the other half",
-       tags=("invertible",))
+       tags=("invertible",), shown=("mask",))
 def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
                     hidden: list[int] = [64, 64]) -> Built:
     n, params = coupling_size(x, "AffineCoupling", hidden, 2)
@@ -227,7 +234,8 @@ def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
 
 
 @layer("SplineCoupling", "rational-quadratic spline coupling (Durkan et al. 2019): half the dims set a "
-       "monotone spline of the other half on [-bound, bound], the identity outside", tags=("invertible",))
+       "monotone spline of the other half on [-bound, bound], the identity outside", tags=("invertible",),
+       shown=("mask", "bins"))
 def spline_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
                     hidden: list[int] = [64, 64], bins: int = 8, bound: float = 4.0) -> Built:
     require(bins >= 2, f"SplineCoupling needs at least 2 bins, got {bins}",

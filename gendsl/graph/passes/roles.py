@@ -1,8 +1,8 @@
 """Pass 4: each role keeps its promises.
 
 A discriminator returns one logit per sample; an energy one number per sample; a denoiser maps
-(x_t, t) to x's shape; a flow is made of invertible layers; an autoregressive network masks its
-connections so that output i sees only inputs before i; metrics fit the model they measure.
+(x_t, t) to x's shape; a flow is made of invertible layers; an autoregressive network keeps the
+order (graph/passes/order.py); metrics fit the model they measure.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import networkx as nx
 from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
 from gendsl.graph.dependencies import trainables_of
+from gendsl.graph.passes.order import check_autoregressive
 from gendsl.library.layers import LAYERS
 from gendsl.library.training import METRICS, metric_needs
 from gendsl.types import NetType, TensorType
@@ -70,37 +71,6 @@ def check_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
                 diagnostics.append(error("E304", f"flow {key} must be invertible, but {use.entry} is not", use.span,
                                          label="not invertible",
                                          hint=f"flows use {INVERTIBLE_LAYERS}"))
-
-
-def check_autoregressive(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
-    for key, data in graph.nodes(data=True):
-        node = data["data"]
-        if node.kind != "factor" or node.role != "autoregressive" or node.program is None:
-            continue
-        layers = node.program.layers()
-        masked = [u for u in layers if u.mask]
-        if not masked:
-            diagnostics.append(error("E306", f"autoregressive {node.decl.name.name}({', '.join(node.term.vars)}) "
-                                     "has no masked layer, so output i would see input i", node.span,
-                                     hint="use MaskedLinear (MADE) or MaskedConv2d (PixelCNN)"))
-            continue
-        for use in layers:
-            leaking = (use.mixes - {"batch"}) and not use.mask
-            if use.entry == "Conv2d" and use.mixes == frozenset({"features"}):
-                leaking = False  # a 1x1 convolution mixes channels of one pixel only
-            if leaking:
-                diagnostics.append(error("E306", f"{use.entry} mixes dimensions without a mask, breaking the "
-                                         "autoregressive order", use.span, label="unmasked",
-                                         hint="use MaskedLinear / MaskedConv2d, 1x1 Conv2d, or elementwise layers"))
-        convs = [u for u in masked if u.mask in ("A", "B")]
-        if convs and convs[0].mask != "A":
-            diagnostics.append(error("E307", "the first masked convolution must use mask A (it must not see the "
-                                     "pixel it predicts)", convs[0].span, label="mask B here",
-                                     hint="write MaskedConv2d(..., mask=A) first, mask=B after"))
-        for use in convs[1:]:
-            if use.mask == "A":
-                diagnostics.append(error("E307", "only the first masked convolution uses mask A", use.span,
-                                         label="mask A again", hint="later layers use mask=B"))
 
 
 def check_samplers(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
