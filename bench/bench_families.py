@@ -57,13 +57,13 @@ def scaled(args: list[str], scale: float) -> list[str]:
     return out
 
 
-def sklearn_gmm(spec: dict) -> float:
+def sklearn_gmm(data) -> float:
     """Test NLL (nats) of scikit-learn's GaussianMixture, 8 diagonal components, EM, 10 inits."""
     from sklearn.mixture import GaussianMixture
 
     from gendsl.data import load
 
-    args = {k: v for k, v in spec["args"].items() if v is not None}
+    args = {k: v for k, v in data.args.items() if v is not None}
     train, test = load("ring", args, "train")[0], load("ring", args, "test")[0]
     gmm = GaussianMixture(8, covariance_type="diag", n_init=10, random_state=0).fit(train)
     return float(-gmm.score_samples(test).mean())
@@ -92,7 +92,7 @@ def main() -> None:
         if name == "gmm":
             from gendsl.train.run import open_run
 
-            data = open_run(Path(out)).spec["data"][0]
+            data = open_run(Path(out)).spec.data[0]
             values["sklearn_nats"] = sklearn_gmm(data)
         if name == "cyclegan":
             values |= cyclegan_scores(Path(out), "test", 1000)

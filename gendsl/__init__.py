@@ -65,22 +65,22 @@ def train(path: str | Path, out: str | Path | None = None, set: list[str] = (), 
     from gendsl.train.run import create
 
     folder = Path(out or Path("runs") / Path(path).stem)
-    run, _ = create(folder, str(path), list(set), model)
+    run, _ = create(folder, str(path), list(set), model, resume=bool(options.get("resume")))
     Trainer(run, Options(**{"quiet": True, **options})).fit()
     return folder
 
 
 def load(run: str | Path, device: str = "cpu"):
     """The trained model of a run folder (EMA weights when the spec keeps an EMA), in eval mode."""
-    from gendsl.commands import load_trained
+    from gendsl.train.run import load_trained
 
     return load_trained(Path(run), device)[1]
 
 
 def sample(run: str | Path, out: str | Path, n: int | None = None, mean: bool = False, device: str = "cpu"):
     """Draw samples into a PNG (a grid, or a scatter plot for 2-D data); returns the path."""
-    from gendsl.commands import load_trained
     from gendsl.train.draw import held_out, write_samples
+    from gendsl.train.run import load_trained
 
     trained, model, torch_device = load_trained(Path(run), device)
     return write_samples(model, trained.spec, Path(out), held_out(trained.spec, torch_device), n, None, mean)
@@ -89,10 +89,10 @@ def sample(run: str | Path, out: str | Path, n: int | None = None, mean: bool = 
 def evaluate(run: str | Path, metrics: list[str] = ("nll",), split: str = "valid", k: int = 5000,
              batch: int = 500, device: str = "cpu") -> dict:
     """Held-out metrics by name (see `gendsl evaluate --help`), as a dict."""
-    from gendsl.commands import load_trained
-    from gendsl.evaluate.metrics import run_metric
+    from gendsl.evaluate.metrics import Context, importance_samples, run_metric
     from gendsl.train.draw import held_out
+    from gendsl.train.run import load_trained
 
     trained, model, torch_device = load_trained(Path(run), device)
-    groups = held_out(trained.spec, torch_device, split)
-    return {name: run_metric(model, trained.spec, groups, name, {"k": k}, batch, True) for name in metrics}
+    context = Context(model, trained.spec, held_out(trained.spec, torch_device, split), batch, True)
+    return {name: run_metric(context, name, importance_samples(name, k)) for name in metrics}

@@ -37,6 +37,24 @@ examples:
 """
 
 
+def whole_number(flag: str, minimum: int, meaning: str):
+    """An argparse type for a count flag: a whole number >= minimum, else an E505 diagnostic
+    that says what the flag counts (argparse lets this error through to the CLI's handler)."""
+    def parse(text: str) -> int:
+        from gendsl.diagnostics import GendslError, error
+
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            got = repr(text) if value is None else str(value)
+            raise GendslError(error("E505", f"{flag} needs a whole number >= {minimum}, got {got}",
+                                    hint=f"{flag} is {meaning}"))
+        return value
+    return parse
+
+
 def register(sub, common) -> None:
     """Add the run commands to the CLI's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -59,15 +77,22 @@ def register(sub, common) -> None:
     common(train)
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/SPEC_NAME)")
     train.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:N]")
-    train.add_argument("--seed", type=int, help="random seed (default: the train block's, else 0)")
+    train.add_argument("--seed", type=whole_number("--seed", 0, "the random seed"),
+                       help="random seed (default: the train block's, else 0)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     train.add_argument("--force", action="store_true", help="start over in a folder that holds a run")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="rounds of the train steps (overrides the spec)")
-    length.add_argument("--epochs", type=int, help="passes over the training data (overrides the spec)")
-    train.add_argument("--sample-every", type=int, metavar="N", help="write a sample grid every N rounds")
-    train.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N rounds")
-    train.add_argument("--log-every", type=int, metavar="N", help="log losses every N rounds")
+    length.add_argument("--steps", type=whole_number("--steps", 1, "the number of rounds to train"),
+                        help="rounds of the train steps (overrides the spec)")
+    length.add_argument("--epochs", type=whole_number("--epochs", 1, "the number of passes over the data"),
+                        help="passes over the training data (overrides the spec)")
+    train.add_argument("--sample-every", type=whole_number("--sample-every", 0, "rounds between sample grids "
+                       "(0: only at the end)"), metavar="N", help="write a sample grid every N rounds (0: only at "
+                       "the end)")
+    train.add_argument("--checkpoint-every", type=whole_number("--checkpoint-every", 1, "rounds between checkpoints"),
+                       metavar="N", help="checkpoint every N rounds")
+    train.add_argument("--log-every", type=whole_number("--log-every", 1, "rounds between logged losses"),
+                       metavar="N", help="log losses every N rounds")
     train.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast)")
     train.add_argument("--compile", action="store_true", help="torch.compile the train steps")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -78,7 +103,8 @@ def register(sub, common) -> None:
                             description="Draw samples from a run folder (EMA weights when the spec keeps an "
                             "EMA): an image grid, or a scatter plot over held-out data for 2-D models.")
     sample.add_argument("run", metavar="RUN", help="a run folder written by gendsl train")
-    sample.add_argument("-n", type=int, help="how many samples (default 64 images, 2,500 points)")
+    sample.add_argument("-n", type=whole_number("-n", 1, "the number of samples to draw"),
+                        help="how many samples (default 64 images, 2,500 points)")
     sample.add_argument("-o", "--output", default=None, metavar="OUT.png", help="default RUN/samples/sample.png")
     sample.add_argument("--name", help="which `sample` statement (default: the first)")
     sample.add_argument("--mean", action="store_true", help="the mean of each draw's distribution")
@@ -86,7 +112,7 @@ def register(sub, common) -> None:
     what.add_argument("--interpolate", action="store_true", help="rows between pairs of latent draws")
     what.add_argument("--traverse", metavar="LATENT", help="vary one latent dimension per row")
     sample.add_argument("--device", default="auto")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=whole_number("--seed", 0, "the random seed"), default=0)
     sample.set_defaults(handler=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="held-out metrics of a trained run",
@@ -99,10 +125,12 @@ def register(sub, common) -> None:
                           help="tune on valid; report test once (default valid)")
     evaluate.add_argument("--metric", action="append", help="nll, bpd, iwae, elbo, bound, coverage, mmd, swd, "
                           "recon, losses (repeatable; default: the spec's evaluate block)")
-    evaluate.add_argument("--k", type=int, help="importance samples for iwae / nll of encoder models")
-    evaluate.add_argument("--batch", type=int, default=500, help="evaluation batch size")
+    evaluate.add_argument("--k", type=whole_number("--k", 1, "the number of importance samples per data point"),
+                          help="importance samples for iwae / nll / bpd of encoder models")
+    evaluate.add_argument("--batch", type=whole_number("--batch", 1, "the evaluation batch size"), default=500,
+                          help="evaluation batch size")
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=whole_number("--seed", 0, "the random seed"), default=0)
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -116,10 +144,11 @@ def register(sub, common) -> None:
     score.add_argument("data", metavar="DATA", help="a .npy or .npz file (rows shaped like the model's "
                        "data), or split:valid / split:test")
     score.add_argument("-o", "--output", required=True, metavar="SCORES.csv")
-    score.add_argument("--k", type=int, default=1000, help="importance samples for encoder models")
-    score.add_argument("--batch", type=int, default=500)
+    score.add_argument("--k", type=whole_number("--k", 1, "the number of importance samples per row"), default=1000,
+                       help="importance samples for encoder models")
+    score.add_argument("--batch", type=whole_number("--batch", 1, "the scoring batch size"), default=500)
     score.add_argument("--device", default="auto")
-    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--seed", type=whole_number("--seed", 0, "the random seed"), default=0)
     score.add_argument("--quiet", action="store_true")
     score.set_defaults(handler=cmd_score)
 
@@ -157,7 +186,7 @@ def cmd_train(args, out) -> int:
         raise GendslError(error("E408", f"--resume: no checkpoint in {folder}",
                                 hint="train without --resume first, or pass the run's --out"))
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes files
-    run, checked = create(folder, args.file, args.set, args.model, write=main_process)
+    run, checked = create(folder, args.file, args.set, args.model, write=main_process, resume=args.resume)
     out.add(checked.diagnostics, checked.sources)
     _, notes = render_file(checked.graph, folder / "diagram.svg", "compute") if main_process else (None, [])
     options = Options(device=args.device, seed=args.seed, steps=args.steps, epochs=args.epochs, resume=args.resume,
@@ -165,7 +194,7 @@ def cmd_train(args, out) -> int:
                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
     trainer = Trainer(run, options, where=_where(checked))
     if trainer.main:
-        print(f"training {run.spec['model']} from {args.file}: {trainer.total} rounds on {trainer.device} "
+        print(f"training {run.spec.model} from {args.file}: {trainer.total} rounds on {trainer.device} "
               f"-> {folder}")
     last = trainer.fit(on_sample=_sampler(trainer))
     if not trainer.main:
@@ -186,7 +215,7 @@ def _sampler(trainer):
     cache = {}
 
     def write(t, tag: str):
-        if not t.main or not t.run.spec["samples"]:
+        if not t.main or not t.run.spec.samples:
             return None
         import torch
 
@@ -203,27 +232,11 @@ def _sampler(trainer):
     return write
 
 
-def load_trained(folder: Path, device_name: str):
-    """(run, model on device, device) with the checkpoint's weights (its EMA when there is one)."""
-    from gendsl.train import checkpoint
-    from gendsl.train.loop import pick_device
-    from gendsl.train.run import open_run
-
-    run = open_run(folder)
-    device = pick_device(device_name)
-    state = checkpoint.load(folder / "checkpoint.pt", run.spec["hash"], device)
-    model = run.module.build().to(device)
-    if state.get("ema"):
-        model.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")})
-    else:
-        model.load_state_dict(state["model"])
-    return run, model.eval(), device
-
-
 def cmd_sample(args, out) -> int:
     import torch
 
     from gendsl.train.draw import held_out, interpolation, traversal, write_samples
+    from gendsl.train.run import load_trained
 
     torch.manual_seed(args.seed)
     run, model, device = load_trained(Path(args.run), args.device)
@@ -245,23 +258,22 @@ def cmd_evaluate(args, out) -> int:
 
     import torch
 
-    from gendsl.evaluate.metrics import run_metric
+    from gendsl.evaluate.metrics import Context, importance_samples, run_metric
     from gendsl.train.draw import held_out
+    from gendsl.train.run import load_trained
 
     torch.manual_seed(args.seed)
     run, model, device = load_trained(Path(args.run), args.device)
-    wanted = [(m, {}) for m in args.metric] if args.metric else \
-        [(m["name"], dict(m["options"])) for m in run.spec["metrics"]] or [("losses", {})]
-    groups = held_out(run.spec, device, args.split)
+    wanted = [(m, m, {}) for m in args.metric] if args.metric else \
+        [(m.alias, m.name, dict(m.options)) for m in run.spec.metrics] or [("losses", "losses", {})]
+    context = Context(model, run.spec, held_out(run.spec, device, args.split), args.batch, args.quiet)
     results = {}
-    for name, options in wanted:
-        if args.k:
-            options["k"] = args.k
-        results[name] = run_metric(model, run.spec, groups, name, options, args.batch, args.quiet)
+    for alias, name, options in wanted:
+        results[alias] = run_metric(context, name, {**options, **importance_samples(name, args.k)})
     if args.format == "json":
         print(json.dumps({"run": args.run, "split": args.split, "metrics": results}, indent=2))
     else:
-        print(f"{run.spec['model']} on the {args.split} split ({len(groups[0])} samples):")
+        print(f"{run.spec.model} on the {args.split} split ({len(context.groups[0])} samples):")
         for name, values in results.items():
             print(f"  {name:<9} " + _format(values))
     return 0
@@ -271,6 +283,7 @@ def cmd_score(args, out) -> int:
     import torch
 
     from gendsl.evaluate.score import score_file
+    from gendsl.train.run import load_trained
 
     torch.manual_seed(args.seed)
     run, model, _ = load_trained(Path(args.run), args.device)

@@ -43,7 +43,7 @@ def summarize(graph: nx.DiGraph) -> dict:
     train = graph.graph.get("train")
     for key, node in nodes:
         if node.kind == "step":
-            optimizer = node.optimizer or (train.optimizer if train else {})
+            optimizer = node.optimizer or (train.optimizer if train else None)
             steps.append({"name": key.split(":", 1)[1], "loss": node.loss,
                           "over": [label(graph, t) for t in node.over], "repeat": node.repeat,
                           "optimizer": _call(optimizer)})
@@ -62,17 +62,11 @@ def summarize(graph: nx.DiGraph) -> dict:
     }
 
 
-def _call(entry: dict) -> str:
+def _call(chosen) -> str:
     """`Adam(lr=0.0002, betas=(0.5, 0.999))`: only the options that differ from the defaults."""
-    from gendsl.library.signature import parameters
     from gendsl.library.training import OPTIMIZERS
 
-    if not entry:
-        return ""
-    registered = OPTIMIZERS.get(entry["name"])
-    defaults = {p.name: p.default for p in parameters(registered.rule, 0)} if registered else {}
-    args = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "name" and defaults.get(k) != v)
-    return f"{entry['name']}({args})"
+    return chosen.describe(OPTIMIZERS) if chosen is not None else ""
 
 
 def format_summary(summary: dict, path: str) -> str:

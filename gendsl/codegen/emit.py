@@ -17,6 +17,7 @@ from gendsl.codegen.model import ModelSource
 from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_class
 from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
 from gendsl.codegen.sampling import likelihoods, samples
+from gendsl.spec import DataVar, Likelihood, Metric, RunSpec, Sample, Step, Tensor, Train
 from gendsl.types import TensorType
 
 VERSION = "0.1.0"
@@ -34,7 +35,7 @@ D.Distribution.set_default_validate_args(False)  # shapes and supports were chec
 class Generated:
     source: str
     class_name: str
-    spec: dict
+    spec: RunSpec
 
 
 def spec_hash(text: str, params: dict) -> str:
@@ -77,7 +78,10 @@ def helper_sources(names: set[str]) -> list[str]:
     text = resources.files("gendsl.codegen").joinpath("helpers.py").read_text(encoding="utf-8")
     tree = ast.parse(text)
     defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-    wanted, todo = set(), [n for n in names if n in defs]
+    unknown = sorted(set(names) - set(defs))
+    if unknown:  # a registry entry names a helper that does not exist: a bug in gendsl, not in the spec
+        raise LookupError(f"generated code needs helpers that gendsl/codegen/helpers.py lacks: {', '.join(unknown)}")
+    wanted, todo = set(), list(names)
     while todo:
         name = todo.pop()
         if name in wanted:
@@ -143,36 +147,31 @@ def generate(graph: nx.DiGraph, spec_path: str, spec_text: str) -> Generated:
     parts = ["\n".join(header), IMPORTS, *helper_sources(helpers),
              *(m.source for m in modules.values()), model,
              f"def build():\n    \"\"\"A fresh {model_name} with random weights.\"\"\"\n    return {model_name}()",
-             "SPEC = " + pprint.pformat(spec, width=100, sort_dicts=False)]
+             "SPEC = " + pprint.pformat(spec.model_dump(mode="json"), width=100, sort_dicts=False)]
     return Generated(source="\n\n\n".join(parts) + "\n", class_name=model_name, spec=spec)
 
 
-def _type(t: TensorType | None) -> dict:
-    if t is None:
-        return {}
-    return {"kind": t.kind, "shape": list(t.shape), "classes": t.classes}
+def _tensor(t: TensorType) -> dict:
+    return {"kind": t.kind, "shape": t.shape, "classes": t.classes}
 
 
-def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[dict], sample_info: dict,
-                  found: dict) -> dict:
+def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[Step],
+                  sample_info: dict[str, Sample], found: Likelihood) -> RunSpec:
+    """The contract the runtime reads (gendsl/spec.py)."""
     params = graph.graph.get("params", {})
     train = graph.graph.get("train")
-    return {
-        "model": graph.graph["model"],
-        "spec": Path(spec_path).name,
-        "hash": spec_hash(text, params),
-        "params": dict(params),
-        "data": [{"name": k, **_type(n.type), "group": n.group, "position": n.position, "source": n.source,
-                  "args": dict(n.source_args)} for k, n in _nodes_of(graph, "data")],
-        "latents": {k: _type(n.type) for k, n in _nodes_of(graph, "latent")},
-        "losses": [k for k, _ in _nodes_of(graph, "loss")],
-        "steps": steps,
-        "train": train.model_dump(exclude={"span"}) if train is not None else None,
-        "samples": sample_info,
-        "metrics": [{"name": n.metric, "alias": k.split(":", 1)[1], "options": dict(n.options)}
-                    for k, n in _nodes_of(graph, "metric")],
-        "likelihood": found,
-    }
+    return RunSpec(
+        model=graph.graph["model"], spec=Path(spec_path).name, hash=spec_hash(text, params), params=dict(params),
+        data=tuple(DataVar(name=k, **_tensor(n.type), group=n.group, position=n.position, source=n.source,
+                           args=dict(n.source_args)) for k, n in _nodes_of(graph, "data")),
+        latents={k: Tensor(**_tensor(n.type)) for k, n in _nodes_of(graph, "latent")},
+        losses=tuple(k for k, _ in _nodes_of(graph, "loss")),
+        steps=tuple(steps),
+        train=Train(**train.model_dump(exclude={"span", "optimizer", "schedule"})) if train is not None else None,
+        samples=sample_info,
+        metrics=tuple(Metric(name=n.metric, alias=k.split(":", 1)[1], options=dict(n.options))
+                      for k, n in _nodes_of(graph, "metric")),
+        likelihood=found)
 
 
 def _nodes_of(graph: nx.DiGraph, kind: str):

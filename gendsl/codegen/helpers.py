@@ -182,7 +182,7 @@ def step_lr(total, every, gamma=0.1):
 # ---- layers with masks (MADE, PixelCNN) and attention ----
 
 class MaskedLinear(nn.Linear):
-    """MADE layer: connections allowed by a mask set by `made_masks` (Germain et al. 2015)."""
+    """MADE layer: connections allowed by a mask that MadeDegrees sets (Germain et al. 2015)."""
 
     def __init__(self, n_in, n_out):
         super().__init__(n_in, n_out)
@@ -192,20 +192,50 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
+class MadeDegrees:
+    """MADE's degrees (Germain et al. 2015) over `positions` ordered values: a unit of degree d
+    depends only on the values at positions 0 .. d-1. A masked layer connects an output unit to
+    the input units whose degree is at most the output's, so its mask follows the degrees of the
+    value it is actually given (a stack, a sum, a concatenation, ...)."""
+
+    def __init__(self, positions, seed=0):
+        self.positions = positions
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def data(self):
+        """The data itself: the value at position i sees position i."""
+        return torch.arange(1, self.positions + 1)
+
+    def earlier(self, n=None):
+        """n units (one per position by default), unit k seeing only positions before k mod positions."""
+        return torch.arange(self.positions if n is None else n) % self.positions
+
+    def constant(self, n, degree=0):
+        """n units of one degree: 0 for units that depend on no data, `positions` for any data."""
+        return torch.full((n,), degree, dtype=torch.long)
+
+    def hidden(self, layer, d_in):
+        """Random hidden degrees in [min d_in, positions - 1] (none sees the last position); sets the mask."""
+        low = min(int(d_in.min()), self.positions - 1)
+        d_out = torch.randint(low, max(self.positions, 2), (layer.out_features,), generator=self.generator)
+        layer.mask.copy_((d_in[None, :] <= d_out[:, None]).float())
+        return d_out
+
+    def output(self, layer, d_in):
+        """Output unit k predicts position k (mod positions) and sees only units of lower degree."""
+        d_out = torch.arange(layer.out_features) % self.positions
+        layer.mask.copy_((d_in[None, :] <= d_out[:, None]).float())
+        return d_out
+
+
 def made_masks(layers, n_in, seed=0):
     """Natural-order MADE masks for a stack of MaskedLinear layers (the last one is the output)."""
     layers = [m for m in layers if isinstance(m, MaskedLinear)]
-    generator = torch.Generator().manual_seed(seed)
-    degrees = [torch.arange(1, n_in + 1)]
+    made = MadeDegrees(n_in, seed)
+    degrees = made.data()
     for layer in layers[:-1]:
-        low = int(degrees[-1].min()) if n_in > 1 else 1
-        degrees.append(torch.randint(min(low, n_in - 1), max(n_in, 2), (layer.out_features,), generator=generator))
-    for layer, d_in, d_out in zip(layers[:-1], degrees[:-1], degrees[1:]):
-        layer.mask.copy_((d_out[:, None] >= d_in[None, :]).float())
-    out = layers[-1]
-    d_out = torch.arange(1, out.out_features + 1)
-    d_out = (d_out - 1) % n_in + 1
-    out.mask.copy_((d_out[:, None] > degrees[-1][None, :]).float())
+        degrees = made.hidden(layer, degrees)
+    made.output(layers[-1], degrees)
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -224,8 +254,11 @@ class MaskedConv2d(nn.Conv2d):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with a residual connection over positions of [B, T, C] or
-    [B, C, H, W] (image positions as tokens)."""
+    """Multi-head self-attention with a residual connection over the positions of [B, T, C] or
+    [B, C, H, W] (pixels as tokens, in raster order). causal=True: position t attends to positions
+    up to t. causal="strict": position t sees only positions before t; it works on the tokens
+    shifted by one position (t gets the token of t - 1, the first a zero token), since a query made
+    from position t itself would let t see its own value through the attention weights."""
 
     def __init__(self, channels, heads=4, image=False, causal=False):
         super().__init__()
@@ -233,18 +266,16 @@ class SelfAttention(nn.Module):
         self.image, self.causal = image, causal
 
     def forward(self, x):
-        if self.image:
-            b, c, h, w = x.shape
-            tokens = x.flatten(2).transpose(1, 2)
-        else:
-            tokens = x
+        tokens = x.flatten(2).transpose(1, 2) if self.image else x
+        if self.causal == "strict":
+            tokens = F.pad(tokens, (0, 0, 1, 0))[:, :-1]
         mask = None
         if self.causal:
             t = tokens.shape[1]
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
         out, _ = self.attn(tokens, tokens, tokens, attn_mask=mask, need_weights=False)
         out = tokens + out
-        return out.transpose(1, 2).reshape(b, c, h, w) if self.image else out
+        return out.transpose(1, 2).reshape(x.shape) if self.image else out
 
 
 # ---- invertible layers (RealNVP / Glow): forward gives (y, log|det dy/dx|) ----

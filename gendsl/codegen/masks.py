@@ -1,16 +1,97 @@
 """Mask set-up of autoregressive networks: the `__init__` lines that fix which inputs each
-masked layer may see (MADE's degrees), so that output i depends only on inputs before i."""
+MaskedLinear may see, so that the distribution at position i depends only on data before i.
+
+The lines are a short degree program (MADE, Germain et al. 2015) that mirrors the block's
+dataflow as the order analysis (graph/passes/order.py) sees it: each value that feeds a
+MaskedLinear gets degrees (a unit of degree d sees positions below d), and each MaskedLinear
+gets its mask from the degrees of the value it is actually given. A MaskedLinear that reaches
+the distribution with no masked layer in between is an output layer (unit k predicts position k);
+the others are hidden layers with random degrees drawn from one seeded generator, in dataflow
+order, so a plain stack gets the masks it always had. Outside an autoregressive block the order
+is that of the block's first input (graph/passes/order.py, `analyze_network`).
+"""
 
 from __future__ import annotations
 
 from gendsl.graph import ir
+from gendsl.graph.passes.order import Analysis, analyze_network, layer_order
 
 
 def mask_lines(program: ir.Program, sequences: list[tuple[str, ir.Layers]], helpers: set[str]) -> list[str]:
-    """`__init__` lines (without indentation) that set the masks of a network's masked layers;
-    adds the helpers they call to `helpers`."""
-    if not any("MaskedLinear" in use.helpers for _, layers in sequences for use in layers.layers):
+    """`__init__` lines (without indentation) that set the masks of a network's MaskedLinear
+    layers; adds the helpers they call to `helpers`."""
+    made = {(id(layers), i) for _, layers in sequences for i, use in enumerate(layers.layers)
+            if layer_order(use).kind == "made"}
+    if not made:
         return []
-    helpers.add("made_masks")
-    n_in = program.inputs[0][1].numel
-    return [f"made_masks(list(self.modules()), {n_in})  # MADE: output i sees inputs < i"]
+    analysis = analyze_network(program)
+    if analysis.diagnostics:  # the checker refuses such a program
+        raise ValueError(f"internal error: an autoregressive block that breaks the order: {analysis.diagnostics}")
+    writer = DegreeWriter(analysis, {id(layers): attr for attr, layers in sequences})
+    for v, value in enumerate(analysis.values):
+        if value.op == "layer" and value.order.kind == "made" and (id(value.pipeline), value.index) in made:
+            writer.set_mask(v)
+            made.discard((id(value.pipeline), value.index))
+    if made:
+        raise ValueError("internal error: a MaskedLinear missing from the order analysis")
+    if not writer.lines:
+        return []  # no MaskedLinear sees the ordered data: every mask stays all ones
+    helpers.add("MadeDegrees")
+    header = f"made = MadeDegrees({analysis.positions})  # MADE: output i sees only {analysis.var} before i"
+    return [header, *writer.lines]
+
+
+class DegreeWriter:
+    """The degree program: `made.hidden(layer, d_in)` and `made.output(layer, d_in)` calls, with the
+    degrees of each input written as an expression over earlier degrees."""
+
+    def __init__(self, analysis: Analysis, attrs: dict[int, str]):
+        self.analysis = analysis
+        self.attrs = attrs
+        self.lines: list[str] = []
+        self.memo: dict[int, str] = {}
+
+    def layer(self, v: int) -> str:
+        value = self.analysis.values[v]
+        return f"self.{self.attrs[id(value.pipeline)]}[{value.index}]"
+
+    def set_mask(self, v: int) -> None:
+        """The mask of MaskedLinear value v (nothing to do when its input depends on no data)."""
+        value = self.analysis.values[v]
+        if self.analysis.states[value.inputs[0]].kind == "free":
+            return  # every connection is allowed: the mask stays all ones
+        if v in self.analysis.outputs:
+            self.lines.append(f"made.output({self.layer(v)}, {self.degrees(value.inputs[0])})")
+        else:
+            self.degrees(v)
+
+    def degrees(self, v: int) -> str:
+        """An expression for the degrees of value v (a vector), emitting the masks it needs."""
+        if v not in self.memo:
+            self.memo[v] = self._degrees(v)
+        return self.memo[v]
+
+    def _degrees(self, v: int) -> str:
+        value, state = self.analysis.values[v], self.analysis.states[v]
+        if state.kind == "free":
+            return f"made.constant({value.type.shape[0]})"
+        if state.kind == "broken":  # outside an autoregressive block: what the analysis cannot follow sees all
+            return f"made.constant({value.type.shape[0]}, {self.analysis.positions})"
+        if state.kind == "ordered":
+            return "made.earlier()" if state.strict else "made.data()"
+        if v in self.analysis.outputs:  # an output layer of other width than the positions (lenient)
+            return f"made.earlier({value.type.shape[0]})"
+        if value.op == "layer" and value.order.kind == "made":
+            name = f"d_{self.attrs[id(value.pipeline)]}_{value.index}"
+            self.lines.append(f"{name} = made.hidden({self.layer(v)}, {self.degrees(value.inputs[0])})")
+            return name
+        if value.op == "concat":
+            return f"torch.cat([{', '.join(self.degrees(i) for i in value.inputs)}])"
+        # elementwise layers, functions and arithmetic: a unit sees what its operands see
+        live = [self.degrees(i) for i in value.inputs if self.analysis.states[i].kind != "free"]
+        if len(live) == 1:
+            return live[0]
+        result = live[0]
+        for other in live[1:]:
+            result = f"torch.maximum({result}, {other})"
+        return result

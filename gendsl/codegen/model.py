@@ -3,12 +3,17 @@ per sample, and the likelihood methods evaluation uses."""
 
 from __future__ import annotations
 
-from gendsl.codegen.exprs import literal
+import math
+from typing import Any
+
 from gendsl.codegen.methods import MethodWriter, ModelInfo, mean_if_batched
 from gendsl.codegen.modules import where
 from gendsl.codegen.names import identifier, suffix
 from gendsl.graph import ir
 from gendsl.graph.dependencies import Reach
+from gendsl.library.entries import Code, Configured, Registry, emitted
+from gendsl.library.training import BETA_SCHEDULES, INITS, OPTIMIZERS, PROCESSES, SAMPLERS, SCHEDULES
+from gendsl.spec import Step
 from gendsl.types import TensorType
 
 
@@ -41,29 +46,33 @@ class ModelSource:
         for key, module in self.modules.items():
             lines.append(f"self.{self.info.attrs[key]} = {module.class_name}()")
         for key, node in _nodes(self.info, "tensor"):
-            lines.append(f"self.{self.info.attrs[key]} = nn.Parameter({init_code(node)})  # {where(node.span)}")
+            init = self.entry_code(INITS, node.init)
+            lines.append(f"self.{self.info.attrs[key]} = nn.Parameter({init.fill(shape=_shape(node.type))})"
+                         f"  # {where(node.span)}")
         for key, node in _nodes(self.info, "latent"):
             lines += self.prior_buffers(key, node)
         for key, node in _nodes(self.info, "diffusion"):
-            self.helpers.add("GaussianDiffusion")
-            p = node.process
-            betas = p["betas"]
-            args = ", ".join(literal(v) for k, v in betas.items() if k != "name")
-            lines.append(f"self.{self.info.attrs[key]} = GaussianDiffusion({p['steps']}, "
-                         f"GaussianDiffusion.{betas['name']}({p['steps']}, {args}), levels={p.get('levels', 0)})"
-                         f"  # {where(node.span)}")
+            steps = node.process.options["steps"]
+            betas = self.entry_code(BETA_SCHEDULES, node.betas).fill(steps=steps)
+            code = self.entry_code(PROCESSES, node.process).fill(betas=betas)
+            lines.append(f"self.{self.info.attrs[key]} = {code}  # {where(node.span)}")
         for key, node in _nodes(self.info, "sampler"):
-            self.helpers.add(node.sampler)
-            options = ", ".join(f"{k}={literal(v)}" for k, v in node.options.items())
-            lines.append(f"self.{self.info.attrs[key]} = {node.sampler}({_shape(node.type)}, {options})"
-                         f"  # {where(node.span)}")
+            code = self.entry_code(SAMPLERS, Configured(entry=node.sampler, options=node.options), energy=node.target)
+            lines.append(f"self.{self.info.attrs[key]} = {code.fill(shape=_shape(node.type))}  # {where(node.span)}")
         return lines
+
+    def entry_code(self, registry: Registry, chosen: Configured, **extra: Any) -> Code:
+        """The code a registry entry emits for the options a spec chose (and the helpers it calls)."""
+        code = emitted(registry, chosen, **extra)
+        self.helpers.update(code.helpers)
+        return code
 
     def prior_buffers(self, key: str, node) -> list[str]:
         lines = []
         for pname, value in (node.prior.params.items() if node.prior is not None else ()):
             if isinstance(value, ir.Const):
-                shape = _shape(node.type) if node.type.kind != "cat" else "()"
+                event = node.prior.type.event  # the checker fitted it to the declared type
+                shape = repr((*event.shape, event.classes)) if event.kind == "cat" else _shape(node.type)
                 lines.append(f'self.register_buffer("{identifier(key)}_{pname}", '
                              f"torch.full({shape}, {float(value.value)!r}))  # prior of {key}")
         return lines
@@ -102,23 +111,26 @@ class ModelSource:
             self.enumerated_marginal(key, node)
 
     def enumerated_marginal(self, key: str, node) -> None:
+        """log p(x) = logsumexp over every value of the discrete latents: the factor's networks run
+        once on a batch of all the combinations, and x is scored against each (shape [batch, K])."""
         var = identifier(node.term.vars[0])
         given = node.term.given
-        body = []
-        terms = []
+        sizes = [self.info.node(g).type.classes for g in given]
+        body, terms = [], []
         for i, latent in enumerate(given):
-            k = self.info.node(latent).type.classes
-            view = ["1"] * (len(given) + 1)
-            view[i] = str(k)
-            body.append(f"{identifier(latent)} = torch.arange({k}, device={var}.device).view({', '.join(view)})"
-                        f"  # every value of {latent}")
+            code = f"torch.arange({sizes[i]}, device={var}.device)"
+            if math.prod(sizes[i + 1:]) > 1:
+                code += f".repeat_interleave({math.prod(sizes[i + 1:])})"
+            if math.prod(sizes[:i]) > 1:
+                code += f".repeat({math.prod(sizes[:i])})"
+            body.append(f"{identifier(latent)} = {code}  # every value of {latent}" + (
+                ", in every combination" if len(given) > 1 else ""))
             terms.append(f"self.prior_{identifier(latent)}().log_prob({identifier(latent)})")
         args = [identifier(g) for g in self.info.inputs[key]] + \
             [f"self.{self.info.attrs[f]}" for f in self.info.free.get(key, [])]
-        terms.append(f"self.{self.info.attrs[key]}({', '.join(args)}).log_prob({var})")
-        dims = tuple(range(len(given)))
-        body.append(f"log_joint = {' + '.join(terms)}")
-        body.append(f"return torch.logsumexp(log_joint, dim={dims if len(dims) > 1 else dims[0]})")
+        terms.append(f"self.{self.info.attrs[key]}({', '.join(args)}).log_prob({var}.unsqueeze(1))")
+        body.append(f"log_joint = {' + '.join(terms)}  # [batch, {math.prod(sizes)}]")
+        body.append("return torch.logsumexp(log_joint, dim=1)")
         self.method(f"log_p_{var}(self, {var})", f"log p({node.term.vars[0]}) = log sum over "
                     f"{', '.join(given)} of p({', '.join(given)}) p({node.term.describe()[2:-1]}): exact",
                     body)
@@ -136,7 +148,7 @@ class ModelSource:
             text = " ".join(_source_text(self.info, node.decl.value.span).split())
             self.method(f"loss_{suffix(key)}(self, batch)", f"{key} = {text}  ({where(node.span)})", body)
 
-    def steps(self) -> list[dict]:
+    def steps(self) -> list[Step]:
         reach = Reach(self.info.graph)
         steps = []
         for key, node in _nodes(self.info, "step"):
@@ -157,25 +169,32 @@ class ModelSource:
             over_text = ", ".join(_label(self.info, k) for k in node.over) or "nothing"
             self.method(f"step_{suffix(name)}(self, batch)", f"step {name}: minimize {node.loss} over "
                         f"{over_text}  ({where(node.span)})", body)
-            steps.append({"name": name, "method": f"step_{suffix(name)}", "loss": node.loss,
-                          "over": [self.info.attrs[k] for k in node.over if k in self.info.attrs],
-                          "repeat": node.repeat, "optimizer": dict(node.optimizer)})
+            steps.append(Step(name=name, method=f"step_{suffix(name)}", loss=node.loss, repeat=node.repeat))
+        self.configure_optimizers()
         return steps
 
+    def configure_optimizers(self) -> None:
+        """`configure_optimizers(total)`: each step's optimizer over what it updates, with the
+        train block's learning-rate schedule over `total` rounds."""
+        train = self.info.graph.graph.get("train")
+        if train is None:
+            return
+        body, built = [], []
+        for key, node in _nodes(self.info, "step"):
+            name = identifier(key.split(":", 1)[1])
+            params = ", ".join(self.parameters_of(k) for k in node.over)
+            optimizer = self.entry_code(OPTIMIZERS, node.optimizer or train.optimizer)
+            body.append(f"{name} = {optimizer.fill(params=f'[{params}]')}  # {where(node.span)}")
+            schedule = self.entry_code(SCHEDULES, train.schedule).fill(optimizer=name, total="total")
+            built.append(f'"{key.split(":", 1)[1]}": ({name}, {schedule}),')
+        body += ["return {", *(f"    {line}" for line in built), "}"]
+        self.method("configure_optimizers(self, total)", "{step: (optimizer, LR schedule over `total` rounds)}",
+                    body)
 
-def init_code(node) -> str:
-    shape = _shape(node.type)
-    init = node.init
-    name = init.get("name", "zeros")
-    if name == "zeros":
-        return f"torch.zeros({shape})"
-    if name == "ones":
-        return f"torch.ones({shape})"
-    if name == "normal":
-        return f"torch.randn({shape}) * {init['std']!r} + {init['mean']!r}"
-    if name == "uniform":
-        return f"torch.empty({shape}).uniform_({init['low']!r}, {init['high']!r})"
-    return f"torch.full({shape}, {init['value']!r})"
+    def parameters_of(self, key: str) -> str:
+        """`*self.D.parameters()` for a module, `self.mu` for a tensor."""
+        attr = f"self.{self.info.attrs[key]}"
+        return attr if self.info.node(key).kind == "tensor" else f"*{attr}.parameters()"
 
 
 def _source_text(info: ModelInfo, span) -> str:

@@ -7,9 +7,10 @@ from gendsl.codegen.methods import MethodWriter
 from gendsl.codegen.model import ModelSource, _nodes
 from gendsl.codegen.names import identifier, suffix
 from gendsl.graph import ir
+from gendsl.spec import Likelihood, Sample
 
 
-def samples(ms: ModelSource) -> dict[str, dict]:
+def samples(ms: ModelSource) -> dict[str, Sample]:
     """One `sample_NAME(n, batch=None, mean=False)` method per sample statement."""
     info = ms.info
     out = {}
@@ -33,8 +34,8 @@ def samples(ms: ModelSource) -> dict[str, dict]:
                   writer.lines + body, decorator="@torch.no_grad()")
         t = node.expr.type
         latents = [v for v in writer.bound if v in info.graph and info.node(v).kind == "latent"]
-        out[var] = {"method": f"sample_{suffix(var)}", "kind": t.kind, "shape": list(t.shape),
-                    "needs_batch": uses_batch, "data": data, "latents": latents}
+        out[var] = Sample(method=f"sample_{suffix(var)}", kind=t.kind, shape=t.shape, needs_batch=uses_batch,
+                          data=tuple(data), latents=tuple(latents))
     return out
 
 
@@ -59,6 +60,9 @@ def draw_density(ms: ModelSource, writer: MethodWriter, expr: ir.DrawDensity) ->
     if factor.role == "autoregressive":
         return autoregressive_draw(info, factor_key, var, node.type)
     dist = writer.factor_dist(factor_key)  # given latents come from their priors
+    if not factor.term.given:  # a distribution shared by every sample: draw n of them
+        shape = ", ".join(["n", *map(str, node.type.shape)])
+        return [f"return {dist}.mean.expand({shape}) if mean else {dist}.sample((n,))"]
     return [f"return {dist}.mean if mean else {dist}.sample()"]
 
 
@@ -76,7 +80,7 @@ def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
     return lines + [f"return {x}"]
 
 
-def likelihoods(ms: ModelSource) -> dict[str, str]:
+def likelihoods(ms: ModelSource) -> Likelihood:
     """log_prob / log_weights / elbo / bound where the model defines them; returns what exists."""
     info = ms.info
     found: dict[str, str] = {}
@@ -101,7 +105,7 @@ def likelihoods(ms: ModelSource) -> dict[str, str]:
             ms.method("bound(self, batch)", f"the negative variational bound of {node.var} per sample (nats)",
                       [f'{x} = batch["{node.var}"]', f"return self.{info.attrs[key]}.bound(self.{info.attrs[net]}, {x})"])
             found["bound"] = node.var
-    return found
+    return Likelihood(**found)
 
 
 def exact_likelihood(info) -> tuple[str, str] | None:
@@ -115,6 +119,9 @@ def exact_likelihood(info) -> tuple[str, str] | None:
         if node.role == "observe" and node.term.given and all(
                 info.node(g).kind == "latent" and info.node(g).type.kind == "cat" for g in node.term.given):
             return var, f"self.log_p_{x}({x})"
+        if node.role == "observe" and not node.term.given:  # p(x) is the factor itself
+            args = ", ".join(f"self.{info.attrs[f]}" for f in info.free.get(key, []))
+            return var, f"self.{info.attrs[key]}({args}).log_prob({x})"
     return None
 
 

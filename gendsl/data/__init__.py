@@ -1,7 +1,8 @@
 """Run-time data sources: the arrays of one split (train, valid or test) of a named source.
 
-`load(source, args, split)` looks the source up in SOURCES, checks `args` against the loader's
-signature and returns a tuple of numpy arrays that all have the same number of rows.
+`load(source, args, split)` looks the source up in the data-source registry
+(gendsl/library/sources.py, whose entries name their loaders here), checks `args` against the
+loader's signature and returns a tuple of numpy arrays that all have the same number of rows.
 
 Splits:
 - File sources with a split of their own use it (binarized_mnist.npz; npz files with `train`/
@@ -29,6 +30,8 @@ from typing import Any, Callable
 import numpy as np
 
 from gendsl.diagnostics import did_you_mean
+from gendsl.library import sources as _registry
+from gendsl.library.entries import resolve_runtime
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_N = 20000
@@ -98,26 +101,9 @@ def require_float(source: str, name: str, value: Any, *, positive: bool = False)
     return float(value)
 
 
-# The loaders import DataError and the helpers above, so they are imported only after them.
-from gendsl.data import files, synthetic  # noqa: E402
+SOURCES = _registry.SOURCES
 
-SYNTHETIC: dict[str, Callable[..., tuple[np.ndarray, ...]]] = {
-    "ring": synthetic.ring,
-    "grid": synthetic.grid,
-    "moons": synthetic.moons,
-    "circles": synthetic.circles,
-    "swiss_roll": synthetic.swiss_roll,
-}
-SOURCES: dict[str, Callable[..., tuple[np.ndarray, ...]]] = {
-    **SYNTHETIC,
-    "digits": files.digits,
-    "binarized_mnist": files.binarized_mnist,
-    "mnist_idx": files.mnist_idx,
-    "paired_mnist": files.paired_mnist,
-    "npz": files.npz,
-    "npy": files.npy,
-    "image_folder": files.image_folder,
-}
+
 # Supplied by load itself, never by the user.
 _RESERVED = frozenset({"seed", "split"})
 
@@ -128,7 +114,7 @@ def load(source: str, args: dict[str, Any], split: str) -> tuple[np.ndarray, ...
     loader = _lookup(source)
     kwargs = dict(args)
     _check_arguments(source, loader, kwargs)
-    if source in SYNTHETIC:
+    if "synthetic" in SOURCES[source].tags:
         return _load_synthetic(source, loader, kwargs, split)
     return loader(**kwargs, split=split)
 
@@ -153,10 +139,11 @@ def _check_split(split: str) -> None:
 
 
 def _lookup(source: str) -> Callable[..., tuple[np.ndarray, ...]]:
+    """The loader of a registered source."""
     if source not in SOURCES:
         hint = did_you_mean(str(source), SOURCES) or f"known sources: {', '.join(SOURCES)}"
         raise DataError("E405", f"unknown data source {source!r}", hint)
-    return SOURCES[source]
+    return resolve_runtime(SOURCES[source].runtime)
 
 
 def _check_arguments(source: str, loader: Callable[..., Any], kwargs: dict[str, Any]) -> None:
@@ -166,7 +153,7 @@ def _check_arguments(source: str, loader: Callable[..., Any], kwargs: dict[str, 
         if name not in accepted:
             hint = did_you_mean(str(name), accepted) or f"{source} accepts: {listing}"
             raise DataError("E405", f"{source} has no argument {name!r}; it accepts: {listing}", hint)
-    if source in SYNTHETIC:
+    if "synthetic" in SOURCES[source].tags:
         return  # n has a default here and the seed is supplied by load
     params = inspect.signature(loader).parameters
     for name in accepted:
@@ -183,6 +170,4 @@ def _load_synthetic(source: str, sampler: Callable[..., tuple[np.ndarray, ...]],
     return sampler(rows, split_seed(source, split), **kwargs)
 
 
-__all__ = ["SPLITS", "SOURCES", "DataError", "load", "accepted_arguments", "split_seed",
-           "check_arrays", "default_data_path"]
-default_data_path = files.default_data_path
+__all__ = ["SPLITS", "SOURCES", "DataError", "load", "accepted_arguments", "split_seed", "check_arrays"]

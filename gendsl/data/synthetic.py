@@ -24,14 +24,14 @@ _CHUNK = 65536
 def ring(n: int, seed: int, modes: int = 8, radius: float = 2.0,
          std: float = 0.02) -> tuple[np.ndarray]:
     """Equal-weight mixture of `modes` isotropic Gaussians equally spaced on a circle."""
-    centres, std = _ring_modes(modes, radius, std)
+    centres, std = ring_modes(modes, radius, std)
     return _as_output("ring", _draw_mixture("ring", n, seed, centres, std))
 
 
 def grid(n: int, seed: int, side: int = 5, spacing: float = 2.0,
          std: float = 0.05) -> tuple[np.ndarray]:
     """Equal-weight mixture of side*side isotropic Gaussians on a square grid centred at 0."""
-    centres, std = _grid_modes(side, spacing, std)
+    centres, std = grid_modes(side, spacing, std)
     return _as_output("grid", _draw_mixture("grid", n, seed, centres, std))
 
 
@@ -75,7 +75,7 @@ def swiss_roll(n: int, seed: int, noise: float = 0.25) -> tuple[np.ndarray]:
 
 
 def modes(name: str, **kwargs: Any) -> tuple[np.ndarray, float]:
-    """Mode centres (M, 2) and the per-mode std of mixture source `name` (ring or grid)."""
+    """Mode centres (M, 2) and the per-mode std of a source with a known density (ring, grid)."""
     builder = _mixture_builder(name)
     accepted = list(inspect.signature(builder).parameters)
     for key in kwargs:
@@ -119,7 +119,8 @@ def coverage(samples: np.ndarray, centres: np.ndarray, std: float, k: float = 3.
     }
 
 
-def _ring_modes(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> tuple[np.ndarray, float]:
+def ring_modes(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> tuple[np.ndarray, float]:
+    """The ring's mode centres and per-mode std."""
     modes = require_int("ring", "modes", modes, minimum=1)
     radius = require_float("ring", "radius", radius)
     std = require_float("ring", "std", std, positive=True)
@@ -127,7 +128,8 @@ def _ring_modes(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> tuple
     return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1), std
 
 
-def _grid_modes(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> tuple[np.ndarray, float]:
+def grid_modes(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> tuple[np.ndarray, float]:
+    """The grid's mode centres and per-mode std."""
     side = require_int("grid", "side", side, minimum=1)
     spacing = require_float("grid", "spacing", spacing)
     std = require_float("grid", "std", std, positive=True)
@@ -137,11 +139,16 @@ def _grid_modes(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> tuple
 
 
 def _mixture_builder(name: str) -> Callable[..., tuple[np.ndarray, float]]:
-    builders = {"ring": _ring_modes, "grid": _grid_modes}
-    if name not in builders:
-        raise DataError("E405", f"{name!r} has no known density or modes; only ring and grid do",
-                        "use ring or grid for log densities, entropies and mode coverage")
-    return builders[name]
+    """The modes function the source's registry entry names (`density`)."""
+    from gendsl.library.entries import resolve_runtime
+    from gendsl.library.sources import SOURCES
+
+    entry = SOURCES.get(name)
+    if entry is None or not entry.density:
+        known = ", ".join(n for n, e in SOURCES.items() if e.density)
+        raise DataError("E405", f"{name!r} has no known density or modes; only {known} do",
+                        f"use {known} for log densities, entropies and mode coverage")
+    return resolve_runtime(entry.density)
 
 
 def _draw_mixture(source: str, n: int, seed: int, centres: np.ndarray, std: float) -> np.ndarray:

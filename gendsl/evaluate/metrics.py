@@ -1,17 +1,37 @@
-"""Metrics over a held-out split. Likelihoods are per sample in nats, with bits/dim beside them:
-exact where the model allows (flows, autoregressive, discrete latents summed out), else the IWAE
-bound (encoder models) or the variational bound (diffusion)."""
+"""Metrics over a held-out split, one run-time function per entry of the METRICS registry
+(gendsl/library/training.py names it as the entry's `runtime`). Each takes the evaluation
+`Context` and the metric's options. Likelihoods are per sample in nats, with bits/dim beside
+them: exact where the model allows (flows, autoregressive, discrete latents summed out), else
+the IWAE bound (encoder models) or the variational bound (diffusion)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from gendsl.data import DataError
 from gendsl.diagnostics import GendslError, error
+from gendsl.library.entries import resolve_runtime
+from gendsl.library.sources import SOURCES
+from gendsl.library.training import METRICS
+from gendsl.spec import RunSpec
 from gendsl.train.data import Group, iterate
 from gendsl.train.draw import draw
+
+
+@dataclass
+class Context:
+    """What every metric may read: the trained model, its contract and the held-out data."""
+
+    model: torch.nn.Module
+    spec: RunSpec
+    groups: list[Group]
+    batch: int = 500
+    quiet: bool = True
+
 
 ROWS_PER_CHUNK = 200_000  # k * batch rows a single IWAE forward pass may hold
 
@@ -22,9 +42,8 @@ def _progress(total: int, what: str, quiet: bool):
     return tqdm(total=total, desc=what, unit="batch", disable=quiet, leave=False)
 
 
-def data_dims(spec: dict, var: str) -> int:
-    shape = next(d["shape"] for d in spec["data"] if d["name"] == var)
-    return int(np.prod(shape)) if shape else 1
+def data_dims(spec: RunSpec, var: str) -> int:
+    return int(np.prod(spec.variable(var).shape))
 
 
 @torch.no_grad()
@@ -53,21 +72,22 @@ def iwae_values(model, groups: list[Group], k: int, batch: int, quiet: bool) -> 
     return per_sample(one, groups, batch, quiet, f"iwae k={k}")
 
 
-def likelihood(model, spec: dict, groups, k: int, batch: int, quiet: bool, prefer: str = "nll") -> dict:
-    found = spec["likelihood"]
-    if "log_prob" in found and prefer == "nll":
-        var, values, how = found["log_prob"], -per_sample(model.log_prob, groups, batch, quiet, "log p(x)"), "exact"
-    elif "log_weights" in found and prefer in ("nll", "iwae"):
-        var, values, how = found["log_weights"], -iwae_values(model, groups, k, max(1, batch // 4), quiet), \
+def likelihood(ctx: Context, k: int, prefer: str = "nll") -> dict:
+    """-log p(x) per sample, by the best method the model has (or the one `prefer` names)."""
+    model, spec, groups, batch, quiet = ctx.model, ctx.spec, ctx.groups, ctx.batch, ctx.quiet
+    found = spec.likelihood
+    if found.log_prob and prefer == "nll":
+        var, values, how = found.log_prob, -per_sample(model.log_prob, groups, batch, quiet, "log p(x)"), "exact"
+    elif found.log_weights and prefer in ("nll", "iwae"):
+        var, values, how = found.log_weights, -iwae_values(model, groups, k, max(1, batch // 4), quiet), \
             f"IWAE bound, k={k}"
-    elif "bound" in found and prefer in ("nll", "bound"):
-        var, values, how = found["bound"], per_sample(model.bound, groups, batch, quiet, "bound"), \
-            "variational bound"
-    elif "log_weights" in found and prefer == "elbo":
-        var, values, how = found["log_weights"], -per_sample(model.elbo, groups, batch, quiet, "elbo"), \
+    elif found.bound and prefer in ("nll", "bound"):
+        var, values, how = found.bound, per_sample(model.bound, groups, batch, quiet, "bound"), "variational bound"
+    elif found.log_weights and prefer == "elbo":
+        var, values, how = found.log_weights, -per_sample(model.elbo, groups, batch, quiet, "elbo"), \
             "negative ELBO"
     else:
-        raise GendslError(error("E312", f"model {spec['model']} has no {prefer} to evaluate",
+        raise GendslError(error("E312", f"model {spec.model} has no {prefer} to evaluate",
                                 hint="likelihoods exist for flows, autoregressive models, discrete latents "
                                      "summed out, encoder models (IWAE) and diffusions (bound)"))
     nats = float(values.mean())
@@ -77,51 +97,76 @@ def likelihood(model, spec: dict, groups, k: int, batch: int, quiet: bool, prefe
     return {**result, **known_density(spec, var, groups, values)}
 
 
-def known_density(spec: dict, var: str, groups: list[Group], values: torch.Tensor) -> dict:
+def nll(ctx: Context, k: int = 5000) -> dict:
+    """Negative log-likelihood in nats and bits/dim: exact where the model allows."""
+    return likelihood(ctx, k)
+
+
+def iwae(ctx: Context, k: int = 5000) -> dict:
+    """The IWAE bound with k importance samples."""
+    return likelihood(ctx, k, prefer="iwae")
+
+
+def elbo(ctx: Context) -> dict:
+    """The negative evidence lower bound."""
+    return likelihood(ctx, 1, prefer="elbo")
+
+
+def bound(ctx: Context) -> dict:
+    """The diffusion variational bound."""
+    return likelihood(ctx, 1, prefer="bound")
+
+
+def known_density(spec: RunSpec, var: str, groups: list[Group], values: torch.Tensor) -> dict:
     """For data with a known density (ring, grid): the true NLL of the same points and the gap.
 
     The gap (model NLL minus true NLL, point by point) estimates KL(data || model) without the
     sampling noise of comparing a finite test set with the population entropy."""
     from gendsl.data.synthetic import entropy, log_density
 
-    data = next(d for d in spec["data"] if d["name"] == var)
-    if data["source"] not in ("ring", "grid"):
+    data = spec.variable(var)
+    if not SOURCES[data.source].density:
         return {}
-    args = {k: v for k, v in data["args"].items() if k != "n" and v is not None}
+    args = {k: v for k, v in data.args.items() if k != "n" and v is not None}
     x = next(g.tensors[g.names.index(var)] for g in groups if var in g.names)
-    true = -torch.as_tensor(log_density(data["source"], x.double().cpu().numpy(), **args))
+    points = x.double().cpu().numpy().reshape(len(x), -1)  # the declared type may reshape the source's rows
+    true = -torch.as_tensor(log_density(data.source, points, **args))
     gap = values.double().cpu() - true
     return {"true_nats": float(true.mean()), "gap": float(gap.mean()),
             "gap_stderr": float(gap.std() / math.sqrt(len(gap))),
-            "entropy": entropy(data["source"], n=200_000, **args)}
+            "entropy": entropy(data.source, n=200_000, **args)}
 
 
-def coverage(model, spec: dict, samples: int, k: float) -> dict:
+def coverage(ctx: Context, k: float = 3.0, samples: int = 2500) -> dict:
+    """Modes hit within k std and the share of high-quality samples (PacGAN)."""
     from gendsl.data.synthetic import coverage as measure, modes
 
-    data = next((d for d in spec["data"] if d["source"] in ("ring", "grid")), None)
+    spec = ctx.spec
+    data = next((v for v in spec.data if SOURCES[v.source].density and v.name in spec.samples), None)
     if data is None:
-        raise GendslError(error("E312", "coverage needs data from ring(...) or grid(...)",
-                                hint="mode coverage is defined for mixtures with known modes"))
-    name = data["name"] if data["name"] in spec["samples"] else next(iter(spec["samples"]))
-    args = {a: v for a, v in data["args"].items() if a != "n" and v is not None}
-    centres, std = modes(data["source"], **args)
-    x = draw(model, spec, name, samples, None).float().cpu().numpy().reshape(samples, -1)
+        raise GendslError(error("E312", "coverage needs a `sample` of a variable whose data come from a source "
+                                "with known modes (ring, grid)",
+                                hint="mode coverage counts the modes of a mixture that samples reach"))
+    name = data.name
+    args = {a: v for a, v in data.args.items() if a != "n" and v is not None}
+    centres, std = modes(data.source, **args)
+    x = draw(ctx.model, spec, name, samples, None).float().cpu().numpy().reshape(samples, -1)
     result = measure(x, centres, std, k)
     return {"modes": int(result["modes_covered"]), "of": len(centres), "high_quality": float(result["high_quality"]),
             "samples": samples, "k": k}
 
 
-def _references(model, spec: dict, groups: list[Group], samples: int):
+def _references(ctx: Context, samples: int):
     """Samples, and two disjoint halves of the held-out data: `a` to compare with, `b` for the
     noise floor (a second real sample) and, with its coordinates shuffled independently, a
     baseline with the right marginals and no structure."""
-    name = next(iter(spec["samples"]))
+    spec, groups = ctx.spec, ctx.groups
+    name = next(iter(spec.samples))
     group = next(g for g in groups if name in g.names)
     real = group.tensors[group.names.index(name)].float()
     half = min(samples, len(real) // 2)
     a, b = real[:half].reshape(half, -1), real[half:2 * half].reshape(half, -1)
-    x = draw(model, spec, name, half, groups).float().reshape(half, -1)
+    x = draw(ctx.model, spec, name, half, groups).float().reshape(half, -1)
     generator = torch.Generator().manual_seed(0)
     shuffled = torch.stack([b[torch.randperm(half, generator=generator), j] for j in range(b.shape[1])], 1)
     return x, a, b, shuffled
@@ -135,10 +180,10 @@ def _mmd2(x: torch.Tensor, y: torch.Tensor, scale: float) -> float:
     return float(kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean())
 
 
-def mmd(model, spec, groups, samples: int) -> dict:
+def mmd(ctx: Context, samples: int = 2000) -> dict:
     """Squared MMD with a Gaussian kernel of bandwidth median/20 (the median heuristic alone is
     too wide to see thin structure), beside the noise floor and the shuffled baseline."""
-    x, a, b, shuffled = _references(model, spec, groups, samples)
+    x, a, b, shuffled = _references(ctx, samples)
     return {"mmd2": _mmd2(x, a, 0.05), "floor": _mmd2(b, a, 0.05), "shuffled": _mmd2(shuffled, a, 0.05),
             "samples": len(x)}
 
@@ -150,32 +195,33 @@ def _swd(x: torch.Tensor, y: torch.Tensor, projections: int) -> float:
     return float((torch.sort(x @ directions, 0)[0] - torch.sort(y @ directions, 0)[0]).abs().mean())
 
 
-def swd(model, spec, groups, samples: int, projections: int) -> dict:
+def swd(ctx: Context, samples: int = 2000, projections: int = 128) -> dict:
     """Sliced Wasserstein-1 distance over fixed random directions, beside the noise floor (two
     real samples) and the shuffled-coordinates baseline."""
-    x, a, b, shuffled = _references(model, spec, groups, samples)
+    x, a, b, shuffled = _references(ctx, samples)
     return {"swd": _swd(x, a, projections), "floor": _swd(b, a, projections),
             "shuffled": _swd(shuffled, a, projections), "samples": len(x), "projections": projections}
 
 
-def reconstruction(model, spec, groups, batch: int) -> dict:
+def recon(ctx: Context) -> dict:
     """Squared and absolute error of a sample computed from held-out data against the data it
     should equal (`sample x = decode(encode(x))`, `sample b = G(a)`). For a translation, also the
     absolute error of copying each input of the same shape: the baseline a model has to beat."""
-    name, info = next(iter(spec["samples"].items()))
-    if not info["needs_batch"]:
+    spec, groups = ctx.spec, ctx.groups
+    name, info = next(iter(spec.samples.items()))
+    if not info.needs_batch:
         raise GendslError(error("E312", f"recon needs a sample computed from held-out data, but sample "
                                 f"`{name}` draws from the model alone",
                                 hint="recon applies to autoencoders (`sample x = decode(encode(x))`) and "
                                      "translations (`sample b = G(a)`); for samples use mmd, swd or coverage"))
     paired = next(g for g in groups if name in g.names).names
-    if any(v not in paired for v in info.get("data", [])):
+    if any(v not in paired for v in info.data):
         raise GendslError(error("E312", f"recon compares sample `{name}` with the held-out rows it is "
-                                f"computed from, but {', '.join(info['data'])} and {name} are unpaired "
+                                f"computed from, but {', '.join(info.data)} and {name} are unpaired "
                                 "(separate `data` lines)", hint="for unpaired translation, use --metric losses"))
     per_sample = {}
-    for chunk in iterate(groups, batch):
-        out = draw(model, spec, name, len(chunk[name]), [Group(list(chunk), list(chunk.values()))])
+    for chunk in iterate(groups, ctx.batch):
+        out = draw(ctx.model, spec, name, len(chunk[name]), [Group(list(chunk), list(chunk.values()))])
         target = chunk[name].float()
         difference = out.float() - target
         errors = {"mse": difference ** 2, "l1": difference.abs()}
@@ -187,33 +233,44 @@ def reconstruction(model, spec, groups, batch: int) -> dict:
 
 
 @torch.no_grad()
-def losses(model, spec, groups, batch: int) -> dict:
+def losses(ctx: Context) -> dict:
+    """Every loss of the model, averaged over the held-out batches."""
     out = {}
-    for name in spec["losses"]:
-        values = [float(getattr(model, f"loss_{name}")(chunk)) for chunk in iterate(groups, batch)]
+    for name in ctx.spec.losses:
+        values = [float(getattr(ctx.model, f"loss_{name}")(chunk)) for chunk in iterate(ctx.groups, ctx.batch)]
         out[name] = float(np.mean(values))
     return out
 
 
-def run_metric(model, spec: dict, groups, name: str, options: dict, batch: int, quiet: bool) -> dict:
-    """One metric by name with its options."""
-    k = options.get("k", 5000)
-    if name in ("nll", "bpd"):
-        return likelihood(model, spec, groups, k, batch, quiet)
-    if name == "iwae":
-        return likelihood(model, spec, groups, k, batch, quiet, prefer="iwae")
-    if name == "elbo":
-        return likelihood(model, spec, groups, k, batch, quiet, prefer="elbo")
-    if name == "bound":
-        return likelihood(model, spec, groups, k, batch, quiet, prefer="bound")
-    if name == "coverage":
-        return coverage(model, spec, options.get("samples", 2500), options.get("k", 3.0))
-    if name == "mmd":
-        return mmd(model, spec, groups, options.get("samples", 2000))
-    if name == "swd":
-        return swd(model, spec, groups, options.get("samples", 2000), options.get("projections", 128))
-    if name == "recon":
-        return reconstruction(model, spec, groups, batch)
-    if name == "losses":
-        return losses(model, spec, groups, batch)
-    raise GendslError(error("E505", f"unknown metric '{name}'"))
+def importance_samples(metric: str, k: int | None) -> dict:
+    """`--k` for the likelihood metrics that take importance samples (not coverage's k std)."""
+    from gendsl.library.signature import parameters
+    from gendsl.library.training import metric_needs
+
+    entry = METRICS.get(metric)
+    takes_k = entry is not None and metric_needs(metric) in ("likelihood", "encoder") \
+        and any(p.name == "k" for p in parameters(entry.rule, entry.skip))
+    return {"k": k} if k is not None and takes_k else {}
+
+
+def run_metric(ctx: Context, name: str, options: dict) -> dict:
+    """One metric by name: its entry checks the options (defaults filled in) and names the
+    function that computes it."""
+    from gendsl.diagnostics import did_you_mean
+    from gendsl.library.signature import EntryError, bind, call_rule
+
+    if name not in METRICS:
+        raise GendslError(error("E505", f"unknown metric '{name}'",
+                                hint=did_you_mean(name, METRICS) or f"metrics: {', '.join(METRICS)}"))
+    entry = METRICS[name]
+    values, problems = bind(name, entry.rule, [], options, skip=entry.skip)
+    try:
+        if problems:
+            raise EntryError(*problems[0])
+        rule = call_rule(entry.rule, [], values, skip=entry.skip)
+    except EntryError as exc:
+        raise GendslError(error("E505", f"metric {name}: {exc.message}", hint=exc.hint or entry.signature)) from None
+    try:
+        return resolve_runtime(entry.runtime)(ctx, **rule.options)
+    except DataError as exc:  # held-out data that do not fit what the metric needs
+        raise GendslError(error(exc.code, f"metric {name}: {exc.message}", hint=exc.hint)) from None

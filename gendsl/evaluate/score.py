@@ -12,10 +12,11 @@ import torch
 from gendsl.data import DataError
 from gendsl.diagnostics import GendslError, error
 from gendsl.evaluate.metrics import data_dims, iwae_values, per_sample
+from gendsl.spec import DataVar, RunSpec
 from gendsl.train.data import Group, convert
 
 
-def read_rows(spec: dict, var: dict, path: str) -> list[Group]:
+def read_rows(spec: RunSpec, var: DataVar, path: str) -> list[Group]:
     """The rows of data variable `var` to score: a .npy/.npz file (the array named like the
     variable, else its first one) or `split:valid` / `split:test`."""
     from gendsl.train.draw import held_out
@@ -30,14 +31,14 @@ def read_rows(spec: dict, var: dict, path: str) -> list[Group]:
             array = np.load(_existing(path), allow_pickle=False)
         else:
             with np.load(_existing(path), allow_pickle=False) as archive:
-                key = var["name"] if var["name"] in archive.files else archive.files[0]
+                key = var.name if var.name in archive.files else archive.files[0]
                 array = archive[key]
         tensor = convert(var, np.asarray(array), "scored")
     except DataError as exc:
         raise GendslError(error(exc.code, exc.message, hint=exc.hint)) from None
     except (OSError, ValueError) as exc:
         raise GendslError(error("E402", f"cannot read {path}: {exc}", hint="score .npy or .npz files")) from None
-    return [Group([var["name"]], [tensor])]
+    return [Group([var.name], [tensor])]
 
 
 def _existing(path: str) -> str:
@@ -46,22 +47,21 @@ def _existing(path: str) -> str:
     return path
 
 
-def _scored_var(spec: dict) -> dict:
-    found = spec["likelihood"]
-    name = found.get("log_prob") or found.get("log_weights") or found.get("bound")
+def _scored_var(spec: RunSpec) -> DataVar:
+    name = spec.likelihood.scored()
     if name is None:
-        raise GendslError(error("E312", f"model {spec['model']} has no likelihood to score with",
+        raise GendslError(error("E312", f"model {spec.model} has no likelihood to score with",
                                 hint="anomaly scores need a flow, an autoregressive model, discrete latents "
                                      "summed out, an encoder (IWAE) or a diffusion (bound)"))
-    return next(d for d in spec["data"] if d["name"] == name)
+    return spec.variable(name)
 
 
-def scores(model, spec: dict, groups: list[Group], k: int, batch: int, quiet: bool) -> np.ndarray:
+def scores(model, spec: RunSpec, groups: list[Group], k: int, batch: int, quiet: bool) -> np.ndarray:
     """Negative log-likelihood per row, in nats."""
-    found = spec["likelihood"]
-    if "log_prob" in found:
+    found = spec.likelihood
+    if found.log_prob:
         values = -per_sample(model.log_prob, groups, batch, quiet, "log p(x)")
-    elif "log_weights" in found:
+    elif found.log_weights:
         values = -iwae_values(model, groups, k, max(1, batch // 4), quiet)
     else:
         values = per_sample(model.bound, groups, batch, quiet, "bound")
@@ -76,8 +76,8 @@ def write_csv(path: Path, nats: np.ndarray, dims: int) -> None:
             handle.write(f"{i},{value:.6f},{value / (dims * math.log(2)):.6f}\n")
 
 
-def score_file(model, spec: dict, data: str, out: Path, k: int, batch: int, quiet: bool) -> tuple[int, float]:
+def score_file(model, spec: RunSpec, data: str, out: Path, k: int, batch: int, quiet: bool) -> tuple[int, float]:
     var = _scored_var(spec)
     nats = scores(model, spec, read_rows(spec, var, data), k, batch, quiet)
-    write_csv(out, nats, data_dims(spec, var["name"]))
+    write_csv(out, nats, data_dims(spec, var.name))
     return len(nats), float(nats.mean())

@@ -52,8 +52,9 @@ def _nodes_of(stmt, group: int) -> list[N.NodeData]:
     return []
 
 
-def build_graph(loaded: Loaded) -> tuple[nx.DiGraph, list[Diagnostic]]:
-    """One node per declaration; duplicate names are reported, the first one is kept."""
+def build_graph(loaded: Loaded) -> tuple[nx.DiGraph, list[Diagnostic], bool]:
+    """One node per declaration; duplicate names are reported, the first one is kept. The flag
+    says whether the graph is fit for typing (no declaration was dropped)."""
     graph = nx.DiGraph(model=loaded.model.name.name, blocks=loaded.blocks, sources=loaded.sources,
                        model_span=loaded.model.name.span, import_failed=loaded.import_failed)
     diagnostics: list[Diagnostic] = []
@@ -70,4 +71,4 @@ def build_graph(loaded: Loaded) -> tuple[nx.DiGraph, list[Diagnostic]]:
                     hint=f"each {what} is declared once; rename one of them"))
                 continue
             graph.add_node(node.name, data=node)
-    return graph, diagnostics
+    return graph, diagnostics, not diagnostics

@@ -48,13 +48,13 @@ def _check(source: SourceFile, overrides, model) -> Checked:
     if loaded is None:
         return Checked(None, diagnostics, sources)
     sources.update(loaded.sources)
-    graph, found = build_graph(loaded)
+    graph, found, declarations_ok = build_graph(loaded)
     diagnostics += found
     graph, found = resolve_names(graph)
     diagnostics += found
-    graph, found = resolve_params(graph, list(overrides))
+    graph, found, params_ok = resolve_params(graph, list(overrides))
     diagnostics += found
-    if any(d.code in ("E120", "E121", "E122", "E201") for d in found) or any(d.code == "E101" for d in diagnostics):
+    if loaded.dropped or not (declarations_ok and params_ok):
         # types would follow from wrong values, or from the declaration that was dropped
         return Checked(graph, _dedupe(diagnostics), sources)
     for run in (infer_types, check_roles):

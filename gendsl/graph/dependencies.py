@@ -1,25 +1,37 @@
 """Which trainable parameters an expression reaches, and how: the basis of gradient checks,
-of the gradient cuts in generated code (`over`), and of the diagram's edges."""
+of the gradient cuts in generated code (`over`), and of the diagram's edges.
+
+A value reaches a trainable when the trainable's parameters take part in computing it. The
+path says whether a gradient can come back along it: not through a sample that is not
+reparameterized (Bernoulli, Categorical), and not through a stop, a function without gradient
+(`detach`, `hard_attend`'s choice) or a sampler's draws (Langevin). By default stops end the
+walk, as gradients do; `Reach(graph, through_stops=True)` follows them too, marking the paths
+`stopped`, for the checks that ask whether something is used at all.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 
 from gendsl.graph import ir
 
+Found = dict[str, set["Path"]]
+
 
 @dataclass(frozen=True)
 class Path:
-    """How a value reaches a trainable: directly, or through a sample of `latent`."""
+    """How a value reaches a trainable: directly, through a sample of `latent`, or past a stop."""
 
     latent: str = ""
     reparameterized: bool = True
+    stopped: bool = False
 
     @property
     def differentiable(self) -> bool:
-        return self.reparameterized
+        """Can a gradient flow back along this path?"""
+        return self.reparameterized and not self.stopped
 
 
 DIRECT = Path()
@@ -28,28 +40,27 @@ DIRECT = Path()
 class Reach:
     """Memoized reachability over the typed graph."""
 
-    def __init__(self, graph: nx.DiGraph):
+    def __init__(self, graph: nx.DiGraph, through_stops: bool = False):
         self.graph = graph
-        self.memo: dict[str, dict[str, set[Path]]] = {}
+        self.through_stops = through_stops
+        self.memo: dict[str, Found] = {}
 
     def node(self, key: str):
         return self.graph.nodes[key]["data"] if key in self.graph else None
 
-    def of_node(self, key: str) -> dict[str, set[Path]]:
+    def of_node(self, key: str) -> Found:
         """Trainables a whole node depends on (a network, factor, flow, loss, latent sample)."""
         if key in self.memo:
             return self.memo[key]
         self.memo[key] = {}  # cycles are reported elsewhere; stop here
         node = self.node(key)
-        found: dict[str, set[Path]] = {}
+        found: Found = {}
         if node is None:
             return found
         if node.kind in ("net", "factor", "flow"):
             found[key] = {DIRECT}
             if node.program is not None:
-                for expr in ir.walk_program(node.program):
-                    if not (isinstance(expr, ir.Ref) and expr.scope == "latent"):  # inputs, not samples
-                        _merge(found, self.direct(expr))
+                _merge(found, self.of_program(node.program))
         elif node.kind == "tensor":
             found[key] = {DIRECT}
         elif node.kind == "loss" and node.expr is not None:
@@ -59,24 +70,43 @@ class Reach:
         self.memo[key] = found
         return found
 
-    def direct(self, expr: ir.Expr) -> dict[str, set[Path]]:
+    def of_program(self, program: ir.Program) -> Found:
+        """What a block's outputs (its result and its draws) reach, following its local names.
+        Inputs are values passed in, not samples: they reach nothing of their own."""
+        local: dict[str, Found] = {}
+        found: Found = {}
+        for stmt in program.stmts:
+            if isinstance(stmt, ir.Assign):
+                local[stmt.name] = self.of_expr(stmt.value, local)
+            else:
+                _merge(found, self.of_expr(stmt.dist, local))
+        if program.result is not None:
+            _merge(found, self.of_expr(program.result, local))
+        return found
+
+    def direct(self, expr: ir.Expr, local: dict[str, Found] | None = None) -> Found:
         """Trainables one node of an expression contributes (without its children)."""
         if isinstance(expr, ir.CallNet):
             return self.of_node(expr.net)
         if isinstance(expr, ir.Ref) and expr.scope in ("tensor", "net", "loss"):
             return self.of_node(expr.name)
         if isinstance(expr, ir.Ref) and expr.scope == "latent":
-            return self.of_node(expr.name)
+            return {} if local is not None else self.of_node(expr.name)  # in a block: an input
+        if isinstance(expr, ir.Ref) and expr.scope == "local" and local is not None:
+            return local.get(expr.name, {})
         return {}
 
-    def of_expr(self, expr: ir.Expr) -> dict[str, set[Path]]:
-        """Trainables an expression reaches, with the paths by which it reaches them."""
-        found: dict[str, set[Path]] = {}
-        self._expr(expr, found)
+    def of_expr(self, expr: ir.Expr, local: dict[str, Found] | None = None) -> Found:
+        """Trainables an expression reaches, with the paths by which it reaches them. `local`:
+        inside a block, what each local name reaches (and latents are inputs there)."""
+        found: Found = {}
+        self._expr(expr, found, local)
         return found
 
-    def _expr(self, expr: ir.Expr, found: dict[str, set[Path]]) -> None:
+    def _expr(self, expr: ir.Expr, found: Found, local: dict[str, Found] | None) -> None:
         if isinstance(expr, ir.SamplerDraw) or (isinstance(expr, ir.Apply) and not expr.differentiable):
+            if self.through_stops:
+                _merge(found, _stopped(self.past_stop(expr, local)))
             return
         if isinstance(expr, ir.LogDensity):
             self.log_density(expr, found)
@@ -88,11 +118,21 @@ class Reach:
         elif isinstance(expr, ir.DrawDensity):
             return
         else:
-            _merge(found, self.direct(expr))
+            _merge(found, self.direct(expr, local))
         for child in ir.children(expr):
-            self._expr(child, found)
+            self._expr(child, found, local)
 
-    def source(self, key: str) -> dict[str, set[Path]]:
+    def past_stop(self, expr: ir.Expr, local: dict[str, Found] | None) -> Found:
+        """What a stop's value is computed from: a sampler's energy, a function's arguments."""
+        if isinstance(expr, ir.SamplerDraw):
+            sampler = self.node(expr.sampler)
+            return self.of_node(sampler.target) if sampler is not None and sampler.target else {}
+        found: Found = {}
+        for child in ir.children(expr):
+            self._expr(child, found, local)
+        return found
+
+    def source(self, key: str) -> Found:
         """A factor's own parameters, or a latent's prior parameters."""
         node = self.node(key)
         if node is None:
@@ -101,15 +141,14 @@ class Reach:
             return self.prior(key)
         return self.of_node(key)
 
-    def prior(self, latent: str) -> dict[str, set[Path]]:
+    def prior(self, latent: str) -> Found:
+        """What a latent's prior is computed from (its tensors), honouring stops such as detach."""
         node = self.node(latent)
-        found: dict[str, set[Path]] = {}
-        if node is not None and node.prior is not None:
-            for expr in ir.walk(node.prior):
-                _merge(found, self.direct(expr))
-        return found
+        if node is None or node.prior is None:
+            return {}
+        return self.of_expr(node.prior)
 
-    def latent_sample(self, latent: str) -> dict[str, set[Path]]:
+    def latent_sample(self, latent: str) -> Found:
         """A latent used as a value is sampled: from its encoder if it has one, else its prior."""
         node = self.node(latent)
         if node is None:
@@ -119,8 +158,9 @@ class Reach:
         else:
             origin, dist = self.prior(latent), node.prior
         # a missing draw was reported where it failed; don't add a gradient error on top
-        path = Path(latent=latent, reparameterized=dist is None or dist.type.reparameterized)
-        return {key: {path} for key in origin}
+        reparameterized = dist is None or dist.type.reparameterized
+        return {key: {replace(p, latent=latent, reparameterized=reparameterized and p.reparameterized)
+                      for p in paths} for key, paths in origin.items()}
 
     def encoder_dist(self, factor: str, latent: str):
         node = self.node(factor)
@@ -129,8 +169,10 @@ class Reach:
                 return stmt.dist
         return None
 
-    def log_density(self, expr: ir.LogDensity, found: dict[str, set[Path]]) -> None:
+    def log_density(self, expr: ir.LogDensity, found: Found) -> None:
         _merge(found, self.source(expr.source))
+        if expr.how == "flow":  # log p(z = f(x)) + log |det|: the latent's prior too
+            _merge(found, self.prior(self.node(expr.source).latent))
         if expr.how == "marginal_enumerate":
             for latent in self.node(expr.source).term.given:
                 _merge(found, self.prior(latent))  # summed exactly: no sampling on the path
@@ -141,9 +183,18 @@ class Reach:
                     _merge(found, self.latent_sample(name))
 
 
-def _merge(into: dict[str, set[Path]], more: dict[str, set[Path]]) -> None:
+def _merge(into: Found, more: Found) -> None:
     for key, paths in more.items():
         into.setdefault(key, set()).update(paths)
+
+
+def _stopped(found: Found) -> Found:
+    return {key: {replace(p, stopped=True) for p in paths} for key, paths in found.items()}
+
+
+def differentiably(found: Found) -> set[str]:
+    """The trainables a gradient can reach: along at least one differentiable path."""
+    return {key for key, paths in found.items() if any(p.differentiable for p in paths)}
 
 
 def trainables_of(graph: nx.DiGraph, name: str) -> list[str]:

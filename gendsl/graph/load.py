@@ -24,6 +24,7 @@ class Loaded:
     models: dict[str, ast.ModelDef]
     sources: dict[str, SourceFile] = field(default_factory=dict)
     import_failed: bool = False   # names an import would have brought are not reported again
+    dropped: bool = False         # a statement declared twice was dropped: types would mislead
 
 
 @dataclass
@@ -102,12 +103,14 @@ def load_source(source: SourceFile, model: str | None = None) -> tuple[Loaded | 
     chosen = _choose_model(modules[str(root)], models, model, source, loader.diagnostics)
     if chosen is None:
         return None, loader.diagnostics
+    found = len(loader.diagnostics)
     merged = _merge_parents(chosen, models, loader.diagnostics)
     if merged is None:
         return None, loader.diagnostics
+    dropped = len(loader.diagnostics) > found  # the merge reports only statements it dropped
     import_failed = any(d.code in ("E113", "E116", "E117", "E501") for d in loader.diagnostics)
     return Loaded(model=merged, blocks=blocks, models=models, sources=loader.sources,
-                  import_failed=import_failed), loader.diagnostics
+                  import_failed=import_failed, dropped=dropped), loader.diagnostics
 
 
 def _define(table: dict, item, what: str, diagnostics: list[Diagnostic]) -> None:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gendsl import ast
 from gendsl.graph.ir import DensityTerm, Expr, Program
+from gendsl.library.entries import Configured
 from gendsl.source import Span
 from gendsl.types import TensorType, Type
 
@@ -57,7 +58,7 @@ class LatentNode(NodeData):
 class TensorNode(NodeData):
     kind: Literal["tensor"] = "tensor"
     type: TensorType | None = None
-    init: dict[str, Any] = {}
+    init: Configured = Configured(entry="zeros")
     params: int = 0
 
 
@@ -92,7 +93,8 @@ class FlowNode(NodeData):
 class DiffusionNode(NodeData):
     kind: Literal["diffusion"] = "diffusion"
     var: str = ""
-    process: dict[str, Any] = {}
+    process: Configured | None = None
+    betas: Configured | None = None   # its noise schedule
 
 
 class SamplerNode(NodeData):
@@ -112,7 +114,7 @@ class StepNode(NodeData):
     kind: Literal["step"] = "step"
     loss: str = ""
     over: tuple[str, ...] = ()
-    optimizer: dict[str, Any] = {}
+    optimizer: Configured | None = None   # else the train block's
     repeat: int = 1
 
 
@@ -136,8 +138,8 @@ class TrainConfig(BaseModel):
     batch: int = 64
     epochs: int | None = None
     steps: int | None = None
-    optimizer: dict[str, Any] = {"name": "Adam", "lr": 1e-3}
-    schedule: dict[str, Any] = {"name": "constant", "warmup": 0}
+    optimizer: Configured = Configured(entry="Adam", options={"lr": 1e-3})
+    schedule: Configured = Configured(entry="constant")
     clip: float | None = None
     ema: float | None = None
     seed: int = 0

@@ -1,28 +1,82 @@
 """Distributions, all emitted as torch.distributions objects.
 
-A rule takes the parameter types and returns the distribution's type; `code` is the
-constructor, `support` the kind of value it draws, `reparameterized` whether samples carry
-gradients (rsample).
+An entry declares its `support`: the kind of value one draw is, and the kinds of data it can
+score (the checker holds data and latents to it, E226). Its rule takes the parameter types and
+returns the distribution's `Family`: the type of one draw (scalar constants broadcast later, to
+the declared type of the variable drawn), the constructor `code`, and whether samples carry
+gradients (`reparameterized`: rsample).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Literal
 
-from gendsl.library.entries import Registry, require
+from gendsl.library.entries import Entry, Registry, require
 from gendsl.types import NumberType, TensorType, Type, broadcast_shapes
 
 DISTRIBUTIONS = Registry("distribution")
-distribution = DISTRIBUTIONS.register
 
 Operand = TensorType | NumberType
+Kind = Literal["real", "bin", "int", "cat", "step"]
+
+
+@dataclass(frozen=True)
+class Support:
+    """What a distribution draws, and which kinds of data it gives a density to."""
+
+    draws: Kind                       # the kind of one draw
+    scores: tuple[Kind, ...]          # data kinds it can score: `log p(x)` of such data is a density
+    notes: tuple[tuple[Kind, str], ...] = ()   # conditions the checker cannot see, per kind
+    everywhere: bool = False          # a density at every real number (a flow's latent needs one)
+
+    def can_score(self, kind: str) -> bool:
+        return kind in self.scores
+
+    def can_draw_into(self, kind: str) -> bool:
+        """Can a variable of this kind hold its draws? A bin value is also a real one."""
+        return kind == self.draws or (kind == "real" and self.draws == "bin")
+
+    def describe(self) -> str:
+        """`bin or real (values in [0, 1])`."""
+        notes = dict(self.notes)
+        return " or ".join(f"{k} ({notes[k]})" if k in notes else k for k in self.scores)
+
+
+@dataclass(frozen=True)
+class DistributionEntry(Entry):
+    """A distribution's registry entry: an Entry that also declares its support."""
+
+    support: Support = Support("real", ("real",))
 
 
 @dataclass(frozen=True)
 class Family:
-    event: TensorType          # the type of one draw (shape () for scalar constants: broadcast later)
+    event: TensorType          # the type of one draw; shape () (and classes 0) for scalar constants
     code: str                  # constructor over the keyword parameters: "D.Normal({loc}, {scale})"
     reparameterized: bool
+
+
+def distribution(name: str, doc: str, support: Support):
+    """Register a distribution family with its support."""
+    def decorate(rule):
+        DISTRIBUTIONS.register(name, doc, skip=0)(rule)
+        entry = DISTRIBUTIONS[name]
+        DISTRIBUTIONS[name] = DistributionEntry(**{f.name: getattr(entry, f.name) for f in fields(entry)},
+                                                support=support)
+        return rule
+    return decorate
+
+
+def support_of(family: str) -> Support:
+    """The support of a registered family."""
+    return DISTRIBUTIONS[family].support
+
+
+def families_for(kind: str, drawn: bool) -> list[str]:
+    """Families whose values fit a variable of `kind`: drawn (a latent) or scored (data)."""
+    return [name for name, entry in DISTRIBUTIONS.items()
+            if (entry.support.can_draw_into(kind) if drawn else entry.support.can_score(kind))]
 
 
 def _shape(x: Type) -> tuple[int, ...]:
@@ -33,31 +87,62 @@ def _batched(*xs: Type) -> bool:
     return any(isinstance(x, TensorType) and x.batched for x in xs)
 
 
+def _number(name: str, value: Operand, what: str) -> float | None:
+    """A constant parameter's value (None for tensors); strings and booleans are refused."""
+    if not isinstance(value, NumberType):
+        return None
+    require(value.kind in ("int", "float"), f"{name}'s {what} must be a number or a real tensor, "
+            f"got {value.describe()}", f"write e.g. {name}({what} = 0)")
+    return float(value.value)
+
+
+def _not_label(name: str, value: Operand, what: str) -> None:
+    require(not (isinstance(value, TensorType) and value.kind == "cat"),
+            f"{name}'s {what} cannot be a category label", "turn labels into vectors first: `onehot(y)`")
+
+
 def location_scale(name: str, first: Operand, a: str, second: Operand, b: str) -> Family:
     """Location-scale families: the event shape is the broadcast of the two parameters."""
     shape = broadcast_shapes(_shape(first), _shape(second))
     require(shape is not None, f"{name}: {a} {first.describe()} and {b} {second.describe()} "
             "do not broadcast")
     for value, what in ((first, a), (second, b)):
-        require(not (isinstance(value, TensorType) and value.kind == "cat"),
-                f"{name}'s {what} cannot be a category label")
+        _not_label(name, value, what)
+        _number(name, value, what)
     return Family(event=TensorType(shape=shape, batched=_batched(first, second)),
                   code=f"D.{name}({{{a}}}, {{{b}}})", reparameterized=True)
 
 
-@distribution("Normal", "Gaussian with mean loc and standard deviation scale", skip=0)
+def _positive_scale(name: str, scale: Operand) -> None:
+    value = _number(name, scale, "scale")
+    require(value is None or value > 0, f"{name}'s scale must be > 0, got {value}",
+            "a scale is a standard deviation (or spread): use a positive number, or softplus(...) "
+            "of a network's output")
+
+
+REAL = Support("real", ("real", "bin"), everywhere=True)
+
+
+@distribution("Normal", "Gaussian with mean loc and standard deviation scale", REAL)
 def normal(loc: Operand, scale: Operand) -> Family:
+    _positive_scale("Normal", scale)
     return location_scale("Normal", loc, "loc", scale, "scale")
 
 
-@distribution("Laplace", "Laplace with location loc and scale", skip=0)
+@distribution("Laplace", "Laplace with location loc and scale", REAL)
 def laplace(loc: Operand, scale: Operand) -> Family:
+    _positive_scale("Laplace", scale)
     return location_scale("Laplace", loc, "loc", scale, "scale")
 
 
-@distribution("Uniform", "uniform on [low, high)", skip=0)
+@distribution("Uniform", "uniform on [low, high)",
+              Support("real", ("real", "bin"), notes=(("real", "values in [low, high)"),
+                                                      ("bin", "0 and 1 in [low, high)"))))
 def uniform(low: Operand, high: Operand) -> Family:
-    return location_scale("Uniform", low, "low", high, "high")
+    family = location_scale("Uniform", low, "low", high, "high")
+    lo, hi = _number("Uniform", low, "low"), _number("Uniform", high, "high")
+    require(lo is None or hi is None or lo < hi, f"Uniform needs low < high, got [{lo}, {hi})")
+    return family
 
 
 def _one_of(name: str, logits: Type | None, probs: Type | None) -> tuple[str, Type]:
@@ -66,19 +151,128 @@ def _one_of(name: str, logits: Type | None, probs: Type | None) -> tuple[str, Ty
     return ("logits", logits) if logits is not None else ("probs", probs)
 
 
-@distribution("Bernoulli", "binary values with probability sigmoid(logits) (or probs)", skip=0)
+def _probability(name: str, key: str, value: Operand) -> None:
+    number = _number(name, value, key)
+    if key == "probs":
+        require(number is None or 0 <= number <= 1, f"{name}'s probs must be in [0, 1], got {number}",
+                "or give logits = ... (any real number)")
+
+
+@distribution("Bernoulli", "binary values with probability sigmoid(logits) (or probs)",
+              Support("bin", ("bin", "real"), notes=(("real", "values in [0, 1]"),)))
 def bernoulli(logits: Operand | None = None, probs: Operand | None = None) -> Family:
     key, value = _one_of("Bernoulli", logits, probs)
+    _not_label("Bernoulli", value, key)
+    _probability("Bernoulli", key, value)
     return Family(event=TensorType(kind="bin", shape=_shape(value), batched=_batched(value)),
                   code=f"D.Bernoulli({key}={{{key}}})", reparameterized=False)
 
 
-@distribution("Categorical", "one of K categories with probabilities softmax(logits) (or probs)", skip=0)
+@distribution("Categorical", "one of K categories with probabilities softmax(logits) (or probs)",
+              Support("cat", ("cat",)))
 def categorical(logits: Operand | None = None, probs: Operand | None = None) -> Family:
     key, value = _one_of("Categorical", logits, probs)
+    _not_label("Categorical", value, key)
+    _probability("Categorical", key, value)
+    if isinstance(value, NumberType):  # every category alike: K comes from the variable's type
+        return Family(event=TensorType(kind="cat", classes=0, batched=False),
+                      code=f"D.Categorical({key}={{{key}}})", reparameterized=False)
     shape = _shape(value)
     require(len(shape) >= 1, f"Categorical's {key} need a last dimension of K categories, "
-            f"got {value.describe()}")
+            f"got {value.describe()}", f"give a vector of K {key} (e.g. a tensor real[K]), or one number "
+            "for K equal categories")
     return Family(event=TensorType(kind="cat", shape=shape[:-1], classes=shape[-1],
                                    batched=_batched(value)),
                   code=f"D.Categorical({key}={{{key}}})", reparameterized=False)
+
+
+# ---- fitting a distribution to the variable it models ----
+
+@dataclass(frozen=True)
+class Misfit:
+    """Why a distribution cannot model a variable: an E226 diagnostic, at `param` if one is at fault."""
+
+    message: str
+    hint: str
+    param: str = ""
+
+
+def fit_event(family: str, params: dict[str, Type], declared: TensorType, var: str, *, drawn: bool,
+              numbers_fill: bool) -> TensorType | Misfit:
+    """The type of one draw of `family` modelling `var: declared`, or why it cannot.
+
+    `drawn`: the variable's values are drawn from it (a latent) rather than scored (data).
+    `numbers_fill`: numbers become tensors of the full shape (a prior's buffers); elsewhere they
+    stay numbers, so a tensor parameter must give the shape. Numbers broadcast to the declared
+    type; a tensor broadcasts when its per-sample shape lines up with the variable's (a
+    per-sample tensor needs as many dims: its first is the batch)."""
+    support = support_of(family)
+    kind = declared.kind
+    if drawn and not support.can_draw_into(kind):
+        fits = families_for(kind, drawn=True)
+        return Misfit(f"{family} draws {support.draws} values, but '{var}' is {declared.describe()}",
+                      f"a {kind} latent takes {_listing(fits)}" if fits else f"no distribution draws {kind} values")
+    if not drawn and not support.can_score(kind):
+        fits = [f"{name} ({dict(support_of(name).notes)[kind]})" if kind in dict(support_of(name).notes) else name
+                for name in families_for(kind, drawn=False)]
+        return Misfit(f"{family} models {support.describe()} data, but '{var}' is {declared.describe()}",
+                      f"{kind} data take {_listing(fits)}" if fits else
+                      f"no distribution models {kind} data: declare '{var}' as real[...]")
+    if not numbers_fill and not any(isinstance(v, TensorType) for v in params.values()):
+        return Misfit(f"the {family} of '{var}' has only numbers as parameters: it depends on nothing the "
+                      "model computes or learns",
+                      "compute a parameter from the block's inputs (e.g. loc = z |> Linear(...)), or use a "
+                      "tensor (e.g. `tensor mu: real[...] = zeros`); a fixed distribution belongs in a "
+                      "latent's prior, where numbers broadcast to the declared type")
+    wanted = (*declared.shape, declared.classes) if support.draws == "cat" else declared.shape
+    given = []
+    for name, value in params.items():
+        if isinstance(value, TensorType):
+            misfit = _lines_up(family, name, value, wanted, declared, var)
+            if misfit is not None:
+                return misfit
+            given.append(value.shape)
+        elif numbers_fill:
+            given.append(wanted)
+    shape: tuple[int, ...] | None = ()
+    for s in given:
+        shape = broadcast_shapes(shape, s)
+    if shape != wanted:
+        return _too_small(family, params, wanted, declared, var, shape)
+    return TensorType(kind=support.draws, shape=declared.shape,
+                      classes=declared.classes if support.draws == "cat" else 0, batched=_batched(*params.values()))
+
+
+def _lines_up(family: str, name: str, value: TensorType, wanted: tuple[int, ...], declared: TensorType,
+              var: str) -> Misfit | None:
+    """A tensor parameter must broadcast to the wanted per-sample shape; a per-sample (batched)
+    one must also have as many dims, or its batch dimension would meet the variable's first."""
+    if broadcast_shapes(value.shape, wanted) == tuple(wanted) and (not value.batched or value.rank == len(wanted)):
+        return None
+    what = f"{value.describe()} per sample" if value.batched else value.describe()
+    if declared.kind == "cat":
+        return Misfit(f"{family}'s {name} is {what}, but '{var}' is {declared.describe()}: it needs "
+                      f"{declared.classes} {name} per sample", f"the {name}' last dimension is the number of "
+                      f"categories: give real[{declared.classes}] (or one number for equal categories)", name)
+    target = TensorType(shape=wanted).describe()
+    if broadcast_shapes(value.shape, wanted) == tuple(wanted):  # a per-sample value with fewer dims
+        return Misfit(f"{family}'s {name} is {what}, which does not line up with '{var}': {declared.describe()}",
+                      f"a per-sample {name} needs as many dims as '{var}' (its first is the batch): give it "
+                      f"{target}, or sizes 1 to share values (e.g. real[{', '.join('1' for _ in wanted)}])", name)
+    return Misfit(f"{family}'s {name} is {what}, which does not broadcast to '{var}': {declared.describe()}",
+                  f"give {name} the shape {target}, or a number (numbers broadcast to the variable's shape)", name)
+
+
+def _too_small(family: str, params: dict[str, Type], wanted: tuple[int, ...], declared: TensorType, var: str,
+               shape: tuple[int, ...] | None) -> Misfit:
+    """The parameters broadcast, but to less than the variable's shape, and nothing fills the rest."""
+    got = TensorType(shape=shape or ()).describe()
+    target = TensorType(shape=wanted).describe()
+    computed = any(isinstance(v, TensorType) and v.batched for v in params.values())
+    example = f" (e.g. end its network with Linear({wanted[0]}))" if computed and len(wanted) == 1 else ""
+    return Misfit(f"the parameters of {family} give {got} per sample, but '{var}' is {declared.describe()}",
+                  f"give at least one parameter the shape {target}{example}; the others broadcast to it")
+
+
+def _listing(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]

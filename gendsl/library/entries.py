@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from gendsl.library.signature import EntryError, describe_signature
 from gendsl.types import TensorType
+
+
+@dataclass(frozen=True)
+class Order:
+    """What a layer (or function) does to the order of an autoregressive block's data, read by the
+    order analysis (graph/passes/order.py). Axes are the input's per-sample axes, negative ones
+    counted from the end; positions are features of a vector, rows of a sequence [T, C] and pixels
+    of an image [C, H, W] in raster order.
+
+    - elementwise: output value i depends on input value i only (activations, dropout);
+    - mixes: values along `axes` are mixed, the other axes map one to one (Linear and LayerNorm mix
+      the last axis, a 1x1 Conv2d the channels of a pixel);
+    - reshape: the same values in another shape (flatten, reshape);
+    - made: MADE's masked map of a vector (MaskedLinear): its mask follows its input's degrees;
+    - causal: mixes the positions along `axes` and the values of each position so that position t
+      sees positions before t, and t itself unless `strict` (MaskedConv2d, causal SelfAttention);
+    - any: any output value may depend on any input value (the default: refused on ordered data).
+    """
+
+    kind: Literal["elementwise", "mixes", "reshape", "made", "causal", "any"] = "any"
+    axes: tuple[int, ...] = ()
+    strict: bool = False
+
+
+ELEMENTWISE = Order("elementwise")
 
 
 @dataclass(frozen=True)
@@ -17,8 +44,9 @@ class Built:
     params: int = 0
     code: str = ""                       # an nn.Module constructor expression
     helpers: tuple[str, ...] = ()        # classes of gendsl/codegen/helpers.py the code needs
-    mixes: frozenset[str] = frozenset()  # "features" and/or "space": for autoregressive checks
-    mask: str | None = None              # "A"/"B" (PixelCNN) or "made" (MADE)
+    order: Order = Order()               # what it does to an autoregressive order
+    mixes: frozenset[str] = frozenset()  # {"batch"}: normalizes over the batch (read by expressions.py)
+    mask: str | None = None              # unused since `order`; kept while LayerUse copies it
     invertible: bool = False
 
 
@@ -32,6 +60,8 @@ class Entry:
     skip: int = 1                         # leading rule arguments supplied by the compiler
     tags: frozenset[str] = field(default_factory=frozenset)
     shown: tuple[str, ...] = ()           # arguments a diagram shows: the first always, others when not default
+    runtime: str = ""                     # "module:name" of a run-time implementation, imported when used
+    density: str = ""                     # data sources with a known density: "module:name" of their modes
 
     @property
     def signature(self) -> str:
@@ -46,13 +76,70 @@ class Registry(dict):
         self.what = what
 
     def register(self, name: str, doc: str, *, skip: int = 1, tags: tuple[str, ...] = (),
-                 shown: tuple[str, ...] = ()):
+                 shown: tuple[str, ...] = (), runtime: str = "", density: str = ""):
         def decorate(rule):
             if name in self:
                 raise ValueError(f"{self.what} {name} registered twice")
-            self[name] = Entry(name=name, rule=rule, doc=doc, skip=skip, tags=frozenset(tags), shown=shown)
+            self[name] = Entry(name=name, rule=rule, doc=doc, skip=skip, tags=frozenset(tags), shown=shown,
+                               runtime=runtime, density=density)
             return rule
         return decorate
+
+
+class Configured(BaseModel):
+    """A registry entry as a spec chose it, with its checked option values (defaults filled in):
+    `Adam(lr=0.001)` is Configured(entry="Adam", options={"lr": 0.001, "betas": ..., ...})."""
+
+    model_config = ConfigDict(frozen=True)
+    entry: str
+    options: dict[str, Any] = {}
+
+    def describe(self, registry: "Registry") -> str:
+        """`Adam(lr=0.0002)`: the options that differ from the entry's defaults."""
+        from gendsl.library.signature import format_value, parameters
+
+        known = registry.get(self.entry)
+        defaults = {p.name: p.default for p in parameters(known.rule, known.skip)} if known else {}
+        args = ", ".join(f"{k}={format_value(v)}" for k, v in self.options.items() if defaults.get(k) != v)
+        return f"{self.entry}({args})"
+
+
+@dataclass(frozen=True)
+class Code:
+    """What an entry emits into generated code: a Python expression whose `{placeholders}` the
+    code generator fills (`{params}` of an optimizer, `{shape}` of an initializer, ...), and the
+    helpers of gendsl/codegen/helpers.py it calls."""
+
+    template: str
+    helpers: tuple[str, ...] = ()
+
+    def fill(self, **values: str) -> str:
+        return self.template.format(**values)
+
+
+def call_keywords(values: dict[str, Any]) -> str:
+    """`lr=0.001, betas=(0.9, 0.999)`: bound option values as Python keyword arguments."""
+    return ", ".join(f"{name}={value!r}" for name, value in values.items())
+
+
+def emitted(registry: "Registry", chosen: Configured, **extra: Any) -> Any:
+    """Run an entry's rule again on its checked options (and `extra` arguments the compiler
+    supplies), for the code generator; the checker has already reported any problem with them."""
+    from gendsl.library.signature import bind, call_rule
+
+    entry = registry[chosen.entry]
+    bound, problems = bind(chosen.entry, entry.rule, [], {**chosen.options, **extra}, skip=entry.skip)
+    if problems:
+        raise ValueError(f"{registry.what} {chosen.entry}: {problems[0][0]}")  # a checked value cannot get here
+    return call_rule(entry.rule, [], bound, skip=entry.skip)
+
+
+def resolve_runtime(path: str) -> Any:
+    """The object a `runtime` or `density` path names; imports its module (which may use torch)."""
+    import importlib
+
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def require(condition: bool, message: str, hint: str = "") -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from math import prod
 from typing import Literal
 
-from gendsl.library.entries import Built, Registry, features, image, require
+from gendsl.library.entries import ELEMENTWISE, Built, Order, Registry, features, image, require
 from gendsl.types import TensorType
 
 LAYERS = Registry("layer")
@@ -42,7 +42,7 @@ def _activation(module_code: str):
     def rule(x: TensorType) -> Built:
         require(x.kind != "cat", f"an activation cannot take a category label ({x.describe()})",
                 "use onehot(y) or Embedding first")
-        return Built(out=x.as_real(), code=module_code, helpers=helper)
+        return Built(out=x.as_real(), code=module_code, helpers=helper, order=ELEMENTWISE)
     return rule
 
 
@@ -52,13 +52,13 @@ for _name, (_module, _functional, _doc) in ACTIVATIONS.items():
 
 @layer("leaky_relu", "max(x, slope * x)", tags=("activation",), shown=("slope",))
 def leaky_relu(x: TensorType, slope: float = 0.01) -> Built:
-    return Built(out=x.as_real(), code=f"nn.LeakyReLU({slope})")
+    return Built(out=x.as_real(), code=f"nn.LeakyReLU({slope})", order=ELEMENTWISE)
 
 
 @layer("softmax", "normalized exponentials over the last dimension", tags=("activation",))
 def softmax(x: TensorType) -> Built:
     features(x, "softmax")
-    return Built(out=x.as_real(), code="nn.Softmax(dim=-1)")
+    return Built(out=x.as_real(), code="nn.Softmax(dim=-1)", order=Order("mixes", (-1,)))
 
 
 @layer("Linear", "affine map over the last dimension: y = x W + b", shown=("out",))
@@ -66,7 +66,7 @@ def linear(x: TensorType, out: int, bias: bool = True) -> Built:
     n = features(x, "Linear")
     require(out > 0, f"Linear needs a positive width, got {out}")
     return Built(out=TensorType(shape=x.shape[:-1] + (out,)), params=n * out + (out if bias else 0),
-                 code=f"nn.Linear({n}, {out}, bias={bias})", mixes=frozenset({"features"}))
+                 code=f"nn.Linear({n}, {out}, bias={bias})", order=Order("mixes", (-1,)))
 
 
 @layer("MaskedLinear", "MADE's masked affine map: output i sees only inputs earlier in the order",
@@ -76,7 +76,7 @@ def masked_linear(x: TensorType, out: int) -> Built:
     require(x.rank == 1, f"MaskedLinear expects a vector, got {x.describe()}",
             "flatten images first, or use MaskedConv2d")
     return Built(out=TensorType(shape=(out,)), params=n * out + out,
-                 code=f"MaskedLinear({n}, {out})", helpers=("MaskedLinear",), mask="made")
+                 code=f"MaskedLinear({n}, {out})", helpers=("MaskedLinear",), order=Order("made"))
 
 
 def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -92,10 +92,10 @@ def conv2d(x: TensorType, out: int, kernel: int = 3, stride: int = 1, padding: i
     oh, ow = _conv_size(h, kernel, stride, pad), _conv_size(w, kernel, stride, pad)
     require(oh > 0 and ow > 0, f"Conv2d(kernel={kernel}, stride={stride}) shrinks {h}x{w} to nothing",
             "use a smaller kernel or stride, or more padding")
-    mixes = {"features", "space"} if kernel > 1 else {"features"}
+    per_pixel = kernel == 1 and stride == 1 and pad == 0  # mixes the channels of each pixel only
     return Built(out=TensorType(shape=(out, oh, ow)), params=c * out * kernel * kernel + (out if bias else 0),
                  code=f"nn.Conv2d({c}, {out}, {kernel}, stride={stride}, padding={pad}, bias={bias})",
-                 mixes=frozenset(mixes))
+                 order=Order("mixes", (0,)) if per_pixel else Order("any"))
 
 
 @layer("ConvTranspose2d", "transposed 2-D convolution (upsampling); defaults double the size",
@@ -108,8 +108,7 @@ def conv_transpose2d(x: TensorType, out: int, kernel: int = 4, stride: int = 2, 
     require(oh > 0 and ow > 0, f"ConvTranspose2d gives an empty output from {h}x{w}")
     return Built(out=TensorType(shape=(out, oh, ow)), params=c * out * kernel * kernel + out,
                  code=(f"nn.ConvTranspose2d({c}, {out}, {kernel}, stride={stride}, padding={padding}, "
-                       f"output_padding={output_padding})"),
-                 mixes=frozenset({"features", "space"}))
+                       f"output_padding={output_padding})"))
 
 
 @layer("MaskedConv2d", "PixelCNN's masked convolution: mask A excludes the centre pixel, B keeps it",
@@ -119,15 +118,14 @@ def masked_conv2d(x: TensorType, out: int, kernel: int = 3, mask: Literal["A", "
     require(kernel % 2 == 1, f"MaskedConv2d needs an odd kernel, got {kernel}")
     return Built(out=TensorType(shape=(out, h, w)), params=c * out * kernel * kernel + out,
                  code=f'MaskedConv2d({c}, {out}, {kernel}, mask="{mask}")',
-                 helpers=("MaskedConv2d",), mask=mask)
+                 helpers=("MaskedConv2d",), order=Order("causal", (1, 2), strict=mask == "A"))
 
 
 def _pool(kind: str):
     def rule(x: TensorType, kernel: int = 2) -> Built:
         c, h, w = image(x, kind)
         require(h >= kernel and w >= kernel, f"{kind}({kernel}) is larger than the {h}x{w} input")
-        return Built(out=TensorType(shape=(c, h // kernel, w // kernel)), code=f"nn.{kind}({kernel})",
-                     mixes=frozenset({"space"}))
+        return Built(out=TensorType(shape=(c, h // kernel, w // kernel)), code=f"nn.{kind}({kernel})")
     return rule
 
 
@@ -140,44 +138,45 @@ layer("AvgPool2d", "mean over kernel x kernel windows (halves the size by defaul
 @layer("Upsample", "nearest-neighbour upsampling by an integer factor", shown=("scale",))
 def upsample(x: TensorType, scale: int = 2) -> Built:
     c, h, w = image(x, "Upsample")
-    return Built(out=TensorType(shape=(c, h * scale, w * scale)), code=f"nn.Upsample(scale_factor={scale})",
-                 mixes=frozenset({"space"}))
+    return Built(out=TensorType(shape=(c, h * scale, w * scale)), code=f"nn.Upsample(scale_factor={scale})")
 
 
 @layer("BatchNorm", "batch normalization over the channel (images) or feature (vectors) axis")
 def batch_norm(x: TensorType) -> Built:
     if x.rank == 3:
+        # statistics over the pixels of each channel: in training a pixel sees every other one
         return Built(out=x.as_real(), params=2 * x.shape[0], code=f"nn.BatchNorm2d({x.shape[0]})",
-                     mixes=frozenset({"batch"}))
+                     mixes=frozenset({"batch"}), order=Order("mixes", (1, 2)))
     n = features(x, "BatchNorm")
     require(x.rank == 1, f"BatchNorm expects a vector or an image, got {x.describe()}")
-    return Built(out=x.as_real(), params=2 * n, code=f"nn.BatchNorm1d({n})", mixes=frozenset({"batch"}))
+    # statistics over the batch of each feature: a feature sees the same feature of other samples only
+    return Built(out=x.as_real(), params=2 * n, code=f"nn.BatchNorm1d({n})", mixes=frozenset({"batch"}),
+                 order=ELEMENTWISE)
 
 
 @layer("LayerNorm", "layer normalization over the last dimension")
 def layer_norm(x: TensorType) -> Built:
     n = features(x, "LayerNorm")
-    return Built(out=x.as_real(), params=2 * n, code=f"nn.LayerNorm({n})", mixes=frozenset({"features"}))
+    return Built(out=x.as_real(), params=2 * n, code=f"nn.LayerNorm({n})", order=Order("mixes", (-1,)))
 
 
 @layer("GroupNorm", "group normalization over the channels of an image", shown=("groups",))
 def group_norm(x: TensorType, groups: int = 8) -> Built:
     c, _, _ = image(x, "GroupNorm")
     require(c % groups == 0, f"GroupNorm({groups}) needs channels divisible by {groups}, got {c}")
-    return Built(out=x.as_real(), params=2 * c, code=f"nn.GroupNorm({groups}, {c})",
-                 mixes=frozenset({"features", "space"}))
+    return Built(out=x.as_real(), params=2 * c, code=f"nn.GroupNorm({groups}, {c})")
 
 
 @layer("Dropout", "zeroes each value with probability p while training", shown=("p",))
 def dropout(x: TensorType, p: float = 0.5) -> Built:
     require(0 <= p < 1, f"Dropout probability must be in [0, 1), got {p}")
-    return Built(out=x.as_real(), code=f"nn.Dropout({p})")
+    return Built(out=x.as_real(), code=f"nn.Dropout({p})", order=ELEMENTWISE)
 
 
 @layer("flatten", "one vector per sample")
 def flatten(x: TensorType) -> Built:
     return Built(out=TensorType(kind=x.kind if x.kind != "cat" else "real", shape=(x.numel,)),
-                 code="nn.Flatten()")
+                 code="nn.Flatten()", order=Order("reshape"))
 
 
 @layer("reshape", "a new per-sample shape with the same number of values", shown=("dims",))
@@ -188,7 +187,8 @@ def reshape(x: TensorType, *dims: int) -> Built:
             f"[{', '.join(map(str, dims))}] ({prod(dims)} values)",
             "the number of values per sample must stay the same")
     return Built(out=x.with_shape(tuple(dims)), code=f"nn.Unflatten(1, {tuple(dims)})" if x.rank == 1
-                 else f"Reshape({tuple(dims)})", helpers=() if x.rank == 1 else ("Reshape",))
+                 else f"Reshape({tuple(dims)})", helpers=() if x.rank == 1 else ("Reshape",),
+                 order=Order("reshape"))
 
 
 @layer("Embedding", "a learned vector for each category", shown=("dim",))
@@ -199,17 +199,22 @@ def embedding(x: TensorType, dim: int) -> Built:
                  code=f"nn.Embedding({x.classes}, {dim})")
 
 
-@layer("SelfAttention", "multi-head self-attention over positions (sequence [T, C] or image [C, H, W])",
-       shown=("heads",))
-def self_attention(x: TensorType, heads: int = 4, causal: bool = False) -> Built:
+@layer("SelfAttention", "multi-head self-attention over positions (sequence [T, C] or image [C, H, W] "
+       "pixels in raster order); causal=true: position t attends to positions up to t; causal=strict: "
+       "position t sees only positions before t (the tokens shifted by one, a zero token first)",
+       shown=("heads", "causal"))
+def self_attention(x: TensorType, heads: int = 4, causal: bool | Literal["strict"] = False) -> Built:
     require(x.rank in (2, 3), f"SelfAttention expects a sequence real[T, C] or an image real[C, H, W], "
             f"got {x.describe()}", "reshape a vector into positions first, e.g. reshape(16, 4)")
     channels = x.shape[0] if x.rank == 3 else x.shape[1]
     require(channels % heads == 0, f"SelfAttention(heads={heads}) needs channels divisible by heads, "
             f"got {channels}")
+    positions = (1, 2) if x.rank == 3 else (0,)
+    order = Order("causal", positions, strict=causal == "strict") if causal else Order("any")
+    causal_code = '"strict"' if causal == "strict" else str(bool(causal))
     return Built(out=x.as_real(), params=4 * channels * channels + 4 * channels,
-                 code=f"SelfAttention({channels}, heads={heads}, image={x.rank == 3}, causal={causal})",
-                 helpers=("SelfAttention",), mixes=frozenset({"features", "space"}))
+                 code=f"SelfAttention({channels}, heads={heads}, image={x.rank == 3}, causal={causal_code})",
+                 helpers=("SelfAttention",), order=order)
 
 
 # ---- invertible layers: the only stages allowed in a flow ----
@@ -230,7 +235,7 @@ def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
                     hidden: list[int] = [64, 64]) -> Built:
     n, params = coupling_size(x, "AffineCoupling", hidden, 2)
     return Built(out=x.as_real(), params=params, code=f'AffineCoupling({n}, {list(hidden)}, mask="{mask}")',
-                 helpers=("AffineCoupling",), invertible=True, mixes=frozenset({"features"}))
+                 helpers=("AffineCoupling",), invertible=True)
 
 
 @layer("SplineCoupling", "rational-quadratic spline coupling (Durkan et al. 2019): half the dims set a "
@@ -245,7 +250,7 @@ def spline_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
     n, params = coupling_size(x, "SplineCoupling", hidden, 3 * bins - 1)
     return Built(out=x.as_real(), params=params,
                  code=f'SplineCoupling({n}, {list(hidden)}, bins={bins}, bound={float(bound)}, mask="{mask}")',
-                 helpers=("SplineCoupling",), invertible=True, mixes=frozenset({"features"}))
+                 helpers=("SplineCoupling",), invertible=True)
 
 
 @layer("ActNorm", "Glow's activation normalization: a learned per-dimension scale and shift",
@@ -261,7 +266,7 @@ def invertible_linear(x: TensorType) -> Built:
     n = features(x, "InvertibleLinear")
     require(x.rank == 1, f"InvertibleLinear expects a vector, got {x.describe()}")
     return Built(out=x.as_real(), params=2 * n * n + n, code=f"InvertibleLinear({n})",
-                 helpers=("InvertibleLinear",), invertible=True, mixes=frozenset({"features"}))
+                 helpers=("InvertibleLinear",), invertible=True)
 
 
 @layer("Reverse", "reverses the order of the dimensions (a fixed permutation)", tags=("invertible",))

@@ -91,6 +91,12 @@ def _option_names(annotation: Any) -> set[str]:
     return {getattr(o, "__name__", "") for o in options}
 
 
+def takes_symbols(annotation: Any) -> bool:
+    """Does a parameter accept bare words (`mask=A`, `causal=strict`): a Literal, alone or in a union?"""
+    options = typing.get_args(annotation) if _is_union(typing.get_origin(annotation)) else (annotation,)
+    return any(typing.get_origin(o) is Literal for o in options)
+
+
 def is_operand(annotation: Any) -> bool:
     """Does a parameter take a run-time value (a tensor, a network) rather than an option?"""
     return bool(_option_names(annotation) & {"TensorType", "NetType", "Type"})

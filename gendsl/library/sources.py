@@ -1,8 +1,10 @@
-"""Data sources for `data x: T from source(...)`: signature, output types and doc line.
+"""Data sources for `data x: T from source(...)`: the one registry of them.
 
-The loaders themselves live in gendsl/data (numpy, loaded only when training); this registry
-is what `gendsl check` needs: the arguments a source takes and the types of the arrays it
-yields, or None where only the file can tell (the declared type is then checked at load time).
+Each entry owns its source: the signature (the arguments a spec may give), the types of the
+arrays it yields (None where only the file can tell; the declared type is then checked at load
+time), the doc line, and its loader in gendsl/data (`runtime`, numpy, imported only when data
+are loaded). Synthetic sources (tag `synthetic`) draw `n` rows for train and n // 4 for valid
+and test; those with a known density also name the function that gives their modes (`density`).
 """
 
 from __future__ import annotations
@@ -20,17 +22,28 @@ def _labels(k: int = 10) -> TensorType:
     return TensorType(kind="cat", classes=k)
 
 
-def _synthetic(name: str, doc: str):
-    return source(name, doc + "; 2-D, known density; n for train, n/4 for valid and test", skip=0)
+def _synthetic(name: str, doc: str, known_density: bool = False):
+    """A synthetic 2-D source; its loader is gendsl.data.synthetic.NAME (and NAME_modes when its
+    density is known)."""
+    return source(name, doc + "; 2-D, " + ("known density; " if known_density else "")
+                  + "n for train, n/4 for valid and test", skip=0,
+                  tags=("synthetic", "known_density") if known_density else ("synthetic",),
+                  runtime=f"gendsl.data.synthetic:{name}",
+                  density=f"gendsl.data.synthetic:{name}_modes" if known_density else "")
 
 
-@_synthetic("ring", "a ring of equally weighted Gaussians (PacGAN's ring of 8)")
+def _file(name: str, doc: str):
+    """A source read from files by gendsl.data.files.NAME."""
+    return source(name, doc, skip=0, runtime=f"gendsl.data.files:{name}")
+
+
+@_synthetic("ring", "a ring of equally weighted Gaussians (PacGAN's ring of 8)", known_density=True)
 def ring(n: int = 20000, modes: int = 8, radius: float = 2.0, std: float = 0.02) -> Outputs:
     require(modes >= 1 and radius > 0 and std > 0, "ring needs modes >= 1, radius > 0 and std > 0")
     return (real(2),)
 
 
-@_synthetic("grid", "a side x side grid of Gaussians (PacGAN's grid of 25)")
+@_synthetic("grid", "a side x side grid of Gaussians (PacGAN's grid of 25)", known_density=True)
 def grid(n: int = 20000, side: int = 5, spacing: float = 2.0, std: float = 0.05) -> Outputs:
     require(side >= 1 and spacing > 0 and std > 0, "grid needs side >= 1, spacing > 0 and std > 0")
     return (real(2),)
@@ -51,42 +64,42 @@ def swiss_roll(n: int = 20000, noise: float = 0.25) -> Outputs:
     return (real(2),)
 
 
-@source("digits", "scikit-learn's 1,797 8x8 digits in [0, 1] with labels (bundled, offline); "
-        "fixed 80/10/10 split", skip=0)
+@_file("digits", "scikit-learn's 1,797 8x8 digits in [0, 1] with labels (bundled, offline); "
+        "fixed 80/10/10 split")
 def digits(classes: list[int] | None = None, binarize: bool = False) -> Outputs:
     require(classes is None or all(0 <= c <= 9 for c in classes), "digits classes are 0..9")
     return (TensorType(kind="bin" if binarize else "real", shape=(8, 8)), _labels())
 
 
-@source("binarized_mnist", "MNIST binarized by Larochelle & Murray (2011), the 50k/10k/10k split "
-        "of the MADE, IWAE and PixelCNN papers; default ../shared/data/binarized_mnist.npz", skip=0)
+@_file("binarized_mnist", "MNIST binarized by Larochelle & Murray (2011), the 50k/10k/10k split "
+        "of the MADE, IWAE and PixelCNN papers; default ../shared/data/binarized_mnist.npz")
 def binarized_mnist(path: str | None = None) -> Outputs:
     return (TensorType(kind="bin", shape=(784,)),)
 
 
-@source("paired_mnist", "pairs (binarized, grayscale, label) of the 10k MNIST test digits for "
-        "image-to-image translation; fixed 80/10/10 split", skip=0)
+@_file("paired_mnist", "pairs (binarized, grayscale, label) of the 10k MNIST test digits for "
+        "image-to-image translation; fixed 80/10/10 split")
 def paired_mnist(path: str | None = None, images: str | None = None) -> Outputs:
     return (TensorType(kind="bin", shape=(28, 28)), real(28, 28), _labels())
 
 
-@source("mnist_idx", "images (and labels) from IDX files, gzipped or not (default: the 10k "
-        "grayscale MNIST test digits in ../shared/data); fixed 80/10/10 split", skip=0)
+@_file("mnist_idx", "images (and labels) from IDX files, gzipped or not (default: the 10k "
+        "grayscale MNIST test digits in ../shared/data); fixed 80/10/10 split")
 def mnist_idx(images: str | None = None, labels: str | None = None) -> Outputs:
     return (real(28, 28), _labels()) if images is None else None
 
 
-@source("npz", "arrays from a .npz file: split keys (train/valid/test or key_split) or a "
-        "fixed 80/10/10 split", skip=0)
+@_file("npz", "arrays from a .npz file: split keys (train/valid/test or key_split) or a "
+        "fixed 80/10/10 split")
 def npz(path: str, keys: list[str] | None = None) -> Outputs:
     return None
 
 
-@source("npy", "one array from a .npy file; fixed 80/10/10 split", skip=0)
+@_file("npy", "one array from a .npy file; fixed 80/10/10 split")
 def npy(path: str) -> Outputs:
     return None
 
 
-@source("image_folder", "PNG/JPEG images, one subfolder per class; fixed 80/10/10 split", skip=0)
+@_file("image_folder", "PNG/JPEG images, one subfolder per class; fixed 80/10/10 split")
 def image_folder(path: str, size: int | list[int] | None = None, grayscale: bool = True) -> Outputs:
     return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gendsl.library.entries import Registry, require
+from gendsl.library.entries import Code, Registry, call_keywords, require
 
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
@@ -17,66 +17,70 @@ METRICS = Registry("metric")
 INITS = Registry("initializer")
 
 
-@dataclass(frozen=True)
-class Code:
-    """An emitted constructor: a format template over the bound arguments."""
+# ---- optimizers: torch.optim, over the parameters a step updates ----
 
-    code: str
-    values: dict[str, Any]
+def _optimizer(name: str, **options: Any) -> Code:
+    return Code(f"torch.optim.{name}({{params}}, {call_keywords(options)})")
 
-
-# ---- optimizers: torch.optim ----
 
 @OPTIMIZERS.register("Adam", "Adam (Kingma & Ba 2015)", skip=0)
 def adam(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
          weight_decay: float = 0.0) -> Code:
     require(lr > 0, f"Adam needs lr > 0, got {lr}")
     require(all(0 <= b < 1 for b in betas), f"Adam's betas must be in [0, 1), got {betas}")
-    return Code("torch.optim.Adam", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    return _optimizer("Adam", lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("AdamW", "Adam with decoupled weight decay (Loshchilov & Hutter 2019)", skip=0)
 def adamw(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
           weight_decay: float = 0.01) -> Code:
     require(lr > 0, f"AdamW needs lr > 0, got {lr}")
-    return Code("torch.optim.AdamW", dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    return _optimizer("AdamW", lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("SGD", "stochastic gradient descent with optional momentum", skip=0)
 def sgd(lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> Code:
     require(lr > 0, f"SGD needs lr > 0, got {lr}")
-    return Code("torch.optim.SGD", dict(lr=lr, momentum=momentum, nesterov=nesterov,
-                                        weight_decay=weight_decay))
+    require(not nesterov or momentum > 0, "SGD(nesterov=true) needs momentum > 0",
+            "e.g. SGD(lr=0.01, momentum=0.9, nesterov=true)")
+    return _optimizer("SGD", lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("RMSprop", "RMSprop (used by the original WGAN)", skip=0)
 def rmsprop(lr: float = 1e-3, alpha: float = 0.99, momentum: float = 0.0) -> Code:
     require(lr > 0, f"RMSprop needs lr > 0, got {lr}")
-    return Code("torch.optim.RMSprop", dict(lr=lr, alpha=alpha, momentum=momentum))
+    return _optimizer("RMSprop", lr=lr, alpha=alpha, momentum=momentum)
 
 
-# ---- learning-rate schedules: a multiplier of the base LR per optimizer step ----
+# ---- learning-rate schedules: a factor of the base LR per round (torch's LambdaLR) ----
+
+def _schedule(helper: str, **options: Any) -> Code:
+    keywords = "".join(f", {k}={v!r}" for k, v in options.items())
+    return Code(f"torch.optim.lr_scheduler.LambdaLR({{optimizer}}, {helper}({{total}}{keywords}))", (helper,))
+
 
 @SCHEDULES.register("constant", "the base learning rate throughout (after an optional warmup)", skip=0)
 def constant(warmup: int = 0) -> Code:
-    return Code("constant", dict(warmup=warmup))
+    require(warmup >= 0, f"constant needs warmup >= 0, got {warmup}")
+    return _schedule("constant_lr", warmup=warmup)
 
 
 @SCHEDULES.register("cosine", "cosine decay to min_factor x base LR, after a linear warmup", skip=0)
 def cosine(warmup: int = 0, min_factor: float = 0.0) -> Code:
     require(warmup >= 0 and 0 <= min_factor <= 1, "cosine needs warmup >= 0 and 0 <= min_factor <= 1")
-    return Code("cosine", dict(warmup=warmup, min_factor=min_factor))
+    return _schedule("cosine_lr", warmup=warmup, min_factor=min_factor)
 
 
 @SCHEDULES.register("linear", "linear decay to zero, after a linear warmup", skip=0)
 def linear(warmup: int = 0) -> Code:
-    return Code("linear", dict(warmup=warmup))
+    require(warmup >= 0, f"linear needs warmup >= 0, got {warmup}")
+    return _schedule("linear_lr", warmup=warmup)
 
 
 @SCHEDULES.register("step", "multiply the LR by gamma every `every` steps", skip=0)
 def step_decay(every: int, gamma: float = 0.1) -> Code:
     require(every > 0, f"step schedule needs every > 0, got {every}")
-    return Code("step", dict(every=every, gamma=gamma))
+    return _schedule("step_lr", every=every, gamma=gamma)
 
 
 # ---- train settings: `name value` lines of a train block ----
@@ -117,8 +121,9 @@ def langevin(energy: Any, steps: int = 60, step_size: float = 10.0, noise: float
             "noise >= 0")
     require(0 <= reinit <= 1, f"Langevin reinit is a probability, got {reinit}")
     require(low < high, f"Langevin's init range needs low < high, got [{low}, {high}]")
-    return Code("Langevin", dict(steps=steps, step_size=step_size, noise=noise, buffer=buffer,
-                                 reinit=reinit, low=low, high=high))
+    options = call_keywords(dict(steps=steps, step_size=step_size, noise=noise, buffer=buffer, reinit=reinit,
+                                 low=low, high=high))
+    return Code(f"Langevin({{shape}}, {options})", ("Langevin",))
 
 
 # ---- diffusion ----
@@ -128,46 +133,48 @@ def langevin(energy: Any, steps: int = 60, step_size: float = 10.0, noise: float
 def gaussian(steps: int = 1000, betas: Any = None, levels: int = 0) -> Code:
     require(steps >= 2, f"a diffusion needs at least 2 steps, got {steps}")
     require(levels == 0 or levels >= 2, f"levels is 0 (continuous data) or at least 2, got {levels}")
-    return Code("Gaussian", dict(steps=steps, betas=betas, levels=levels))
+    return Code(f"GaussianDiffusion({steps}, {{betas}}, levels={levels})", ("GaussianDiffusion",))
 
 
 @BETA_SCHEDULES.register("linear", "betas linearly spaced from start to end (DDPM)", skip=0)
 def linear_betas(start: float = 1e-4, end: float = 0.02) -> Code:
     require(0 < start < end < 1, f"linear betas need 0 < start < end < 1, got {start}, {end}")
-    return Code("linear", dict(start=start, end=end))
+    return Code(f"GaussianDiffusion.linear({{steps}}, {start!r}, {end!r})", ("GaussianDiffusion",))
 
 
 @BETA_SCHEDULES.register("cosine", "the cosine schedule of Nichol & Dhariwal (2021)", skip=0)
 def cosine_betas(s: float = 0.008) -> Code:
-    return Code("cosine", dict(s=s))
+    require(0 <= s < 1, f"cosine betas need 0 <= s < 1, got {s}")
+    return Code(f"GaussianDiffusion.cosine({{steps}}, {s!r})", ("GaussianDiffusion",))
 
 
 # ---- tensor initializers ----
 
 @INITS.register("zeros", "all zeros", skip=0)
 def zeros() -> Code:
-    return Code("zeros", {})
+    return Code("torch.zeros({shape})")
 
 
 @INITS.register("ones", "all ones", skip=0)
 def ones() -> Code:
-    return Code("ones", {})
+    return Code("torch.ones({shape})")
 
 
 @INITS.register("normal", "independent Normal(mean, std) values", skip=0)
 def normal(std: float = 1.0, mean: float = 0.0) -> Code:
-    return Code("normal", dict(std=std, mean=mean))
+    require(std >= 0, f"normal needs std >= 0, got {std}")
+    return Code(f"torch.randn({{shape}}) * {std!r} + {mean!r}")
 
 
 @INITS.register("uniform", "independent Uniform(low, high) values", skip=0)
 def uniform(low: float = -1.0, high: float = 1.0) -> Code:
     require(low < high, f"uniform needs low < high, got [{low}, {high}]")
-    return Code("uniform", dict(low=low, high=high))
+    return Code(f"torch.empty({{shape}}).uniform_({low!r}, {high!r})")
 
 
 @INITS.register("constant", "every value equal to `value`", skip=0)
 def constant_init(value: float) -> Code:
-    return Code("constant", dict(value=value))
+    return Code(f"torch.full({{shape}}, {value!r})")
 
 
 # ---- metrics of `evaluate` blocks and `gendsl evaluate --metric` ----
@@ -179,8 +186,10 @@ class MetricRule:
     options: dict[str, Any]
 
 
-def _metric(name: str, doc: str, needs: str):
-    return METRICS.register(name, f"{doc} (needs {needs.replace('_', ' ')})", skip=0, tags=(needs,))
+def _metric(name: str, doc: str, needs: str, runtime: str = ""):
+    """A metric needing a model capability; its run-time function is gendsl.evaluate.metrics.NAME."""
+    return METRICS.register(name, f"{doc} (needs {needs.replace('_', ' ')})", skip=0, tags=(needs,),
+                            runtime=f"gendsl.evaluate.metrics:{runtime or name}")
 
 
 def metric_needs(name: str) -> str:
@@ -206,7 +215,7 @@ def nll(k: int = 5000) -> MetricRule:
     return MetricRule("likelihood", dict(k=k))
 
 
-@_metric("bpd", "negative log-likelihood in bits per dimension", "likelihood")
+@_metric("bpd", "negative log-likelihood in bits per dimension", "likelihood", runtime="nll")
 def bpd(k: int = 5000) -> MetricRule:
     return MetricRule("likelihood", dict(k=k))
 

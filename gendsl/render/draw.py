@@ -87,9 +87,10 @@ def compute_view(graph: nx.DiGraph) -> graphviz.Digraph:
         elif node.kind in ("net", "factor", "flow"):
             network_cluster(dot, graph, key, node, text)
         elif node.kind == "diffusion":
-            process = node.process
-            dot.node(nid, f"{key}: {process.get('name', '')} diffusion\n{process.get('steps', '')} steps, "
-                          f"{process.get('betas', {}).get('name', '')} betas", **style.PROCESS)
+            process, betas = node.process, node.betas
+            dot.node(nid, f"{key}: {process.entry if process else ''} diffusion\n"
+                          f"{process.options.get('steps', '') if process else ''} steps, "
+                          f"{betas.entry if betas else ''} betas", **style.PROCESS)
         elif node.kind == "sampler":
             dot.node(nid, f"{key}\n{node.sampler}", **style.SAMPLER)
         elif node.kind == "loss":
@@ -127,9 +128,9 @@ def steps_row(dot: graphviz.Digraph, graph: nx.DiGraph) -> None:
         node = data["data"]
         if node.kind != "step":
             continue
-        optimizer = node.optimizer or (train.optimizer if train else {})
+        optimizer = node.optimizer or (train.optimizer if train else None)
         repeat = f" \u00d7{node.repeat}" if node.repeat != 1 else ""
-        lr = f"\n{optimizer.get('name', '')} lr={optimizer.get('lr', '')}" if optimizer else ""
+        lr = f"\n{optimizer.entry} lr={optimizer.options.get('lr', '')}" if optimizer else ""
         sid = node_id(graph, key)
         dot.node(sid, f"step {key.split(':', 1)[1]}{repeat}{lr}", **style.STEP)
         if node.loss in graph:

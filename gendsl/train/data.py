@@ -1,6 +1,10 @@
 """Data for a run: every `data` line loaded into device tensors of its declared type, and an
-index batcher (no per-sample Python, no host sync): paired variables share indices, separate
-`data` lines are shuffled independently."""
+index batcher (no per-sample Python, no host sync).
+
+One rule for training and evaluation (docs/semantics.md, "Data"): variables of one `data` line
+are paired row by row; separate `data` lines are independent. Training shuffles each line with
+its own order; held-out data read the first line in its stored order and every other line in a
+fixed order of its own, so that no pairing between lines appears on valid or test either."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import numpy as np
 import torch
 
 from gendsl.data import DataError, load
-from gendsl.diagnostics import GendslError, error
+from gendsl.diagnostics import NO_SPAN, GendslError, error
+from gendsl.spec import DataVar, RunSpec
 
 
 @dataclass
@@ -25,49 +30,50 @@ class Group:
         return len(self.tensors[0])
 
 
-def convert(var: dict, array: np.ndarray, split: str) -> torch.Tensor:
+def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
     """One data variable's rows as a tensor of its declared kind and shape, or a DataError
     (E403) naming the split (`scored` for `gendsl score`) when they do not fit."""
     n = len(array)
-    shape = tuple(var["shape"])
+    shape = tuple(var.shape)
     per_sample = int(np.prod(array.shape[1:], dtype=np.int64))
-    if var["kind"] == "cat":
+    if var.kind == "cat":
         if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-            raise DataError("E403", f"'{var['name']}' is declared cat[{var['classes']}] but the {split} array "
+            raise DataError("E403", f"'{var.name}' is declared cat[{var.classes}] but the {split} array "
                             f"has shape {array.shape} and type {array.dtype}",
                             "labels are one integer per sample")
-        if n and (array.min() < 0 or array.max() >= var["classes"]):
-            raise DataError("E403", f"'{var['name']}' is cat[{var['classes']}] but the labels range over "
+        if n and (array.min() < 0 or array.max() >= var.classes):
+            raise DataError("E403", f"'{var.name}' is cat[{var.classes}] but the labels range over "
                             f"{array.min()}..{array.max()}", f"declare cat[{int(array.max()) + 1}]")
         return torch.as_tensor(array, dtype=torch.long)
     wanted = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if per_sample != wanted:
-        raise DataError("E403", f"'{var['name']}' is declared {var['kind']}[{', '.join(map(str, shape))}] "
+        raise DataError("E403", f"'{var.name}' is declared {var.kind}[{', '.join(map(str, shape))}] "
                         f"({wanted} values per sample) but the {split} data have shape {array.shape[1:]} "
                         f"({per_sample} values)", "declare the type the file holds (a reshape must keep "
                         "the number of values)")
-    if var["kind"] == "bin" and n and not np.isin(array, (0, 1)).all():
-        raise DataError("E403", f"'{var['name']}' is declared bin but the data hold values other than 0 and 1",
+    if var.kind == "bin" and n and not np.isin(array, (0, 1)).all():
+        raise DataError("E403", f"'{var.name}' is declared bin but the data hold values other than 0 and 1",
                         "declare it real, or binarize the data")
     return torch.as_tensor(array, dtype=torch.float32).reshape((n, *shape))
 
 
-def load_split(spec: dict, split: str, device: torch.device, where=None) -> list[Group]:
-    """Every data group of a generated model's SPEC, for one split, on `device`."""
-    groups: dict[int, list[dict]] = {}
-    for var in spec["data"]:
-        groups.setdefault(var["group"], []).append(var)
+def load_split(spec: RunSpec, split: str, device: torch.device, where=None) -> list[Group]:
+    """Every data group of a compiled model, for one split, on `device`."""
+    groups: dict[int, list[DataVar]] = {}
+    for var in spec.data:
+        groups.setdefault(var.group, []).append(var)
     out = []
     for members in groups.values():
         first = members[0]
-        args = {k: v for k, v in first["args"].items() if v is not None}
+        args = {k: v for k, v in first.args.items() if v is not None}
         try:
-            arrays = load(first["source"], args, split)
-            tensors = [convert(v, arrays[v["position"]], split).to(device) for v in members]
+            arrays = load(first.source, args, split)
+            tensors = [convert(v, arrays[v.position], split).to(device) for v in members]
         except DataError as exc:
-            raise GendslError(error(exc.code, exc.message, where(first["name"]) if where else None,
-                                    label=f"data from {first['source']}(...)", hint=exc.hint)) from None
-        out.append(Group([v["name"] for v in members], tensors))
+            span = (where(first.name) if where else None) or NO_SPAN  # the API has no spec spans to give
+            raise GendslError(error(exc.code, exc.message, span, label=f"data from {first.source}(...)",
+                                    hint=exc.hint)) from None
+        out.append(Group([v.name for v in members], tensors))
     return out
 
 
@@ -115,13 +121,35 @@ class Batcher:
         self.orders = [None] * len(self.groups)
 
 
+def held_out_order(groups: list[Group], g: int, n: int) -> torch.Tensor:
+    """Which rows of group `g` the first `n` held-out samples read: the first group in its stored
+    order, every other group in a fixed permutation of its own (cycled when shorter), so that
+    separate `data` lines are as independent here as in training."""
+    device = groups[g].tensors[0].device
+    if g == 0:
+        return torch.arange(n, device=device) % len(groups[0])
+    order = torch.randperm(len(groups[g]), generator=torch.Generator().manual_seed(7919 * g))
+    return order.to(device)[torch.arange(n, device=device) % len(groups[g])]
+
+
+def held_out_rows(groups: list[Group], n: int) -> dict[str, torch.Tensor]:
+    """The first `n` held-out samples of every variable, as one batch."""
+    out = {}
+    for g, group in enumerate(groups):
+        index = held_out_order(groups, g, n)
+        for name, tensor in zip(group.names, group.tensors):
+            out[name] = tensor[index]
+    return out
+
+
 def iterate(groups: list[Group], batch: int):
-    """Held-out data in order, batch by batch (for evaluation); unpaired groups cycle to match."""
+    """Every held-out sample of the first group, batch by batch (for evaluation)."""
     n = len(groups[0])
+    orders = [held_out_order(groups, g, n) for g in range(len(groups))]
     for start in range(0, n, batch):
         out = {}
-        for group in groups:
-            index = torch.arange(start, min(start + batch, n), device=group.tensors[0].device) % len(group)
+        for group, order in zip(groups, orders):
+            index = order[start:start + batch]
             for name, tensor in zip(group.names, group.tensors):
                 out[name] = tensor[index]
         yield out

@@ -8,27 +8,19 @@ from pathlib import Path
 import torch
 
 from gendsl.diagnostics import GendslError, error
-from gendsl.train.data import Group, load_split
+from gendsl.spec import RunSpec, Sample
+from gendsl.train.data import Group, held_out_rows, load_split
 from gendsl.train.images import as_images, save_grid, save_samples
 
 
-def held_out(spec: dict, device: torch.device, split: str = "valid") -> list[Group]:
+def held_out(spec: RunSpec, device: torch.device, split: str = "valid") -> list[Group]:
     return load_split(spec, split, device)
 
 
-def held_out_batch(groups: list[Group], n: int) -> dict[str, torch.Tensor]:
-    out = {}
-    for group in groups:
-        index = torch.arange(n, device=group.tensors[0].device) % len(group)
-        for name, tensor in zip(group.names, group.tensors):
-            out[name] = tensor[index]
-    return out
-
-
-def choose(spec: dict, name: str | None) -> tuple[str, dict]:
-    samples = spec["samples"]
+def choose(spec: RunSpec, name: str | None) -> tuple[str, Sample]:
+    samples = spec.samples
     if not samples:
-        raise GendslError(error("E312", f"model {spec['model']} has no `sample` statement",
+        raise GendslError(error("E312", f"model {spec.model} has no `sample` statement",
                                 hint="add e.g. `sample x = G(z)` or `sample x ~ p(x | z)` to the spec"))
     if name is None:
         return next(iter(samples.items()))
@@ -38,35 +30,36 @@ def choose(spec: dict, name: str | None) -> tuple[str, dict]:
 
 
 @torch.no_grad()
-def draw(model, spec: dict, name: str, n: int, groups: list[Group] | None, mean: bool = False,
+def draw(model, spec: RunSpec, name: str, n: int, groups: list[Group] | None, mean: bool = False,
          latents: dict | None = None) -> torch.Tensor:
-    info = spec["samples"][name]
-    batch = held_out_batch(groups, n) if info["needs_batch"] and groups else None
-    return getattr(model, info["method"])(n, batch, mean, latents)
+    info = spec.samples[name]
+    batch = held_out_rows(groups, n) if info.needs_batch and groups else None
+    return getattr(model, info.method)(n, batch, mean, latents).detach()  # a mean may be a parameter itself
 
 
-def default_count(info: dict) -> int:
+def default_count(info: Sample) -> int:
     """64 images for a grid; 2,500 points for a 2-D scatter plot (PacGAN's sample size)."""
-    return 2500 if info["shape"] in ([2], [1, 2]) else 64
+    return 2500 if info.shape in ((2,), (1, 2)) else 64
 
 
-def write_samples(model, spec: dict, path: Path, groups: list[Group] | None, n: int | None = None,
-                  name: str | None = None, mean: bool = False) -> Path | None:
+def write_samples(model, spec: RunSpec, path: Path, groups: list[Group] | None, n: int | None = None,
+                  name: str | None = None, mean: bool = False) -> Path:
     name, info = choose(spec, name)
     n = n or default_count(info)
     x = draw(model, spec, name, n, groups, mean).float().cpu().numpy()
     reference = None
-    if groups and info["shape"] == [2]:
+    if groups and info.shape == (2,):
         first = next((g.tensors[g.names.index(name)] for g in groups if name in g.names), None)
         reference = first.float().cpu().numpy() if first is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path if save_samples(x, path, reference, title=f"{spec['model']}: {n} samples of {name}") else None
+    save_samples(x, path, reference, title=f"{spec.model}: {n} samples of {name}")
+    return path
 
 
-def latent_rows(spec: dict, info: dict, latent: str | None) -> str:
-    latents = info.get("latents", [])
+def latent_rows(spec: RunSpec, info: Sample, latent: str | None) -> str:
+    latents = info.latents
     if not latents:
-        raise GendslError(error("E505", f"sample {info['method'][7:]} has no latent variable to move",
+        raise GendslError(error("E505", f"sample {info.method[7:]} has no latent variable to move",
                                 hint="interpolation and traversal need a sample with a latent, e.g. G(z)"))
     if latent is None:
         return latents[0]
@@ -77,7 +70,7 @@ def latent_rows(spec: dict, info: dict, latent: str | None) -> str:
 
 
 @torch.no_grad()
-def interpolation(model, spec: dict, path: Path, rows: int = 8, columns: int = 10, name: str | None = None,
+def interpolation(model, spec: RunSpec, path: Path, rows: int = 8, columns: int = 10, name: str | None = None,
                   mean: bool = True) -> Path:
     """Each row walks in a straight line between two draws of the latent."""
     name, info = choose(spec, name)
@@ -90,7 +83,7 @@ def interpolation(model, spec: dict, path: Path, rows: int = 8, columns: int = 1
 
 
 @torch.no_grad()
-def traversal(model, spec: dict, path: Path, latent: str | None, dims: int = 8, columns: int = 9,
+def traversal(model, spec: RunSpec, path: Path, latent: str | None, dims: int = 8, columns: int = 9,
               span: float = 3.0, name: str | None = None, mean: bool = True) -> Path:
     """Each row varies one latent dimension from -span to +span, every other one held fixed; the
     rows show the dimensions whose change moves the output most (many VAE dimensions are inactive),
@@ -107,7 +100,7 @@ def traversal(model, spec: dict, path: Path, latent: str | None, dims: int = 8, 
     return _grid(model, spec, name, z.view(len(z), *prior.event_shape), latent, path, columns, mean)
 
 
-def most_active(model, spec: dict, name: str, latent: str, base: torch.Tensor, span: float, shape) -> list[int]:
+def most_active(model, spec: RunSpec, name: str, latent: str, base: torch.Tensor, span: float, shape) -> list[int]:
     """Latent dimensions ordered by how far the output moves between -span and +span."""
     size = base.numel()
     low, high = base.repeat(size, 1), base.repeat(size, 1)
@@ -123,7 +116,7 @@ def _grid(model, spec, name, z, latent, path, columns, mean) -> Path:
     x = draw(model, spec, name, len(z), None, mean, {latent: z}).float().cpu().numpy()
     images = as_images(x)
     if images is None:
-        raise GendslError(error("E505", f"sample {name} is {spec['samples'][name]['shape']}, not an image",
+        raise GendslError(error("E505", f"sample {name} is {list(spec.samples[name].shape)}, not an image",
                                 hint="interpolation and traversal grids need image samples"))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_grid(images, path, columns=columns)

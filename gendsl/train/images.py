@@ -61,17 +61,34 @@ def save_scatter(samples: np.ndarray, path: Path, reference: np.ndarray | None =
     plt.close(fig)
 
 
-def save_samples(samples: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = "") -> bool:
-    """A grid for images, a scatter plot for 2-D points; False when neither fits."""
+def save_samples(samples: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = "") -> None:
+    """A grid for images, a scatter plot for 2-D points, else a heat map with one row per sample."""
     images = as_images(samples)
+    flat = samples.reshape(len(samples), -1)
     if images is not None:
         save_grid(images, path)
-        return True
-    flat = samples.reshape(len(samples), -1)
-    if flat.shape[1] == 2:
+    elif flat.shape[1] == 2:
         save_scatter(flat, path, None if reference is None else reference.reshape(len(reference), -1), title)
-        return True
-    return False
+    else:
+        save_rows(flat, path, title)
+
+
+def save_rows(flat: np.ndarray, path: Path, title: str = "") -> None:
+    """Samples that are neither images nor points: each sample's values as one row of a heat map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    shown = ax.imshow(flat.astype(np.float64), aspect="auto", interpolation="nearest", cmap="viridis")
+    ax.set_xlabel("value index")
+    ax.set_ylabel("sample")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(shown, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def save_loss_plot(rows: list[dict], path: Path) -> None:

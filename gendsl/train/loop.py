@@ -15,10 +15,6 @@ from gendsl.train import checkpoint
 from gendsl.train.data import Batcher, load_split
 from gendsl.train.logs import MetricLog, progress
 from gendsl.train.run import Run, write_info
-from gendsl.train.schedule import multiplier
-
-OPTIMIZERS = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "SGD": torch.optim.SGD,
-              "RMSprop": torch.optim.RMSprop}
 
 
 @dataclass
@@ -49,22 +45,19 @@ def pick_device(name: str) -> torch.device:
         raise GendslError(error("E505", f"--device {name}: not a device", hint="use auto, cpu or cuda")) from None
 
 
-def parameters_of(model: torch.nn.Module, attrs: list[str]) -> list[torch.nn.Parameter]:
-    params = []
-    for attr in attrs:
-        value = getattr(model, attr)
-        params += list(value.parameters()) if isinstance(value, torch.nn.Module) else [value]
-    return params
+def parameters_of(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    """The parameters an optimizer updates (what its step's `over` names)."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
 class Trainer:
     def __init__(self, run: Run, options: Options, where=None):
         self.run, self.options = run, options
-        spec, train = run.spec, run.spec["train"]
+        spec, train = run.spec, run.spec.train
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = self.setup_device()
-        self.seed = options.seed if options.seed is not None else train["seed"]
+        self.seed = options.seed if options.seed is not None else train.seed
         torch.manual_seed(self.seed + self.rank)
         self.model = run.module.build().to(self.device)
         self.caller = self.model
@@ -73,26 +66,23 @@ class Trainer:
 
             self.caller = DistributedDataParallel(self.model, find_unused_parameters=True)
         self.groups = load_split(spec, "train", self.device, where)
-        self.batcher = Batcher(self.groups, train["batch"], self.seed, self.rank, self.world)
+        self.batcher = Batcher(self.groups, train.batch, self.seed, self.rank, self.world)
         self.total = self.total_rounds(train)
-        self.optimizers, self.schedulers, self.methods = {}, {}, {}
-        for step in spec["steps"]:
-            config = step["optimizer"] or train["optimizer"]
-            options_ = {k: v for k, v in config.items() if k != "name"}
-            optimizer = OPTIMIZERS[config["name"]](parameters_of(self.model, step["over"]), **options_)
-            self.optimizers[step["name"]] = optimizer
-            self.schedulers[step["name"]] = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, multiplier(train["schedule"], self.total))
-            method = getattr(self.model, step["method"])
-            self.methods[step["name"]] = torch.compile(method) if options.compile else method
+        configured = self.model.configure_optimizers(self.total)
+        self.optimizers = {name: optimizer for name, (optimizer, _) in configured.items()}
+        self.schedulers = {name: scheduler for name, (_, scheduler) in configured.items()}
+        self.methods = {}
+        for step in spec.steps:
+            method = getattr(self.model, step.method)
+            self.methods[step.name] = torch.compile(method) if options.compile else method
         self.ema = None
-        if train.get("ema"):
+        if train.ema:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train["ema"]), use_buffers=True)
-        self.log_every = options.log_every or train["log_every"]
-        self.checkpoint_every = options.checkpoint_every or train["checkpoint_every"]
-        self.sample_every = train["sample_every"] if options.sample_every is None else options.sample_every
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train.ema), use_buffers=True)
+        self.log_every = options.log_every or train.log_every
+        self.checkpoint_every = options.checkpoint_every or train.checkpoint_every
+        self.sample_every = train.sample_every if options.sample_every is None else options.sample_every
         self.round = 0
         self.sums: dict[str, torch.Tensor] = {}  # each step's summed loss since the last log
         self.delay = float(os.environ.get("GENDSL_TEST_STEP_DELAY", "0"))  # only for the kill/resume test
@@ -109,13 +99,13 @@ class Trainer:
             torch.cuda.set_device(local)
         return torch.device(f"cuda:{local}" if cuda else "cpu")
 
-    def total_rounds(self, train: dict) -> int:
+    def total_rounds(self, train) -> int:
         if self.options.steps is not None:
             return self.options.steps
-        epochs = self.options.epochs if self.options.epochs is not None else train["epochs"]
-        if epochs is not None and (self.options.epochs is not None or train["steps"] is None):
+        epochs = self.options.epochs if self.options.epochs is not None else train.epochs
+        if epochs is not None and (self.options.epochs is not None or train.steps is None):
             return epochs * self.batcher.per_epoch()
-        return train["steps"]
+        return train.steps
 
     @property
     def main(self) -> bool:
@@ -123,7 +113,7 @@ class Trainer:
 
     # ---- state ----
     def state(self) -> dict:
-        return {"hash": self.run.spec["hash"], "round": self.round, "model": self.model.state_dict(),
+        return {"hash": self.run.spec.hash, "round": self.round, "model": self.model.state_dict(),
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
@@ -131,7 +121,7 @@ class Trainer:
                 "total": self.total}
 
     def restore(self) -> None:
-        state = checkpoint.load(self.run.folder / "checkpoint.pt", self.run.spec["hash"], self.device)
+        state = checkpoint.load(self.run.folder / "checkpoint.pt", self.run.spec.hash, self.device)
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
@@ -160,18 +150,18 @@ class Trainer:
 
     # ---- the loop ----
     def one_round(self) -> None:
-        for step in self.run.spec["steps"]:
-            name = step["name"]
+        clip = self.run.spec.train.clip
+        for step in self.run.spec.steps:
+            name = step.name
             optimizer, method = self.optimizers[name], self.methods[name]
-            for _ in range(step["repeat"]):
+            for _ in range(step.repeat):
                 batch = self.batcher.next()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.amp):
-                    loss = self.caller(step["method"], batch) if self.world > 1 else method(batch)
+                    loss = self.caller(step.method, batch) if self.world > 1 else method(batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                clip = self.run.spec["train"]["clip"]
                 if clip:
-                    torch.nn.utils.clip_grad_norm_(parameters_of(self.model, step["over"]), clip)
+                    torch.nn.utils.clip_grad_norm_(parameters_of(optimizer), clip)
                 optimizer.step()
                 sums = self.sums
                 sums[name] = sums[name] + loss.detach() if name in sums else loss.detach()
@@ -183,11 +173,16 @@ class Trainer:
 
     def fit(self, on_sample=None) -> dict:
         """Train to the end (or resume to it); returns the last logged metrics."""
-        log = MetricLog(self.run.folder, tensorboard=self.main, resume=self.options.resume) if self.main else None
         if self.options.resume:
             self.restore()
-            if log is not None:
-                log.truncate(self.round)
+            if self.round > self.total:
+                raise GendslError(error(
+                    "E511", f"--resume: this run has already trained {self.round} rounds, more than the "
+                    f"{self.total} asked for", hint=f"ask for at least {self.round} (--steps {self.round} or more), "
+                    "or sample and evaluate the run as it is"))
+        log = MetricLog(self.run.folder, tensorboard=self.main, resume=self.options.resume) if self.main else None
+        if log is not None and self.options.resume:
+            log.truncate(self.round)
         self.model.train()
         bar = progress(self.total, self.round, self.options.quiet or not self.main)
         last: dict = {}
@@ -220,7 +215,7 @@ class Trainer:
 
     def log_metrics(self, log: MetricLog | None, started: float) -> dict:
         self.check_finite()
-        counts = {s["name"]: s["repeat"] for s in self.run.spec["steps"]}
+        counts = {s.name: s.repeat for s in self.run.spec.steps}
         rounds = self.round % self.log_every or self.log_every
         row = {"round": self.round, "epoch": round(self.round / self.batcher.per_epoch(), 3),
                "seconds": round(time.perf_counter() - started, 2)}

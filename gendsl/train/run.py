@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gendsl.codegen import generate, load_generated
 from gendsl.diagnostics import GendslError, error
+from gendsl.spec import RunSpec, read_spec
 
 
 @dataclass
@@ -24,10 +25,7 @@ class Run:
     folder: Path
     module: types.ModuleType
     info: dict
-
-    @property
-    def spec(self) -> dict:
-        return self.module.SPEC
+    spec: RunSpec
 
 
 def compile_spec(spec_path: str, overrides: list[str], model: str | None):
@@ -45,14 +43,17 @@ def compile_spec(spec_path: str, overrides: list[str], model: str | None):
 
 
 def create(folder: Path, spec_path: str, overrides: list[str], model: str | None,
-           write: bool = True) -> tuple[Run, object]:
+           write: bool = True, resume: bool = False) -> tuple[Run, object]:
     """Compile a spec into a run folder (model.py, run.json); returns the run and the checked spec.
-    With write=False (the other processes of a distributed run) nothing is written."""
+    With write=False (the other processes of a distributed run) nothing is written. A resumed
+    run keeps its run.json (status, rounds done) until training moves it on."""
     checked, generated = compile_spec(spec_path, overrides, model)
-    info = {"spec": str(spec_path), "set": list(overrides), "model": generated.spec["model"],
-            "hash": generated.spec["hash"], "status": "created"}
+    info = {"spec": str(spec_path), "set": list(overrides), "model": generated.spec.model,
+            "hash": generated.spec.hash, "status": "created"}
+    if resume and (folder / "run.json").exists():
+        info = {**read_info(folder), **{k: v for k, v in info.items() if k != "status"}}
     if not write:
-        return Run(folder, load_generated(generated.source, "gendsl_run"), info), checked
+        return Run(folder, load_generated(generated.source, "gendsl_run"), info, generated.spec), checked
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.py").write_text(generated.source, encoding="utf-8")
@@ -60,21 +61,30 @@ def create(folder: Path, spec_path: str, overrides: list[str], model: str | None
         raise GendslError(error("E502", f"cannot write the run folder {folder}: {exc.strerror}",
                                 hint="choose a writable --out folder")) from None
     write_info(folder, info)
-    return Run(folder, load_generated(generated.source, "gendsl_run"), info), checked
+    return Run(folder, load_generated(generated.source, "gendsl_run"), info, generated.spec), checked
 
 
 def write_info(folder: Path, info: dict) -> None:
     (folder / "run.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
+def read_info(folder: Path) -> dict:
+    """run.json of a run folder ({} when it is missing or not JSON: it is informative only)."""
+    try:
+        info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def open_run(folder: Path) -> Run:
     """A trained run: its generated model and run.json (the model runs from model.py)."""
-    model_file, info_file = folder / "model.py", folder / "run.json"
+    model_file = folder / "model.py"
     if not folder.is_dir() or not model_file.exists():
         raise GendslError(error("E504", f"{folder} is not a gendsl run folder (no model.py)",
                                 hint="pass the --out folder of `gendsl train` (default runs/SPEC_NAME)"))
+    info = read_info(folder)
     try:
-        info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.exists() else {}
         module = load_generated(model_file.read_text(encoding="utf-8"), "gendsl_run")
     except Exception as exc:  # a hand-edited model.py or run.json: report, never a traceback
         raise GendslError(error("E504", f"cannot load {folder}: {type(exc).__name__}: {exc}",
@@ -82,4 +92,25 @@ def open_run(folder: Path) -> Run:
     if not hasattr(module, "SPEC") or not hasattr(module, "build"):
         raise GendslError(error("E504", f"{model_file} is not a gendsl model (no SPEC / build)",
                                 hint="retrain to recreate it"))
-    return Run(folder, module, info)
+    try:
+        spec = read_spec(module.SPEC)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise GendslError(error("E504", f"{model_file} was written by another version of gendsl: "
+                                f"{str(exc).splitlines()[0]}", hint="retrain to recreate it with this version"))
+    return Run(folder, module, info, spec)
+
+
+def load_trained(folder: Path, device_name: str):
+    """(run, model on device, device) with the checkpoint's weights (its EMA when there is one)."""
+    from gendsl.train import checkpoint
+    from gendsl.train.loop import pick_device
+
+    run = open_run(folder)
+    device = pick_device(device_name)
+    state = checkpoint.load(folder / "checkpoint.pt", run.spec.hash, device)
+    model = run.module.build().to(device)
+    if state.get("ema"):
+        model.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")})
+    else:
+        model.load_state_dict(state["model"])
+    return run, model.eval(), device

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from gendsl.commands import load_trained
+from gendsl.train.run import load_trained
 from gendsl.data import load
 from gendsl.train.draw import held_out
 from tests.conftest import SPECS
@@ -63,7 +63,7 @@ def kl_to_prior(run: Path) -> float:
         return float(torch.distributions.kl_divergence(model.q_z(x), model.prior_z()).mean())
 
 
-def model_spec(run: Path) -> dict:
+def model_spec(run: Path):
     from gendsl.train.run import open_run
 
     return open_run(run).spec

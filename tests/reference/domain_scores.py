@@ -20,7 +20,7 @@ def cyclegan_scores(run_folder: Path, split: str, n: int, n_train: int = 3000) -
     """Scores of the run's G_ab / G_ba on the first n images of each domain of `split`."""
     from sklearn.linear_model import LogisticRegression
 
-    from gendsl.commands import load_trained
+    from gendsl.train.run import load_trained
     from gendsl.train.draw import held_out
 
     run, model, _ = load_trained(Path(run_folder), "cpu")

@@ -140,14 +140,12 @@ class _Resolver:
 
     def symbolic_arguments(self, stage: ast.Stage) -> set:
         """Positions and names of a layer's arguments that take bare words (`mask=A`)."""
-        import typing
-
-        from gendsl.library.signature import parameters
+        from gendsl.library.signature import parameters, takes_symbols
 
         if stage.name not in LAYERS:
             return set()
         params = parameters(LAYERS[stage.name].rule, 1)
-        literal = {p.name for p in params if typing.get_origin(p.annotation) is typing.Literal}
+        literal = {p.name for p in params if takes_symbols(p.annotation)}
         return literal | {i for i, p in enumerate(params) if p.name in literal}
 
     def registry_call(self, expr, registry, what: str, user: str) -> None:

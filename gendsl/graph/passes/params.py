@@ -56,12 +56,14 @@ def check_value(value: Any, type_name: str) -> tuple[bool, Any]:
     return isinstance(value, python_type) and not (python_type is int and isinstance(value, bool)), value
 
 
-def resolve_params(graph: nx.DiGraph, overrides: list[str] = ()) -> tuple[nx.DiGraph, list[Diagnostic]]:
-    """Evaluate params in declaration order and apply overrides."""
+def resolve_params(graph: nx.DiGraph, overrides: list[str] = ()) -> tuple[nx.DiGraph, list[Diagnostic], bool]:
+    """Evaluate params in declaration order and apply overrides. The flag says whether every
+    param has a value and every override applied: types built from anything else would mislead."""
     graph = graph.copy()
     diagnostics: list[Diagnostic] = []
     params = {key: data["data"] for key, data in graph.nodes(data=True) if data["data"].kind == "param"}
     wanted = _parse_overrides(overrides, params, diagnostics)
+    overrides_ok = not diagnostics
     values: dict[str, Any] = {}
     for key, node in params.items():
         decl: ast.ParamDecl = node.decl
@@ -96,7 +98,7 @@ def resolve_params(graph: nx.DiGraph, overrides: list[str] = ()) -> tuple[nx.DiG
         graph.nodes[key]["data"] = node.annotate(value=value, overridden=overridden)
     graph.graph["params"] = values
     graph.graph["overridden"] = set(wanted)
-    return graph, diagnostics
+    return graph, diagnostics, overrides_ok and len(values) == len(params)
 
 
 def _parse_overrides(overrides: list[str], params: dict, diagnostics: list[Diagnostic]) -> dict[str, str]:

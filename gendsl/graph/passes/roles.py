@@ -14,6 +14,7 @@ from gendsl.graph import ir
 from gendsl.graph.dependencies import trainables_of
 from gendsl.graph.passes.order import check_autoregressive
 from gendsl.library.layers import LAYERS
+from gendsl.library.sources import SOURCES
 from gendsl.library.training import METRICS, metric_needs
 from gendsl.types import NetType, TensorType
 
@@ -73,6 +74,25 @@ def check_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
                                          hint=f"flows use {INVERTIBLE_LAYERS}"))
 
 
+def check_flow_layers_outside_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    """Flow layers compute (y, log|det|) for a flow's change of variables; in a network or a
+    density block there is nothing to take the log-determinant."""
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind not in ("net", "factor") or node.program is None:
+            continue
+        for use in node.program.layers():
+            if "invertible" in LAYERS[use.entry].tags:
+                diagnostics.append(error("E304", f"{use.entry} is a flow layer: it belongs in a `flow`, not in "
+                                         f"{_label(node)}", use.span, label="flow layer",
+                                         hint="declare `flow f(x) <-> z { ... }` for an invertible map, or use "
+                                              "Linear and an activation here"))
+
+
+def _label(node) -> str:
+    return node.term.describe() if node.kind == "factor" and node.term is not None else f"network {node.name}"
+
+
 def check_samplers(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
     for key, data in graph.nodes(data=True):
         node = data["data"]
@@ -103,34 +123,63 @@ def check_steps(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
 
 
 def model_capabilities(graph: nx.DiGraph) -> set[str]:
-    """What metrics can measure this model."""
+    """What metrics can measure this model: what the generated code offers them."""
     kinds = [d["data"] for _, d in graph.nodes(data=True)]
     caps = {"losses"}
     if any(n.kind == "factor" and n.role == "encoder" for n in kinds):
         caps |= {"encoder", "likelihood"}
-    if any(n.kind == "flow" for n in kinds) or any(n.kind == "factor" and n.role in ("autoregressive", "observe")
-                                                    for n in kinds):
+    if any(n.kind == "flow" for n in kinds) or any(n.kind == "factor" and n.role == "autoregressive" for n in kinds) \
+            or any(n.kind == "factor" and n.role == "observe" and _summed_out(graph, n) for n in kinds):
         caps.add("likelihood")
     if any(n.kind == "diffusion" for n in kinds):
         caps |= {"diffusion", "likelihood"}
     if any(n.kind == "sample" for n in kinds):
         caps.add("samples")
-        if any(n.kind == "data" and n.source in ("ring", "grid") for n in kinds):
+        if any(_samples_mode_data(graph, key) for key, n in graph.nodes(data=True) if n["data"].kind == "sample"):
             caps.add("mode_data")
-    if any(n.kind == "sample" and n.expr is not None and _reads_data(graph, n.expr) for n in kinds):
+    first_sample = next((k for k, n in graph.nodes(data=True) if n["data"].kind == "sample"), None)
+    if first_sample is not None and _reconstructs(graph, first_sample):
         caps.add("reconstruction")
     return caps
 
 
-def _reads_data(graph: nx.DiGraph, expr) -> bool:
-    """Does a sample use held-out data (other than labels), as reconstructions do?"""
-    return any(isinstance(r, ir.Ref) and r.scope == "data" and graph.nodes[r.name]["data"].type is not None
-               and graph.nodes[r.name]["data"].type.kind != "cat" for r in ir.walk(expr))
+def _summed_out(graph: nx.DiGraph, node) -> bool:
+    """An observation with an exact log p(x): given no latent (the factor itself), or given
+    discrete latents only (summed out). With a continuous latent it has none."""
+    if node.program is None or not any(isinstance(s, ir.Draw) for s in node.program.stmts):
+        return True  # its distribution was reported as wrong: no second error about it
+    given = node.term.given if node.term is not None else ()
+    return all(graph.nodes[g]["data"].kind == "latent" and graph.nodes[g]["data"].type is not None
+               and graph.nodes[g]["data"].type.kind == "cat" for g in given)
+
+
+def _samples_mode_data(graph: nx.DiGraph, key: str) -> bool:
+    """A `sample` of a data variable whose source knows its modes (ring, grid): what coverage
+    compares with."""
+    var = key.split(":", 1)[1]
+    node = graph.nodes[var]["data"] if var in graph else None
+    return node is not None and node.kind == "data" and node.source in SOURCES and bool(SOURCES[node.source].density)
+
+
+def _reconstructs(graph: nx.DiGraph, key: str) -> bool:
+    """Is a sample computed from held-out data (other than labels) that are paired with the
+    variable it imitates, as reconstructions and paired translations are? (`recon` compares the
+    first sample with those rows.)"""
+    node = graph.nodes[key]["data"]
+    if node.expr is None:
+        return False
+    read = {r.name for r in ir.walk(node.expr) if isinstance(r, ir.Ref) and r.scope == "data"
+            and graph.nodes[r.name]["data"].type is not None and graph.nodes[r.name]["data"].type.kind != "cat"}
+    target = graph.nodes.get(node.decl.name.name, {}).get("data")
+    paired = target is not None and target.kind == "data" and all(
+        graph.nodes[name]["data"].group == target.group for name in read)
+    return bool(read) and paired
 
 
 NEEDS = {"encoder": "an encoder q(z | x)", "likelihood": "a likelihood (flow, autoregressive, discrete latents, "
          "encoder or diffusion)", "diffusion": "a diffusion", "mode_data": "samples of ring(...) or grid(...) data",
-         "reconstruction": "a sample that reconstructs held-out data, e.g. `sample x = decode(encode(x))`",
+         "reconstruction": "a first `sample` computed from held-out data paired with the variable it imitates, "
+                           "e.g. `sample x = decode(encode(x))` (unpaired translations: use losses)",
          "samples": "a `sample` statement", "losses": "losses"}
 
 
@@ -151,6 +200,7 @@ def check_metrics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
 def check_roles(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
     """Report broken role contracts; the graph is returned unchanged."""
     diagnostics: list[Diagnostic] = []
-    for check in (check_nets, check_flows, check_autoregressive, check_samplers, check_steps, check_metrics):
+    for check in (check_nets, check_flows, check_flow_layers_outside_flows, check_autoregressive, check_samplers,
+                  check_steps, check_metrics):
         check(graph, diagnostics)
     return graph, diagnostics

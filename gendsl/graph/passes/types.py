@@ -7,6 +7,7 @@ for anything with a body, a typed program that code generation reads.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -21,9 +22,26 @@ from gendsl.graph.passes.expressions import Binding, ExprTyper, Scope, compatibl
 from gendsl.graph.passes.pipelines import PipelineTyper, resolve_type
 from gendsl.graph.passes.types_uses import UsesMixin
 from gendsl.library import sources as source_registry
-from gendsl.library.signature import EntryError, Symbol, bind, call_rule
+from gendsl.library.entries import Configured
+from gendsl.library.distributions import DISTRIBUTIONS, Misfit, fit_event, support_of
+from gendsl.library.signature import EntryError, Symbol, bind, call_rule, parameters
 from gendsl.library.training import BETA_SCHEDULES, INITS, PROCESSES
 from gendsl.types import UNKNOWN, NetType, NumberType, ObjectType, TensorType
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A registry entry as a spec calls it: `Adam(lr=1e-3)`. `values` are the arguments by name
+    with defaults filled in (what later stages read); `result` is what the entry's rule returned."""
+
+    name: str
+    values: dict[str, Any]   # in the order of the entry's signature
+    result: Any
+    given: dict[str, Any]    # the same, in the order they were bound: given arguments first
+
+    def configured(self) -> Configured:
+        """How nodes store a chosen entry."""
+        return Configured(entry=self.name, options=dict(self.values))
 
 
 class _TypePass(UsesMixin):
@@ -53,8 +71,8 @@ class _TypePass(UsesMixin):
     def report(self, code: str, message: str, span, **kw) -> None:
         self.diagnostics.append(error(code, message, span, **kw))
 
-    def registry_value(self, expr: ast.Expr, registry, what: str) -> tuple[str, Any] | None:
-        """`Adam(lr=1e-3)` -> ('Adam', rule result); None after reporting."""
+    def registry_value(self, expr: ast.Expr, registry, what: str) -> "Bound | None":
+        """`Adam(lr=1e-3)` -> its entry name, bound arguments and rule result; None after reporting."""
         ok, value = evaluate_or_report(expr, self.params, self.diagnostics, f"a {what}")
         if not ok:
             return None
@@ -73,10 +91,11 @@ class _TypePass(UsesMixin):
         if problems:
             return None
         try:
-            return value.name, call_rule(entry.rule, [], values, skip=0)
+            result = call_rule(entry.rule, [], values, skip=0)
         except EntryError as exc:
             self.report("E220", exc.message, expr.span, hint=exc.hint)
             return None
+        return Bound(value.name, _in_order(entry, values), result, values)
 
     # ---- declarations ----
     def data(self) -> None:
@@ -86,27 +105,19 @@ class _TypePass(UsesMixin):
         for members in groups.values():
             decl: ast.DataDecl = members[0][1].decl
             found = self.registry_value(decl.source, source_registry.SOURCES, "data source")
-            outputs = found[1] if found else None
-            source_args = self.source_args(decl.source) if found else {}
+            outputs = found.result if found else None
+            source_args = dict(found.given) if found else {}
             if outputs is not None and len(decl.vars) > len(outputs):
-                self.report("E225", f"{found[0]} provides {len(outputs)} array{'s' if len(outputs) > 1 else ''}, "
+                self.report("E225", f"{found.name} provides {len(outputs)} array{'s' if len(outputs) > 1 else ''}, "
                             f"but {len(decl.vars)} variables are declared", decl.span,
-                            hint=f"{found[0]} gives: " + ", ".join(o.describe() for o in outputs))
+                            hint=f"{found.name} gives: " + ", ".join(o.describe() for o in outputs))
                 outputs = None
             for (key, node), var in zip(members, decl.vars):
                 declared = self.resolve_type(var.type)
                 if declared is not None and outputs is not None:
-                    self.check_data_type(var, declared, outputs[node.position], found[0])
+                    self.check_data_type(var, declared, outputs[node.position], found.name)
                 self.model[key] = Binding("data", declared or UNKNOWN, key)
-                self.set(key, type=declared, source=found[0] if found else "", source_args=source_args)
-
-    def source_args(self, expr: ast.Expr) -> dict[str, Any]:
-        ok, value = evaluate_or_report(expr, self.params, [], "a data source")
-        if not ok or not isinstance(value, EntryCall):
-            return {}
-        entry = source_registry.SOURCES[value.name]
-        values, _ = bind(value.name, entry.rule, list(value.args), dict(value.kwargs), skip=0)
-        return values
+                self.set(key, type=declared, source=found.name if found else "", source_args=source_args)
 
     def check_data_type(self, var: ast.DataVar, declared: TensorType, given: TensorType, source: str) -> None:
         kinds_ok = (declared.kind == given.kind or (declared.kind == "real" and given.kind == "bin"))
@@ -123,7 +134,7 @@ class _TypePass(UsesMixin):
             t = self.resolve_type(node.decl.type, batched=False)
             init = self.registry_value(node.decl.init, INITS, "initializer")
             self.model[key] = Binding("tensor", t or UNKNOWN, key)
-            self.set(key, type=t, init={"name": init[0], **init[1].values} if init else {},
+            self.set(key, type=t, init=init.configured() if init else Configured(entry="zeros"),
                      params=t.numel if t else 0)
 
     def latents(self) -> None:
@@ -186,31 +197,46 @@ class _TypePass(UsesMixin):
                     hint="change the last layer's width or the declared type")
         return declared
 
-    def program(self, owner: str, body, inputs, context: str = "net") -> ir.Program:
+    def program(self, owner: str, body, inputs, context: str = "net", draws: bool = False) -> ir.Program:
+        """The typed body of a network (`draws=False`) or of a density block."""
         scope = Scope(context=context, owner=owner,
                       local={n: Binding("input", t, n) for n, t in inputs})
         stmts: list = []
         result = None
         for i, stmt in enumerate(body):
             if isinstance(stmt, ast.Assign):
-                value = self.typer.expr(stmt.value, scope)
+                value = self.no_distribution(self.typer.expr(stmt.value, scope), owner)
                 scope.local[stmt.target.name] = Binding("local", value.type, stmt.target.name)
                 stmts.append(ir.Assign(span=stmt.span, name=stmt.target.name, value=value))
             elif isinstance(stmt, ast.Draw):
                 dist = self.typer.expr(stmt.dist, scope)
-                if isinstance(dist, ir.Dist):
+                if not draws:
+                    self.report("E210", f"network {owner} computes values; a draw `{stmt.target.name} ~ ...` "
+                                "belongs in a density block", stmt.span, label="a draw in a network",
+                                hint="draw in an encoder q(z | x) or a decoder p(x | z) block, or give a latent "
+                                     "its prior: `latent z: real[8] ~ Normal(0, 1)`")
+                elif isinstance(dist, ir.Dist):
                     stmts.append(ir.Draw(span=stmt.span, name=stmt.target.name, dist=dist))
                 else:
                     self.failed_draws.add((owner, stmt.target.name))
-                if not isinstance(dist, ir.Dist) and dist.type is not UNKNOWN:
+                if draws and not isinstance(dist, ir.Dist) and dist.type is not UNKNOWN:
                     self.report("E235", f"'~' draws from a distribution, got {dist.type.describe()}",
                                 stmt.dist.span, hint="write e.g. `z ~ Normal(loc = m, scale = s)`")
             else:
                 if i != len(body) - 1:
                     self.report("E233", "this value is not used: only the last line of a network is its output",
                                 stmt.span, hint="name it (`h = ...`) or move it to the end")
-                result = self.typer.expr(stmt.value, scope)
+                result = self.no_distribution(self.typer.expr(stmt.value, scope), owner)
         return ir.Program(inputs=tuple(inputs), stmts=tuple(stmts), result=result)
+
+    def no_distribution(self, value: ir.Expr, owner: str) -> ir.Expr:
+        """A distribution is only ever drawn from (`~`): as a value it would mean nothing."""
+        if not isinstance(value, ir.Dist):
+            return value
+        self.report("E210", f"{value.family}(...) is a distribution; in {owner} it can only follow '~'",
+                    value.span, hint=f"draw from it in a density block (`x ~ {value.family}(...)`), or compute "
+                                     "its parameters here and draw where the variable is modelled")
+        return ir.Const(span=value.span, type=UNKNOWN, value=None)
 
     # ---- densities ----
     def factors(self) -> None:
@@ -225,8 +251,7 @@ class _TypePass(UsesMixin):
             self.check_factor_roles(decl, variables, given)
             inputs = [(n, self.model[n].type) for n in (*given, *variables)
                       if n in self.model and (n in given or decl.role == "autoregressive")]
-            program = self.program(key, decl.body, inputs)
-            self.check_draws(key, decl, program, variables)
+            program = self.check_draws(key, decl, self.program(key, decl.body, inputs, draws=True), variables)
             term = DensityTerm(density=node.density, vars=variables, given=given)
             self.set(key, term=term, program=program, params=sum(u.params for u in program.layers()))
         self.model.setdefault("p", Binding("density", ObjectType(kind="density", name="p")))
@@ -254,8 +279,11 @@ class _TypePass(UsesMixin):
             self.report("E309", "an autoregressive density conditions only on its own earlier dimensions",
                         decl.span, hint="write `autoregressive p(x) { x ~ ... }`")
 
-    def check_draws(self, key: str, decl: ast.DensityDecl, program: ir.Program, variables) -> None:
+    def check_draws(self, key: str, decl: ast.DensityDecl, program: ir.Program, variables) -> ir.Program:
+        """Each declared variable drawn once, from a distribution that fits it; returns the program
+        with its draws fitted to their variables."""
         drawn = [s for s in program.stmts if isinstance(s, ir.Draw)]
+        fitted: dict[str, ir.Dist] = {}
         given = f" | {', '.join(g.name for g in decl.given)}" if decl.given else ""
         for var in variables:
             draws = [d for d in drawn if d.name == var]
@@ -266,28 +294,28 @@ class _TypePass(UsesMixin):
                             f"'{var}' exactly once (found {len(draws)})", decl.span,
                             hint=f"add `{var} ~ Normal(...)` (or Bernoulli, ...)")
             elif var in self.model:
-                self.check_event(draws[0].dist, self.model[var].type, var, draws[0].span)
+                fitted[var] = self.fit(draws[0].dist, self.model[var].type, var, draws[0].span,
+                                       drawn=self.model[var].kind == "latent")
         for extra in (d for d in drawn if d.name not in variables):
             self.report("E309", f"{decl.role} draws '{extra.name}', which it does not declare",
                         extra.span, hint=f"the block's variables are {', '.join(variables)}")
+        stmts = tuple(s.model_copy(update={"dist": fitted[s.name]}) if isinstance(s, ir.Draw) and s.name in fitted
+                      else s for s in program.stmts)
+        return program.model_copy(update={"stmts": stmts})
 
-    def check_event(self, dist: ir.Dist, declared: TensorType, var: str, span) -> None:
-        if declared is UNKNOWN or dist.type is UNKNOWN:
-            return
-        event: TensorType = dist.type.event
-        support = {"cat": ("cat",), "bin": ("bin", "real"), "real": ("real",)}[event.kind]
-        if declared.kind not in support and not (declared.kind == "bin" and event.kind == "real"):
-            self.report("E226", f"{dist.family} draws {event.kind} values but '{var}' is {declared.describe()}",
-                        span, hint="pick a distribution whose values fit the variable (Bernoulli for bin, "
-                                   "Normal for real, Categorical for cat)")
-            return
-        if event.kind == "cat" and event.classes != declared.classes:
-            self.report("E226", f"{dist.family} has {event.classes} categories but '{var}' is {declared.describe()}",
-                        span, hint="the logits' last dimension is the number of categories")
-        elif event.kind != "cat" and event.shape not in ((), declared.shape):
-            self.report("E226", f"{dist.family} gives {event.describe()} but '{var}' is {declared.describe()}",
-                        span, label=f"event {event.describe()}",
-                        hint="the parameters' per-sample shape must equal the variable's (or be a number)")
+    def fit(self, dist: ir.Dist, declared, var: str, span, *, drawn: bool, numbers_fill: bool = False) -> ir.Dist:
+        """Hold a distribution to the variable it models (its family's support, categories and
+        shape, E226) and give it the variable's type: numbers broadcast to the declared shape.
+        Returns the distribution with its event fitted (unchanged after reporting)."""
+        if declared is UNKNOWN or declared is None or dist.type is UNKNOWN:
+            return dist
+        params = {name: value.type for name, value in dist.params.items()}
+        fitted = fit_event(dist.family, params, declared, var, drawn=drawn, numbers_fill=numbers_fill)
+        if isinstance(fitted, Misfit):
+            at = dist.params[fitted.param].span if fitted.param else span
+            self.report("E226", fitted.message, at, hint=fitted.hint)
+            return dist
+        return dist.model_copy(update={"type": dist.type.model_copy(update={"event": fitted})})
 
     def observe(self, key: str, node) -> None:
         decl: ast.ObserveDecl = node.decl
@@ -298,8 +326,8 @@ class _TypePass(UsesMixin):
                         hint="latents get their distribution from their prior")
         dist = self.typer.expr(decl.dist, Scope(context="observe", owner=key))
         given = tuple(sorted({r.name for r in ir.walk(dist) if isinstance(r, ir.Ref) and r.scope == "latent"}))
-        if isinstance(dist, ir.Dist) and binding is not None:
-            self.check_event(dist, binding.type, var, decl.dist.span)
+        if isinstance(dist, ir.Dist) and binding is not None and binding.kind == "data":
+            dist = self.fit(dist, binding.type, var, decl.dist.span, drawn=False)
         program = ir.Program(inputs=tuple((g, self.model[g].type) for g in given),
                              stmts=(ir.Draw(span=decl.span, name=var, dist=dist),) if isinstance(dist, ir.Dist) else ())
         self.set(key, term=DensityTerm(density="p", vars=(var,), given=given), program=program)
@@ -310,7 +338,7 @@ class _TypePass(UsesMixin):
         for key, node in self.nodes("latent"):
             prior = self.typer.expr(node.decl.prior, Scope(context="prior", owner=key))
             if isinstance(prior, ir.Dist) and node.type is not None:
-                self.check_event(prior, node.type, key, node.decl.prior.span)
+                prior = self.fit(prior, node.type, key, node.decl.prior.span, drawn=True, numbers_fill=True)
             elif prior.type is not UNKNOWN and not isinstance(prior, ir.Dist):
                 self.report("E226", f"the prior of '{key}' must be a distribution, got {prior.type.describe()}",
                             node.decl.prior.span, hint="write e.g. `latent z: real[8] ~ Normal(0, 1)`")
@@ -329,6 +357,8 @@ class _TypePass(UsesMixin):
                 self.report("E305", f"flow {key} maps {x_type.describe()} to {out.describe()}, but the latent "
                             f"'{decl.latent.name}' is {z.type.describe()}", decl.latent.span,
                             hint="a flow keeps the dimension: the latent must have the data's shape")
+            elif z is not None:
+                self.check_flow_prior(key, decl)
             program = ir.Program(inputs=((decl.param.name.name, x_type),), stmts=(),
                                  result=ir.Layers(span=decl.span, type=out, input=ir.Ref(
                                      span=decl.param.span, type=x_type, name=decl.param.name.name, scope="input"),
@@ -336,6 +366,16 @@ class _TypePass(UsesMixin):
             self.model[key] = Binding("flow", ObjectType(kind="flow", name=key, value=x_type
                                                          if isinstance(x_type, TensorType) else None), key)
             self.set(key, program=program, params=sum(u.params for u in layers))
+
+    def check_flow_prior(self, key: str, decl: ast.FlowDecl) -> None:
+        """A flow maps data onto every real value, so its latent's prior needs a density at each
+        (a Uniform prior makes log p(x) -inf as soon as f(x) leaves [low, high))."""
+        prior = self.graph.nodes[decl.latent.name]["data"].prior
+        if prior is not None and not support_of(prior.family).everywhere:
+            fits = [name for name, entry in DISTRIBUTIONS.items() if entry.support.everywhere]
+            self.report("E305", f"flow {key}'s latent '{decl.latent.name}' has a {prior.family} prior, which has no "
+                        "density at some real values the flow can reach", prior.span,
+                        hint=f"give '{decl.latent.name}' a prior with a density everywhere: {', '.join(fits)}")
 
     def diffusions(self) -> None:
         for key, node in self.nodes("diffusion"):
@@ -346,35 +386,36 @@ class _TypePass(UsesMixin):
                             f"{var.kind} {var.type.describe()}", decl.var.span,
                             hint="declare the data as real[...]")
             found = self.registry_value(decl.process, PROCESSES, "diffusion process")
-            process = {}
+            process = betas = None
             if found:
-                process = {"name": found[0], **found[1].values}
-                betas = process.get("betas")
-                if betas is None:
-                    process["betas"] = {"name": "linear", "start": 1e-4, "end": 0.02}
-                else:
-                    schedule = self.schedule_value(betas, decl.process)
-                    process["betas"] = schedule
+                options = dict(found.values)
+                chosen = options.pop("betas", None)
+                process = Configured(entry=found.name, options=options)
+                betas = Configured(entry="linear", options={"start": 1e-4, "end": 0.02}) if chosen is None \
+                    else self.schedule_value(chosen, decl.process)
             x_type = var.type if var is not None and isinstance(var.type, TensorType) else None
             self.model[key] = Binding("diffusion", ObjectType(kind="diffusion", name=key, value=x_type), key)
-            self.set(key, process=process)
+            self.set(key, process=process, betas=betas)
 
-    def schedule_value(self, betas: Any, where: ast.Expr) -> dict:
+    def schedule_value(self, betas: Any, where: ast.Expr) -> Configured | None:
         if isinstance(betas, Symbol):
             betas = EntryCall(betas.name, (), (), where)
         if not isinstance(betas, EntryCall) or betas.name not in BETA_SCHEDULES:
             self.report("E207", "betas must be a noise schedule such as linear(1e-4, 0.02) or cosine()",
                         where.span, hint=f"known: {', '.join(BETA_SCHEDULES)}")
-            return {}
+            return None
         entry = BETA_SCHEDULES[betas.name]
         values, problems = bind(betas.name, entry.rule, list(betas.args), dict(betas.kwargs), skip=0)
         for message, hint in problems:
             self.report("E221", message, betas.node.span, hint=hint)
+        if problems:
+            return None
         try:
-            return {"name": betas.name, **call_rule(entry.rule, [], values, skip=0).values} if not problems else {}
+            call_rule(entry.rule, [], values, skip=0)  # the entry's own checks of the values
         except EntryError as exc:
             self.report("E220", exc.message, betas.node.span, hint=exc.hint)
-            return {}
+            return None
+        return Configured(entry=betas.name, options=_in_order(entry, values))
 
     def densities(self) -> None:
         factors = {k: n.term for k, n in self.nodes("factor") if n.term is not None}
@@ -401,6 +442,11 @@ class _TypePass(UsesMixin):
         self.steps()
         self.train_config()
         self.metrics()
+
+
+def _in_order(entry, values: dict[str, Any]) -> dict[str, Any]:
+    """Bound arguments in the order of the entry's signature (generated code lists them so)."""
+    return {p.name: values[p.name] for p in parameters(entry.rule, 0) if p.name in values}
 
 
 def _origin(result) -> ir.LayerUse | None:

@@ -24,15 +24,35 @@ class UsesMixin:
             binding = self.model.get(target)
             target_type = None
             if found and (binding is None or binding.kind != "net"):
-                self.report("E311", f"{found[0]} needs an energy network as its first argument",
+                self.report("E311", f"{found.name} needs an energy network as its first argument",
                             (first or call).span, hint="write `sampler neg = Langevin(E, steps=60)` with "
                                                        "`energy E(x: real[2]) -> real { ... }`")
-            elif found and isinstance(binding.type, NetType) and binding.type.inputs \
-                    and isinstance(binding.type.inputs[0], TensorType):
-                target_type = binding.type.inputs[0]
-            options = {k: v for k, v in found[1].values.items() if k != "energy"} if found else {}
+            elif found and isinstance(binding.type, NetType):
+                target_type = self.sampled_input(found.name, binding.type, first)
+            options = {k: v for k, v in found.values.items() if k != "energy"} if found else {}
             self.model[key] = Binding("sampler", ObjectType(kind="sampler", name=key, value=target_type), key)
-            self.set(key, sampler=found[0] if found else "", target=target, options=options, type=target_type)
+            self.set(key, sampler=found.name if found else "", target=target, options=options, type=target_type)
+
+    def sampled_input(self, sampler: str, energy: NetType, where: ast.Expr) -> TensorType | None:
+        """The type a sampler draws: the one input of its energy, a real-valued tensor (Langevin
+        follows the energy's gradient with respect to it). None after reporting."""
+        if len(energy.inputs) != 1:
+            inputs = ", ".join(t.describe() for t in energy.inputs)
+            self.report("E311", f"{sampler} needs an energy of exactly one input, but {energy.name} takes "
+                        f"{len(energy.inputs)} ({inputs})", where.span, label=f"{len(energy.inputs)} inputs",
+                        hint=f"{sampler} draws the one input x of E(x); declare `energy {energy.name}(x: ...) -> real` "
+                             "(an energy conditioned on other inputs cannot be sampled yet)")
+            return None
+        x = energy.inputs[0]
+        if x is UNKNOWN:
+            return None
+        if not isinstance(x, TensorType) or x.kind not in ("real", "bin"):
+            self.report("E311", f"{sampler} moves its samples along the energy's gradient, so the input of "
+                        f"{energy.name} must be real-valued, but it is {x.describe()}", where.span,
+                        hint="declare the input `real[...]`; categories (cat) cannot be sampled by Langevin "
+                             "dynamics")
+            return None
+        return x
 
     def loss_order(self) -> list[str]:
         losses = [k for k, _ in self.nodes("loss")]
@@ -82,10 +102,10 @@ class UsesMixin:
                         train.span, hint="write every step as `step NAME: minimize LOSS over NETS`")
         for key, node in steps:
             decl: ast.TrainStep = node.decl
-            optimizer = {}
+            optimizer = None
             if decl.optimizer is not None:
                 found = self.registry_value(decl.optimizer, OPTIMIZERS, "optimizer")
-                optimizer = {"name": found[0], **found[1].values} if found else {}
+                optimizer = found.configured() if found else None
             repeat = 1
             if decl.repeat is not None:
                 ok, value = evaluate_or_report(decl.repeat, self.params, self.diagnostics, "a repeat count",
@@ -114,7 +134,7 @@ class UsesMixin:
                 registry = OPTIMIZERS if spec.kind == "optimizer" else SCHEDULES
                 found = self.registry_value(setting.value, registry, spec.kind)
                 if found:
-                    values[name] = {"name": found[0], **found[1].values}
+                    values[name] = found.configured()
                 continue
             ok, value = evaluate_or_report(setting.value, self.params, self.diagnostics, f"`{name}`",
                                            symbols=False)
