@@ -69,9 +69,19 @@ class Call(Node):
     bad_args: bool = False   # a syntax error in the arguments was reported (E024)
 
 
+class Slice(Node):
+    """`start:stop:step` inside an index, each part optional: `h[1:3]`, `x[:, 1]`."""
+
+    start: "Expr | None" = None
+    stop: "Expr | None" = None
+    step: "Expr | None" = None
+
+
 class Index(Node):
+    """`h[0]`, `mu[c]`, `x[0, 2:5]`: one item per per-sample axis, from the first."""
+
     target: "Expr"
-    indices: tuple["Expr", ...]
+    indices: tuple["Expr | Slice", ...]
 
 
 class Attr(Node):

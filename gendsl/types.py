@@ -1,7 +1,9 @@
 """Types shared by the graph, the library and code generation.
 
 A tensor type describes one sample: `real[1, 28, 28]` is the type of each image of a batch.
-`batched=False` marks values shared by the whole batch (model tensors, reduced losses).
+`batched=False` marks values shared by the whole batch (model tensors, values computed from them
+only, reduced losses): at run time a batched value has the batch as its leading dimension and a
+shared one has none (docs/semantics.md).
 All dims are integers: params are resolved (after `--set`) before any type is built.
 """
 
@@ -47,7 +49,7 @@ class TensorType(Type):
             text = "step"
         else:
             text = f"{self.kind}[{', '.join(map(str, self.shape))}]" if self.shape else self.kind
-        return text if self.batched else f"{text} (model tensor)"
+        return text if self.batched else f"{text} (shared)"
 
     @property
     def numel(self) -> int:
@@ -59,6 +61,10 @@ class TensorType(Type):
 
     def with_shape(self, shape: tuple[int, ...]) -> "TensorType":
         return self.model_copy(update={"shape": tuple(shape)})
+
+    def as_batched(self, batched: bool) -> "TensorType":
+        """The same per-sample type, batched or shared."""
+        return self if self.batched == batched else self.model_copy(update={"batched": batched})
 
     def as_real(self) -> "TensorType":
         """The same shape as a real tensor (bin/int data used in arithmetic or layers)."""
@@ -133,3 +139,17 @@ def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] 
             return None
         out.append(max(x, y) if 1 in (x, y) else x)
     return tuple(reversed(out))
+
+
+def compatible(found: Type, expected: Type) -> bool:
+    """Can a value of type `found` be passed where `expected` is declared (batched or shared alike)?"""
+    if not isinstance(found, TensorType) or not isinstance(expected, TensorType):
+        return isinstance(found, NumberType) and isinstance(expected, TensorType) and expected.shape == () \
+            and expected.kind != "cat"
+    if expected.kind == "cat" or found.kind == "cat":
+        return found.kind == expected.kind and found.classes == expected.classes
+    if "step" in (expected.kind, found.kind):
+        return found.kind == expected.kind
+    if found.shape != expected.shape:
+        return expected.shape == () and found.shape == (1,) or found.shape == () and expected.shape == (1,)
+    return expected.kind == "real" or found.kind == expected.kind

@@ -90,21 +90,28 @@ def sinusoidal(t, dim):
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
+def input_gradient(critic, x):
+    """d sum(critic(x)) / dx with its graph kept (penalties are trained through it); zeros where
+    the critic does not depend on x. Attention inside runs its math kernel: the fused kernels have
+    no double backward."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
 def gradient_penalty(critic, real, fake):
     """WGAN-GP (Gulrajani et al. 2017): mean over the batch of (|grad critic| - 1)^2."""
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    with torch.enable_grad():
-        score = critic(mixed)
-        (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    grad = input_gradient(critic, mixed)
     return ((grad.reshape(grad.shape[0], -1).norm(dim=1) - 1) ** 2).mean()
 
 
 def r1_penalty(critic, real):
     """R1 (Mescheder et al. 2018): mean over the batch of |grad critic(x)|^2 at real data."""
-    x = real.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    grad = input_gradient(critic, real.detach().requires_grad_(True))
     return grad.reshape(grad.shape[0], -1).pow(2).sum(1).mean()
 
 

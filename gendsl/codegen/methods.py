@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from gendsl.codegen.exprs import ATOM, CALL, Writer, literal
+from gendsl.codegen.exprs import ATOM, CALL, Writer, fill, literal, network_arguments
 from gendsl.codegen.names import Names, identifier, suffix
 from gendsl.graph import ir
 from gendsl.graph.dependencies import Reach
-from gendsl.types import TensorType
+from gendsl.library.methods import METHODS
+from gendsl.library.signature import bind, call_rule
+from gendsl.types import ObjectType, TensorType
 
 
 @dataclass
@@ -132,9 +134,9 @@ class MethodWriter(Writer):
         return super().w_Apply(e)
 
     def w_CallNet(self, e: ir.CallNet):
-        args = [self.code(a) for a in e.args]
+        args, one = network_arguments(list(e.args), [self.emit(a) for a in e.args], self)
         args += [f"self.{self.info.attrs[f]}" for f in self.info.free.get(e.net, [])]
-        code = f"self.{self.info.attrs[e.net]}({', '.join(args)})"
+        code = f"self.{self.info.attrs[e.net]}({', '.join(args)})" + ("[0]" if one else "")
         simple = [a for a in args if a.isidentifier()]
         base = "_".join([e.net, *simple]) if len(simple) == len(args) and args else e.net
         return self.hoist(code, base, no_grad=self.cut(e)), ATOM
@@ -156,14 +158,23 @@ class MethodWriter(Writer):
         return f"kl_divergence({q}, {p})", CALL
 
     def w_Method(self, e: ir.Method):
-        obj = f"self.{self.info.attrs[e.obj]}"
-        if e.kind == "flow":
-            return f"{obj}.inverse({self.code(e.args[0])})", CALL
-        net = f"self.{self.info.attrs[e.args[0].name]}"
-        if e.method == "loss":
-            return f"{obj}.loss({net}, {self.data(self.info.node(e.obj).var)})", CALL
-        shape = tuple(e.type.shape)
-        return f"{obj}.reverse({net}, {self.batch_size()}, {shape}, self.device)", CALL
+        """The code the method's registry entry emits (gendsl/library/methods.py)."""
+        node = self.info.node(e.obj)
+        data = self.info.node(node.var).type
+        entry = METHODS[f"{e.kind}.{e.method}"]
+        values, _ = bind(entry.name, entry.rule, [a.type for a in e.args], {}, skip=1)
+        use = call_rule(entry.rule, [ObjectType(kind=e.kind, name=e.obj, value=data)], values, skip=1)
+        places = {"obj": f"self.{self.info.attrs[e.obj]}"}
+        if "{data}" in use.code:
+            places["data"] = self.data(node.var)
+        if "{n}" in use.code:
+            places["n"] = self.batch_size()
+        if "{shape}" in use.code:
+            places["shape"] = repr(tuple(data.shape))
+        code = use.code
+        for name, value in places.items():
+            code = code.replace("{%s}" % name, value)
+        return fill(code, [self.emit(a) for a in e.args], self), CALL
 
     def w_SamplerDraw(self, e: ir.SamplerDraw):
         node = self.info.node(e.sampler)

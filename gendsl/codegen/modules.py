@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gendsl.codegen.exprs import CALL, Writer
+from gendsl.codegen.exprs import CALL, Writer, dist_code, network_arguments, paren
 from gendsl.codegen.masks import mask_lines
-from gendsl.codegen.names import Names, identifier
+from gendsl.codegen.names import LOCALS, Names, identifier
 from gendsl.graph import ir
 from gendsl.source import Span
-from gendsl.types import TensorType
+from gendsl.types import NumberType, TensorType
 
 
 def where(span: Span) -> str:
@@ -33,13 +33,27 @@ class ModuleClass:
 class NetWriter(Writer):
     """Expressions inside forward(): inputs and locals by name, pipelines as submodules."""
 
-    def __init__(self, attrs: Names, free: list[str]):
+    def __init__(self, attrs: Names, free: list[str], taken: set[str] = frozenset(),
+                 callees: dict[str, list[str]] | None = None):
         super().__init__()
         self.attrs = attrs
         self.free = free
+        self.callees = callees or {}   # a called network's own tensors and networks, passed on to it
+        self.locals = Names(set(LOCALS) | set(taken))
         self.sequences: list[tuple[str, ir.Layers]] = []
         self.helpers: set[str] = set()
         self.hint = "out"
+
+    def hoist(self, code: str, base: str) -> str:
+        """Name a value used twice in a statement: a line before the statement that needs it."""
+        name = self.locals.fresh(base)
+        self.lines.append(f"{name} = {code}")
+        return name
+
+    def flush(self) -> list[str]:
+        """The hoisted lines written so far (they precede the statement being written)."""
+        lines, self.lines = self.lines, []
+        return lines
 
     def w_Ref(self, e: ir.Ref):
         if e.scope in ("tensor", "net") and e.name not in self.free:
@@ -47,18 +61,24 @@ class NetWriter(Writer):
         return identifier(e.name), 100
 
     def w_Layers(self, e: ir.Layers):
-        source = self.code(e.input)
+        source, prec = self.emit(e.input)
         attr = self.attrs.fresh(self.hint, attr=True)
         self.sequences.append((attr, e))
         for use in e.layers:
             self.helpers.update(use.helpers)
+        if not e.type.batched:  # layers run on a batch: a shared value goes through as a batch of one
+            return f"self.{attr}({paren(source, prec, CALL)}[None])[0]", CALL
         return f"self.{attr}({source})", CALL
 
     def w_CallNet(self, e: ir.CallNet):
         if e.net not in self.free:
             self.free.append(e.net)
-        args = ", ".join(self.code(a) for a in e.args)
-        return f"{identifier(e.net)}({args})", CALL
+        args, one = network_arguments(list(e.args), [self.emit(a) for a in e.args], self)
+        for name in self.callees.get(e.net, []):
+            if name not in self.free:
+                self.free.append(name)
+            args.append(identifier(name))
+        return f"{identifier(e.net)}({', '.join(args)})" + ("[0]" if one else ""), CALL
 
     def w_Apply(self, e: ir.Apply):
         self.helpers.update(e.helpers)
@@ -74,31 +94,32 @@ def sequence_source(attr: str, layers: ir.Layers, indent: str = "        ") -> s
     return f"{indent}self.{attr} = nn.Sequential(  # {where(layers.span)}\n" + "\n".join(rows) + f"\n{indent})"
 
 
-def network_class(key: str, node, name: str, title: str) -> ModuleClass:
-    """A network or a density factor: forward() computes the output or the distribution(s)."""
+def network_class(key: str, node, name: str, title: str, callees: dict[str, list[str]] | None = None) -> ModuleClass:
+    """A network or a density factor: forward() computes the output or the distribution(s).
+    `callees`: the tensors and networks each network it calls takes (its ModuleClass.free)."""
     program: ir.Program = node.program
     inputs = [name for name, _ in program.inputs]
     free: list[str] = []
-    writer = NetWriter(Names(set()), free)
+    writer = NetWriter(Names(set()), free, taken=names_in(program) | {identifier(n) for f in (callees or {}).values()
+                                                                       for n in f}, callees=callees)
     body: list[str] = []
     for stmt in program.stmts:
         writer.hint = stmt.name if isinstance(stmt, ir.Assign) else f"{stmt.name}_dist"
         if isinstance(stmt, ir.Assign):
-            body.append(f"{identifier(stmt.name)} = {writer.code(stmt.value)}  # {where(stmt.span)}")
+            value = writer.code(stmt.value)
+            body += writer.flush() + [f"{identifier(stmt.name)} = {value}  # {where(stmt.span)}"]
         else:
             parts = {}
             for pname, value in stmt.dist.params.items():
                 writer.hint = f"{stmt.name}_{pname}"
-                parts[pname] = writer.code(value)
-            dist = stmt.dist.model_copy()
-            body.append(f"{identifier(stmt.name)}_dist = {dist_code(dist, parts)}  # {where(stmt.span)}")
+                parts[pname] = writer.emit(value)
+            code = dist_code(stmt.dist, parts, batch=first_batched(program))
+            body += writer.flush() + [f"{identifier(stmt.name)}_dist = {code}  # {where(stmt.span)}"]
     draws = [s for s in program.stmts if isinstance(s, ir.Draw)]
     if program.result is not None:
         writer.hint = "out"
-        result = writer.code(program.result)
-        if _squeezes(node, program):
-            result += ".squeeze(-1)"
-        body.append(f"return {result}")
+        result = output_code(*writer.emit(program.result), program, node)
+        body += writer.flush() + [f"return {result}"]
     elif draws:
         names = ", ".join(f"{identifier(d.name)}_dist" for d in draws)
         body.append(f"return {names}")
@@ -119,19 +140,42 @@ def network_class(key: str, node, name: str, title: str) -> ModuleClass:
     return ModuleClass(key=key, class_name=name, source=source, inputs=inputs, free=free, helpers=writer.helpers)
 
 
-def dist_code(dist: ir.Dist, parts: dict[str, str]) -> str:
-    code = dist.code.format(**parts)
-    event = dist.type.event
-    rank = len(event.shape) if isinstance(event, TensorType) and event.kind != "cat" else 0
-    return f"D.Independent({code}, {rank})" if rank else code
+def names_in(program: ir.Program) -> set[str]:
+    """Every identifier a program's code may use: hoisted locals must not shadow one."""
+    names = {identifier(n) for n, _ in program.inputs}
+    names |= {identifier(s.name) + ("" if isinstance(s, ir.Assign) else "_dist") for s in program.stmts}
+    for e in ir.walk_program(program):
+        if isinstance(e, ir.Ref):
+            names.add(identifier(e.name))
+        elif isinstance(e, ir.CallNet):
+            names.add(identifier(e.net))
+    return names
 
 
-def _squeezes(node, program: ir.Program) -> bool:
-    """A network declared to return one number per sample whose last layer gives real[1]."""
+def first_batched(program: ir.Program) -> str | None:
+    """The identifier of the program's first per-sample input: what gives a shared value a batch."""
+    return next((identifier(name) for name, t in program.inputs if isinstance(t, TensorType) and t.batched), None)
+
+
+def output_code(result: str, prec: int, program: ir.Program, node) -> str:
+    """The returned value with the network's declared output: one per sample (a shared result is
+    repeated over the batch of the first input), `real` and `real[1]` given as declared."""
     output = getattr(getattr(node, "type", None), "output", None)
-    result = program.result.type if program.result is not None else None
-    return isinstance(output, TensorType) and output.shape == () and isinstance(result, TensorType) \
-        and result.shape == (1,)
+    found = program.result.type
+    batch = first_batched(program)
+    if isinstance(output, TensorType) and isinstance(found, NumberType) and batch is not None:
+        shape = ", ".join([f"len({batch})", *map(str, output.shape)]) + ("," if not output.shape else "")
+        return f"torch.full(({shape}), {float(found.value)!r}, device={batch}.device)"
+    if not (isinstance(output, TensorType) and isinstance(found, TensorType)):
+        return result
+    if output.shape == () and found.shape == (1,):
+        result, prec = f"{paren(result, prec, CALL)}.squeeze(-1)", CALL
+    elif output.shape == (1,) and found.shape == ():
+        result, prec = f"{paren(result, prec, CALL)}[..., None]", CALL
+    if not found.batched and batch is not None:
+        dims = "".join(", -1" for _ in output.shape)
+        result = f"{paren(result, prec, CALL)}.expand(len({batch}){dims})"
+    return result
 
 
 def flow_class(key: str, node) -> ModuleClass:

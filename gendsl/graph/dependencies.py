@@ -117,10 +117,58 @@ class Reach:
             _merge(found, self.of_node(expr.obj) if expr.kind == "flow" else {})
         elif isinstance(expr, ir.DrawDensity):
             return
+        elif isinstance(expr, ir.CallNet):
+            _merge(found, self.direct(expr, local))
+            self.call_arguments(expr, found, local)
+            return
         else:
             _merge(found, self.direct(expr, local))
         for child in ir.children(expr):
             self._expr(child, found, local)
+
+    def call_arguments(self, call: ir.CallNet, found: Found, local: dict[str, Found] | None) -> None:
+        """A network's arguments, through it: a gradient reaches an argument only when the
+        network's output depends on that input along a path a gradient can take."""
+        live = self.live_inputs(call.net)
+        for position, arg in enumerate(call.args):
+            if position in live:
+                self._expr(arg, found, local)
+            elif self.through_stops:
+                inner: Found = {}
+                self._expr(arg, inner, local)
+                _merge(found, _stopped(inner))
+
+    def live_inputs(self, net: str) -> set[int]:
+        """Positions of a network's inputs that its output depends on differentiably (not only
+        through `detach` or a non-differentiable function)."""
+        node = self.node(net)
+        program = getattr(node, "program", None)
+        if program is None:
+            return set()
+        names = [name for name, _ in program.inputs]
+        local: dict[str, set[str]] = {}
+        used: set[str] = set()
+        for stmt in program.stmts:
+            if isinstance(stmt, ir.Assign):
+                local[stmt.name] = self.inputs_of(stmt.value, local)
+            else:
+                used |= self.inputs_of(stmt.dist, local)
+        if program.result is not None:
+            used |= self.inputs_of(program.result, local)
+        return {i for i, name in enumerate(names) if name in used}
+
+    def inputs_of(self, expr: ir.Expr, local: dict[str, set[str]]) -> set[str]:
+        """The inputs of a block an expression depends on along differentiable paths."""
+        if isinstance(expr, ir.SamplerDraw) or (isinstance(expr, ir.Apply) and not expr.differentiable):
+            return set()
+        if isinstance(expr, ir.Ref) and expr.scope in ("input", "latent"):
+            return {expr.name}
+        if isinstance(expr, ir.Ref) and expr.scope == "local":
+            return local.get(expr.name, set())
+        if isinstance(expr, ir.CallNet):
+            live = self.live_inputs(expr.net)
+            return set().union(*(self.inputs_of(a, local) for i, a in enumerate(expr.args) if i in live))
+        return set().union(*(self.inputs_of(c, local) for c in ir.children(expr)))
 
     def past_stop(self, expr: ir.Expr, local: dict[str, Found] | None) -> Found:
         """What a stop's value is computed from: a sampler's energy, a function's arguments."""

@@ -148,6 +148,13 @@ def require(condition: bool, message: str, hint: str = "") -> None:
         raise EntryError(message, hint)
 
 
+def not_a_label(x: TensorType, layer: str) -> TensorType:
+    """Refuse a category label: layers compute on numbers (labels become vectors first)."""
+    require(x.kind != "cat", f"{layer} cannot take a category label ({x.describe()})",
+            "turn labels into vectors first: `onehot(y)` or `y |> Embedding(16)`")
+    return x
+
+
 def features(x: TensorType, layer: str) -> int:
     """The feature width of a tensor a layer acts on (its last dimension)."""
     require(x.kind != "cat", f"{layer} cannot take a category label ({x.describe()})",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from math import prod
 from typing import Literal
 
-from gendsl.library.entries import ELEMENTWISE, Built, Order, Registry, features, image, require
+from gendsl.library.entries import ELEMENTWISE, Built, Order, Registry, features, image, not_a_label, require
 from gendsl.types import TensorType
 
 LAYERS = Registry("layer")
@@ -36,22 +36,22 @@ ACTIVATIONS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _activation(module_code: str):
+def _activation(name: str, module_code: str):
     helper = () if module_code.startswith("nn.") else (module_code[:-2],)
 
     def rule(x: TensorType) -> Built:
-        require(x.kind != "cat", f"an activation cannot take a category label ({x.describe()})",
-                "use onehot(y) or Embedding first")
+        not_a_label(x, name)
         return Built(out=x.as_real(), code=module_code, helpers=helper, order=ELEMENTWISE)
     return rule
 
 
 for _name, (_module, _functional, _doc) in ACTIVATIONS.items():
-    layer(_name, _doc, tags=("activation",))(_activation(_module))
+    layer(_name, _doc, tags=("activation",))(_activation(_name, _module))
 
 
 @layer("leaky_relu", "max(x, slope * x)", tags=("activation",), shown=("slope",))
 def leaky_relu(x: TensorType, slope: float = 0.01) -> Built:
+    not_a_label(x, "leaky_relu")
     return Built(out=x.as_real(), code=f"nn.LeakyReLU({slope})", order=ELEMENTWISE)
 
 
@@ -169,18 +169,23 @@ def group_norm(x: TensorType, groups: int = 8) -> Built:
 
 @layer("Dropout", "zeroes each value with probability p while training", shown=("p",))
 def dropout(x: TensorType, p: float = 0.5) -> Built:
+    not_a_label(x, "Dropout")
     require(0 <= p < 1, f"Dropout probability must be in [0, 1), got {p}")
     return Built(out=x.as_real(), code=f"nn.Dropout({p})", order=ELEMENTWISE)
 
 
 @layer("flatten", "one vector per sample")
 def flatten(x: TensorType) -> Built:
-    return Built(out=TensorType(kind=x.kind if x.kind != "cat" else "real", shape=(x.numel,)),
+    not_a_label(x, "flatten")
+    require(x.rank >= 1, f"flatten needs a tensor with dimensions, got {x.describe()}",
+            "one number per sample is already flat; reshape(1) makes it a vector of one")
+    return Built(out=TensorType(kind=x.kind, shape=(x.numel,)),
                  code="nn.Flatten()", order=Order("reshape"))
 
 
 @layer("reshape", "a new per-sample shape with the same number of values", shown=("dims",))
 def reshape(x: TensorType, *dims: int) -> Built:
+    not_a_label(x, "reshape")
     require(len(dims) > 0 and all(isinstance(d, int) and d > 0 for d in dims),
             "reshape needs positive integer dimensions, e.g. reshape(1, 28, 28)")
     require(prod(dims) == x.numel, f"cannot reshape {x.describe()} ({x.numel} values) to "
@@ -257,6 +262,7 @@ def spline_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
        tags=("invertible",))
 def act_norm(x: TensorType) -> Built:
     n = features(x, "ActNorm")
+    require(x.rank == 1, f"ActNorm expects a vector, got {x.describe()}", "flows act on vectors: flatten first")
     return Built(out=x.as_real(), params=2 * n, code=f"ActNorm({n})", helpers=("ActNorm",), invertible=True)
 
 
@@ -272,4 +278,5 @@ def invertible_linear(x: TensorType) -> Built:
 @layer("Reverse", "reverses the order of the dimensions (a fixed permutation)", tags=("invertible",))
 def reverse(x: TensorType) -> Built:
     features(x, "Reverse")
+    require(x.rank == 1, f"Reverse expects a vector, got {x.describe()}", "flows act on vectors: flatten first")
     return Built(out=x.as_real(), code="Reverse()", helpers=("Reverse",), invertible=True)

@@ -333,6 +333,10 @@ class ToAst:
     def index(self, meta, c):
         return _make(ast.Index, self.span(meta), target=c[0], indices=tuple(c[1:]))
 
+    def slice(self, meta, c):
+        start, stop, step = (list(c) + [None, None, None])[:3]
+        return _make(ast.Slice, self.span(meta), start=start, stop=stop, step=step)
+
     def attr(self, meta, c):
         return _make(ast.Attr, self.span(meta), target=c[0], name=str(c[1]))
 

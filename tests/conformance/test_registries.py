@@ -36,6 +36,7 @@ from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.library.entries import Registry
 from gendsl.library.functions import FUNCTIONS
 from gendsl.library.layers import LAYERS
+from gendsl.library.methods import METHODS
 from gendsl.library.signature import is_operand, parameters
 from gendsl.library.sources import SOURCES
 from gendsl.library.training import (BETA_SCHEDULES, INITS, METRICS, OPTIMIZERS, PROCESSES, SAMPLERS,
@@ -188,7 +189,9 @@ def distribution_specs(name: str) -> list[str]:
     found = []
     for chosen in _subsets(operands):
         keywords = ", ".join(f"{p.name} = t{i}" for i, p in enumerate(chosen))
-        tensors = "".join(f"  tensor t{i}: real[3] = {'zeros' if i == 0 else 'ones'}\n" for i in range(len(chosen)))
+        # positive values, increasing from one argument to the next (scale > 0, probs in (0, 1), low < high)
+        tensors = "".join(f"  tensor t{i}: real[3] = uniform(low={0.1 + 0.5 * i}, high={0.4 + 0.5 * i})\n"
+                          for i in range(len(chosen)))
         for declared in ("real[3]", "bin[3]", "cat[3]"):
             spec = f"model C {{\n{tensors}  latent z: {declared} ~ {name}({keywords})\n  sample z ~ p(z)\n}}\n"
             if checks(spec).ok:
@@ -197,7 +200,8 @@ def distribution_specs(name: str) -> list[str]:
 
 
 def _subsets(operands):
-    required = [p for p in operands if p.default is not None and p.default is not p.empty]
+    """The required parameters, with each optional one in turn (logits= or probs=)."""
+    required = [p for p in operands if p.default is p.empty]
     optional = [p for p in operands if p not in required]
     return [required + [p] for p in optional] if optional else [required]
 
@@ -463,13 +467,21 @@ def test_metric(name, trained_runs):
 
 # ---- methods of model objects (flows, diffusions) ----
 
-def test_methods_registry_is_walked():
-    """Methods (f.inverse, q.loss, q.reverse) are exercised by the flow and diffusion tests above
-    and by tests/property/test_semantics.py; this test fails if a method registry appears whose
-    entries nothing here runs."""
-    try:
-        from gendsl.library.methods import METHODS
-    except ImportError:
-        return
-    exercised = {"inverse", "loss", "reverse"}
-    assert set(METHODS) <= exercised, f"methods without a conformance run: {set(METHODS) - exercised}"
+FLOW = ("model C {\n  data x: real[2] from moons(n=40)\n  latent z: real[2] ~ Normal(0, 1)\n"
+        "  flow f(x) <-> z { AffineCoupling(hidden=[8]) |> ActNorm }\n  loss nll = -log p(x)\n"
+        "  train { minimize nll; batch 4; steps 1 }\n  sample x = f.inverse(z)\n}\n")
+METHOD_SPECS = {"flow": FLOW, "diffusion": diffusion_spec("Gaussian(steps=5)")}
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method(name, tmp_path):
+    """Each method runs in a spec that calls it: its loss and its sample have their types."""
+    kind, method = name.split(".")
+    spec = METHOD_SPECS.get(kind, "")
+    assert f".{method}(" in spec, f"no conformance spec calls {name}: add one to METHOD_SPECS"
+    compiled = compile_text(spec, tmp_path)
+    x = torch.rand(4, 2)
+    loss = getattr(compiled.model, f"loss_{compiled.module.SPEC['losses'][0]}")({"x": x})
+    assert loss.shape == () and torch.isfinite(loss)
+    sample = compiled.model.sample_x(4)
+    assert sample.shape == (4, 2) and torch.isfinite(sample).all()

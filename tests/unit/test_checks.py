@@ -496,19 +496,26 @@ def test_a_flow_layer_inside_a_network_is_refused():
     assert "flow" in d.hint
 
 
-def test_nll_of_an_observation_without_latents_is_refused():
-    # the generated code has an exact log p(x) only where discrete latents are summed out
-    refused("""\
+def test_nll_of_an_observation_without_latents_is_exact():
+    """With no latent, p(x) is the observed distribution itself: its log_prob is exact, and its
+    draws are n samples of one distribution shared by the batch."""
+    text = """\
         model M {
           data x: real[2] from ring(n=64)
-          tensor mu: real[2] = zeros
-          observe x ~ Normal(mu, 1)
+          tensor mu: real[2] = constant(0.5)
+          observe x ~ Normal(mu, 2)
           loss nll = -log p(x)
           train { minimize nll; batch 8; steps 2 }
           sample x ~ p(x)
           evaluate { nll }
         }
-        """, "E312", 8)
+        """
+    model = compiled(accepted(text), text)
+    x = torch.randn(5, 2)
+    expected = torch.distributions.Normal(torch.full((2,), 0.5), 2.0).log_prob(x).sum(1)
+    assert torch.allclose(model.log_prob({"x": x}), expected)
+    assert model.sample_x(7).shape == (7, 2)
+    assert torch.equal(model.sample_x(3, mean=True), torch.full((3, 2), 0.5))
 
 
 def test_coverage_needs_a_sample_of_the_variable_with_known_modes():
@@ -528,3 +535,19 @@ def test_coverage_needs_a_sample_of_the_variable_with_known_modes():
     accepted(text.replace("generator G(z) -> real[64] { z |> Linear(64) }",
                           "generator G(z) -> real[64] { z |> Linear(64) }\n  net H(z) -> real[2] { z |> Linear(2) }")
              .replace("+ mean(b)", "+ mse(H(z), b)").replace("sample img = G(z)", "sample b = H(z)"))
+
+
+def test_a_network_that_detaches_its_input_passes_no_gradient_back():
+    """g_loss reaches G only through C, whose body detaches its input: no gradient reaches G."""
+    refused("""\
+        model M {
+          data x: real[2] from ring(n=64)
+          latent z: real[2] ~ Normal(0, 1)
+          generator G(z) -> real[2] { z |> Linear(2) }
+          critic C(x) -> real[1] { detach(x |> Linear(4)) |> Linear(1) }
+          loss d_loss = mean(C(G(z))) - mean(C(x)) + 10 * gradient_penalty(C, x, G(z))
+          loss g_loss = -mean(C(G(z)))
+          train { step c: minimize d_loss over C; step g: minimize g_loss over G; batch 8; steps 2 }
+          sample x = G(z)
+        }
+        """, "E316", 8)

@@ -1,4 +1,5 @@
-"""Density terms in losses and samples: `log p(x | z)`, `kl(q(z | x), p(z))`, `sample x ~ p(x)`.
+"""Density terms in losses and samples: `log p(x | z)`, `kl(q(z | x), p(z))`, `sample x ~ p(x)`,
+and the methods of flows and diffusions (`f.inverse(z)`, `q.loss(eps)`, `q.reverse(eps)`).
 
 A term is resolved to what defines it: a factor (encoder, decoder, observe, autoregressive), a
 latent's prior, a flow, or a marginal summed exactly over discrete latents. A marginal over a
@@ -10,8 +11,11 @@ from __future__ import annotations
 from gendsl import ast
 from gendsl.graph import ir
 from gendsl.graph.ir import DensityTerm
-from gendsl.graph.passes.expressions import Binding, ExprTyper, Scope, compatible
-from gendsl.types import SCALAR, UNKNOWN, NetType, TensorType
+from gendsl.graph.passes.expressions import ExprTyper, Scope, option_span
+from gendsl.library.methods import MethodUse, methods_of
+from gendsl.library.signature import (EntryError, arguments_by_name, bind, call_rule, describe_signature,
+                                     parameters)
+from gendsl.types import SCALAR, UNKNOWN, TensorType
 
 
 class DensityResolver:
@@ -140,31 +144,72 @@ class DensityResolver:
         var_type = self.typer.model[term.vars[0]].type
         return ir.DrawDensity(span=call.span, type=var_type, term=term)
 
-    def diffusion_method(self, e: ast.Call, attr: ast.Attr, binding: Binding, args: list, scope: Scope):
-        name = attr.target.id
-        wanted = "loss" if attr.name == "loss" else "sample"
-        if scope.context != wanted:
-            return self.report("E212", f"{name}.{attr.name}(...) belongs in a {wanted}", e.span,
-                               hint=f"`loss simple = {name}.loss(eps)` and `sample x = {name}.reverse(eps)`")
-        if len(args) != 1:
-            return self.report("E204", f"{name}.{attr.name} takes the denoiser network", e.span,
-                               hint=f"write {name}.{attr.name}(eps)")
-        net = args[0].type
-        x_type = binding.type.value
-        if net is UNKNOWN or x_type is None:
+    # ---- methods of flows and diffusions (gendsl/library/methods.py) ----
+    def method(self, e: ast.Call, scope: Scope) -> ir.Expr:
+        """`f.inverse(z)`, `q.loss(eps)`, `q.reverse(eps)`: typed by the method's registry entry."""
+        attr: ast.Attr = e.func
+        if not isinstance(attr.target, ast.Name):
+            return self.report("E212", "methods belong to named flows and diffusions", attr.span)
+        binding = self.typer.lookup(attr.target.id, scope)
+        if binding is None:
             return ir.Const(span=e.span, type=UNKNOWN, value=None)
-        if not (isinstance(args[0], ir.Ref) and isinstance(net, NetType)):
-            return self.report("E321", f"{name}.{attr.name} takes a denoiser network", args[0].span,
-                               hint="declare `denoiser eps(x_t: real[...], t: step) -> real[...] { ... }`")
-        step = TensorType(kind="step")
-        if net.role == "denoiser":
-            pass  # its signature is checked once, at the declaration (E310)
-        elif len(net.inputs) != 2 or not compatible(x_type, net.inputs[0]) or net.inputs[1] != step \
-                or not compatible(net.output, x_type):
-            return self.report("E321", f"{net.name} must map (x_t: {x_type.describe()}, t: step) to "
-                               f"{x_type.describe()}, but it is {net.describe()}", args[0].span,
-                               hint=f"declare `denoiser {net.name}(x_t: {x_type.describe()}, t: step) -> "
-                                    f"{x_type.describe()}`")
-        out = SCALAR if attr.name == "loss" else x_type
-        return ir.Method(span=e.span, type=out, obj=name, kind="diffusion", method=attr.name,
-                         args=tuple(args))
+        name = attr.target.id
+        known = methods_of(binding.kind)
+        entry = known.get(attr.name)
+        if entry is None:
+            listed = ", ".join(f"{name}.{m}" for m in known) or "none"
+            return self.report("E212", f"{binding.kind} '{name}' has no method '{attr.name}'", attr.span,
+                               hint=f"methods: {listed}")
+        args, kwargs = self.typer.arguments(e, scope)
+        if any(a.type is UNKNOWN for a in (*args, *kwargs.values())):
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        values = self.method_arguments(e, entry, args, kwargs)
+        if values is None or binding.type.value is None:
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
+        try:
+            use: MethodUse = call_rule(entry.rule, [binding.type], values, skip=1)
+        except EntryError as exc:
+            return self.report(getattr(exc, "code", "E220"), exc.message, args[0].span if args else e.span,
+                               hint=exc.hint)
+        if scope.context not in use.contexts:
+            return self.report("E212", f"{name}.{attr.name}(...) belongs in {_places(use.contexts)}", e.span,
+                               hint=_method_uses(name, binding.kind))
+        return ir.Method(span=e.span, type=use.out, obj=name, kind=binding.kind, method=attr.name,
+                         args=tuple(arguments_by_name(entry.rule, args, kwargs, skip=1).values()))
+
+    def method_arguments(self, e: ast.Call, entry, args: list, kwargs: dict) -> dict | None:
+        """A method call's arguments bound to its entry, or None after reporting: the wrong number
+        (E204), an option it refuses with what exists instead, or an unknown one (E221)."""
+        attr: ast.Attr = e.func
+        called = f"{attr.target.id}.{attr.name}"
+        shown = f"{attr.target.id}.{entry.signature.split('.', 1)[1]}"
+        count = len(parameters(entry.rule, 1))
+        if len(args) > count or (len(args) < count and not kwargs):
+            self.report("E204", f"{called} takes {count} argument{'s' if count != 1 else ''}, got {len(args)}",
+                        e.span, hint=f"write {shown}")
+            return None
+        refused = dict(entry.refused)
+        for k in e.kwargs:
+            if k.name in refused:
+                self.report("E221", f"{called} has no option '{k.name}'", k.span, label="not implemented",
+                            hint=refused[k.name].format(obj=attr.target.id))
+        values, problems = bind(called, entry.rule, [a.type for a in args],
+                                {k: v.type for k, v in kwargs.items() if k not in refused}, skip=1)
+        generic = describe_signature(called, entry.rule, 1)
+        for message, hint in problems:
+            self.report("E221", message, option_span(e, message), hint=shown if hint == generic else hint)
+        return None if problems or set(kwargs) & set(refused) else values
+
+
+def _places(contexts: tuple[str, ...]) -> str:
+    """`a loss`, `a sample`, `losses and samples`."""
+    if len(contexts) == 1:
+        return f"a {contexts[0]}"
+    return " and ".join(f"{c}es" if c.endswith("s") else f"{c}s" for c in contexts)
+
+
+def _method_uses(name: str, kind: str) -> str:
+    """How the methods of a flow or diffusion are written."""
+    if kind == "diffusion":
+        return f"`loss simple = {name}.loss(eps)` and `sample x = {name}.reverse(eps)`"
+    return f"`sample x = {name}.inverse(z)`"

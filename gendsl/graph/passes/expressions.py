@@ -13,15 +13,14 @@ from typing import Any, Literal
 from gendsl import ast
 from gendsl.diagnostics import Diagnostic, Note, error
 from gendsl.graph import ir
-from gendsl.graph.constants import NotConstant, _binary
+from gendsl.graph.constants import NotConstant, _binary, evaluate
 from gendsl.graph.passes.pipelines import PipelineTyper
 from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.library.functions import FUNCTIONS
 from gendsl.library.layers import LAYERS
-from gendsl.library.signature import (EntryError, arguments_by_name, bind, call_rule, is_operand,
-                                     parameters)
-from gendsl.types import (UNKNOWN, DistType, NetType, NumberType, ObjectType,
-                          TensorType, Type, broadcast_shapes)
+from gendsl.library.signature import EntryError, arguments_by_name, bind, call_rule, is_operand, parameters
+from gendsl.types import (UNKNOWN, DistType, ListType, NetType, NumberType, ObjectType,
+                          TensorType, Type, broadcast_shapes, compatible)
 
 Context = Literal["net", "loss", "sample", "prior", "observe"]
 
@@ -42,6 +41,23 @@ class Scope:
 
 def is_scalar(t: Type) -> bool:
     return isinstance(t, TensorType) and t.shape == () and t.kind != "cat"
+
+
+class Slice(ir.Const):
+    """`start:stop:step`, an item of an Index: constant ints or None, as written (a constant, whose
+    type is that of its bounds)."""
+
+    start: int | None = None
+    stop: int | None = None
+    step: int | None = None
+
+    def positions(self, size: int) -> range:
+        """The positions it picks on an axis of `size` (Python's slice semantics)."""
+        return range(*slice(self.start, self.stop, self.step).indices(size))
+
+    def describe(self) -> str:
+        parts = ["" if v is None else str(v) for v in (self.start, self.stop, self.step)]
+        return ":".join(parts if self.step is not None else parts[:2])
 
 
 class ExprTyper:
@@ -145,15 +161,13 @@ class ExprTyper:
         return ir.Binary(span=e.span, type=self.broadcast(e, a, b), op=e.op, left=left, right=right)
 
     def broadcast(self, e: ast.Binary, a: Type, b: Type) -> Type:
+        """Per-sample broadcasting: the shapes of one sample are aligned from the right (sizes of 1
+        stretch); the result is batched when either side is."""
         if isinstance(a, NumberType):
             return b.as_real()
         if isinstance(b, NumberType):
             return a.as_real()
         shape = broadcast_shapes(a.shape, b.shape)
-        if a.batched != b.batched:
-            shared, batched = (a, b) if not a.batched else (b, a)
-            if shared.rank > batched.rank:
-                shape = None
         if shape is None:
             self.diagnostics.append(error("E219", f"'{e.op}' between {a.describe()} and {b.describe()}: "
                                           "the shapes do not match", e.span,
@@ -173,7 +187,7 @@ class ExprTyper:
         if e.bad_args:
             return ir.Const(span=e.span, type=UNKNOWN, value=None)  # reported by the parser (E024)
         if isinstance(e.func, ast.Attr):
-            return self.method(e, scope)
+            return self.densities.method(e, scope)
         if not isinstance(e.func, ast.Name):
             return self.report("E212", "only names can be called", e.func.span)
         name = e.func.id
@@ -215,10 +229,18 @@ class ExprTyper:
             return self.report("E204", f"{net.name} takes {len(net.inputs)} input"
                                f"{'s' if len(net.inputs) != 1 else ''}, got {len(args)}", e.span,
                                label=f"{len(args)} given", hint=f"{net.name}: {net.describe()}")
-        for arg, expected in zip(args, net.inputs):
-            self.check_input(arg, expected, net)
-        # even after a reported mismatch the call keeps its declared output: no cascade of errors
-        return ir.CallNet(span=e.span, type=net.output, net=net.name, args=tuple(args))
+        for i, (arg, expected) in enumerate(zip(args, net.inputs)):
+            if isinstance(arg.type, NumberType):
+                return self.report("E203", f"{net.name} takes tensors, got the number {arg.value!r}", arg.span,
+                                   hint=f"a constant is the same for every sample: use it inside {net.name}")
+            if self.check_input(arg, expected, net):
+                args[i] = as_input(arg, expected)
+        # even after a reported mismatch the call keeps its declared output: no cascade of errors.
+        # Called on shared values only, a network computes one shared value.
+        output = net.output
+        if isinstance(output, TensorType) and not any(_batched(a.type) for a in args):
+            output = output.as_batched(False)
+        return ir.CallNet(span=e.span, type=output, net=net.name, args=tuple(args))
 
     def check_input(self, arg: ir.Expr, expected: Type, net: NetType) -> bool:
         found = arg.type
@@ -239,9 +261,22 @@ class ExprTyper:
         return False
 
     def arguments(self, e: ast.Call, scope: Scope) -> tuple[list[ir.Expr], dict[str, ir.Expr]]:
-        args = [self.expr(a, scope) for a in e.args]
-        kwargs = {k.name: self.expr(k.value, scope) for k in e.kwargs}
+        args = [self.argument(a, scope) for a in e.args]
+        kwargs = {k.name: self.argument(k.value, scope) for k in e.kwargs}
         return args, kwargs
+
+    def argument(self, a: ast.Expr, scope: Scope) -> ir.Expr:
+        """A call's argument: a value, or a list or tuple of constants (an option such as dim=[0, 1])."""
+        if not isinstance(a, (ast.ListExpr, ast.TupleExpr)):
+            return self.expr(a, scope)
+        try:
+            value = evaluate(a, self.params, symbols=False)
+        except NotConstant as exc:
+            return self.report("E206", f"an option must be known before training: {exc.why}", exc.node.span,
+                               label="not a constant", hint="use numbers, params and arithmetic on them here")
+        items = tuple(NumberType(kind=type(v).__name__, value=v) if isinstance(v, (bool, int, float, str))
+                      else ListType() for v in value)
+        return ir.Const(span=a.span, type=ListType(items=items), value=value)
 
     def entry_call(self, e: ast.Call, entry, scope: Scope):
         """Type a call's arguments, bind them to a library entry and run its rule:
@@ -249,10 +284,10 @@ class ExprTyper:
         args, kwargs = self.arguments(e, scope)
         if any(a.type is UNKNOWN for a in (*args, *kwargs.values())):
             return None
-        values, problems = bind(entry.name, entry.rule, [a.type for a in args],
-                                {k: v.type for k, v in kwargs.items()}, skip=0)
+        values, problems = bind(entry.name, entry.rule, [_bound(a) for a in args],
+                                {k: _bound(v) for k, v in kwargs.items()}, skip=0)
         for message, hint in problems:
-            self.report("E221", message, e.span, hint=hint)
+            self.report("E221", message, option_span(e, message), hint=hint)
         if problems:
             return None
         try:
@@ -268,8 +303,12 @@ class ExprTyper:
         if done is None:
             return ir.Const(span=e.span, type=UNKNOWN, value=None)
         fn, by_name = done
-        return ir.Apply(span=e.span, type=fn.out, fn=entry.name, args=operands(entry.rule, by_name),
-                        code=fn.code, helpers=fn.helpers, differentiable=fn.differentiable)
+        if fn.reduces_batch and scope.context != "loss":
+            return self.report("E236", f"{entry.name}(...) gives one number for the whole batch, which only a loss "
+                               "can use", e.span, label="over the batch", hint=per_sample_hint(e, entry.name, by_name))
+        args = tuple(detached(a) if i in fn.no_gradient else a for i, a in enumerate(operands(entry.rule, by_name)))
+        return ir.Apply(span=e.span, type=fn.out, fn=entry.name, args=args, code=fn.code, helpers=fn.helpers,
+                        differentiable=fn.differentiable)
 
     def distribution(self, e: ast.Call, scope: Scope) -> ir.Expr:
         entry = DISTRIBUTIONS[e.func.id]
@@ -281,57 +320,111 @@ class ExprTyper:
                                                    reparameterized=family.reparameterized),
                        family=entry.name, params=by_name, code=family.code)
 
-    def method(self, e: ast.Call, scope: Scope) -> ir.Expr:
-        attr: ast.Attr = e.func
-        if not isinstance(attr.target, ast.Name):
-            return self.report("E212", "methods belong to named flows and diffusions", attr.span)
-        binding = self.lookup(attr.target.id, scope)
-        if binding is None:
-            return ir.Const(span=e.span, type=UNKNOWN, value=None)
-        methods = {"flow": {"inverse": "sample"}, "diffusion": {"loss": "loss", "reverse": "sample"}}
-        allowed = methods.get(binding.kind, {})
-        if attr.name not in allowed:
-            known = ", ".join(f"{attr.target.id}.{m}" for m in allowed) or "none"
-            return self.report("E212", f"{binding.kind} '{attr.target.id}' has no method '{attr.name}'",
-                               attr.span, hint=f"methods: {known}")
-        args = [self.expr(a, scope) for a in e.args]
-        obj: ObjectType = binding.type
-        if binding.kind == "diffusion":
-            return self.densities.diffusion_method(e, attr, binding, args, scope)
-        if len(args) != 1:
-            return self.report("E204", f"{attr.target.id}.inverse takes one argument (a latent sample)", e.span)
-        if args[0].type is not UNKNOWN and obj.value is not None and not compatible(args[0].type, obj.value):
-            return self.report("E203", f"{attr.target.id}.inverse expects {obj.value.describe()}, got "
-                               f"{args[0].type.describe()}", args[0].span)
-        return ir.Method(span=e.span, type=obj.value or UNKNOWN, obj=attr.target.id, kind="flow",
-                         method=attr.name, args=tuple(args))
-
     # ---- the rest ----
     def t_Index(self, e: ast.Index, scope: Scope) -> ir.Expr:
+        """One item per per-sample axis, from the first: an int picks a position (the axis goes), a
+        slice keeps some positions, a label cat[K] picks each sample's own position."""
         target = self.expr(e.target, scope)
-        indices = [self.expr(i, scope) for i in e.indices]
+        items = [self.index_item(i, scope) for i in e.indices]
         t = target.type
-        if t is UNKNOWN or any(i.type is UNKNOWN for i in indices):
+        if t is UNKNOWN or any(i is None or i.type is UNKNOWN for i in items):
             return ir.Const(span=e.span, type=UNKNOWN, value=None)
-        if len(indices) != 1:
-            return self.report("E227", "index with one label or number, e.g. mu[c]", e.span)
-        index = indices[0]
-        if not isinstance(t, TensorType) or t.rank == 0:
+        if not isinstance(t, TensorType) or t.kind in ("cat", "step") or t.rank == 0:
             return self.report("E227", f"cannot index {t.describe()}", e.target.span,
-                               hint="index a tensor with a leading dimension, e.g. `tensor mu: real[K, 2]`")
-        it = index.type
-        if isinstance(it, TensorType) and it.kind == "cat":
-            if it.classes != t.shape[0]:
-                return self.report("E227", f"{_text(e.target)} has {t.shape[0]} rows but the label has "
-                                   f"{it.classes} categories", e.span,
-                                   hint="the first dimension must equal the number of categories")
-            return ir.Index(span=e.span, type=TensorType(shape=t.shape[1:], batched=True), target=target,
-                            indices=(index,))
+                               label="no dimension to index" if isinstance(t, TensorType) else t.describe(),
+                               hint="index a per-sample dimension of a tensor, e.g. h[0] of h: real[4] or mu[c] "
+                                    "of `tensor mu: real[K, 2]`; the batch is never indexed")
+        if len(items) > t.rank:
+            return self.report("E227", f"{len(items)} indices for {t.describe()}, which has {t.rank} "
+                               f"dimension{'s' if t.rank > 1 else ''}", e.span,
+                               hint="one index per per-sample dimension at most; the batch is never indexed")
+        shape: list[int] = []
+        labels = 0
+        for axis, (node, item) in enumerate(zip(e.indices, items)):
+            size = t.shape[axis]
+            if isinstance(item, Slice):
+                kept = self.check_slice(item, size, node)
+                if kept is None:
+                    return ir.Const(span=e.span, type=UNKNOWN, value=None)
+                shape.append(kept)
+            elif isinstance(item.type, NumberType):
+                if not -size <= item.value < size:
+                    return self.report("E227", f"index {item.value} is out of range for {t.describe()}", node.span,
+                                       label=f"dimension {axis} has {size} entries",
+                                       hint=f"indices of this dimension go from 0 to {size - 1} (or -{size} to -1 "
+                                            "from the end)")
+            elif labels:
+                return self.report("E227", "an index takes one label at most", node.span,
+                                   hint="pick with one label, e.g. mu[c], and the other axes with numbers or slices")
+            else:
+                labels += 1
+                if item.type.classes != size:
+                    rows = f"{_text(e.target)} has {size} rows" if axis == 0 else \
+                        f"dimension {axis} of {_text(e.target)} has {size} entries"
+                    return self.report("E227", f"{rows} but the label has {item.type.classes} categories", e.span,
+                                       hint="the first dimension must equal the number of categories" if axis == 0
+                                       else "the indexed dimension must equal the number of categories")
+        shape += t.shape[len(items):]
+        out = TensorType(kind=t.kind, shape=tuple(shape), batched=t.batched or labels > 0)
+        return ir.Index(span=e.span, type=out, target=target, indices=tuple(items))
+
+    def index_item(self, node, scope: Scope) -> ir.Expr | None:
+        """A typed index item (a Slice, an int constant or a per-sample label), or None after reporting."""
+        if isinstance(node, ast.Slice):
+            bounds = []
+            for part in (node.start, node.stop, node.step):
+                if part is None:
+                    bounds.append(None)
+                    continue
+                try:
+                    value = evaluate(part, self.params, symbols=False)
+                except NotConstant as exc:
+                    self.report("E227", f"a slice bound must be a constant int: {exc.why}", exc.node.span,
+                                label="not a constant", hint="write numbers or int params, e.g. h[1:3] or h[0:half]")
+                    return None
+                if isinstance(value, bool) or not isinstance(value, int):
+                    self.report("E227", f"a slice bound must be an int, got {value!r}", part.span, label="not an int",
+                                hint="write numbers or int params, e.g. h[1:3] or h[0:half]")
+                    return None
+                bounds.append(value)
+            start, stop, step = bounds
+            return Slice(span=node.span, type=ListType(items=tuple(NumberType(kind="int", value=b) for b in bounds
+                                                                  if b is not None)),
+                         value=None, start=start, stop=stop, step=step)
+        item = self.expr(node, scope)
+        it = item.type
+        if it is UNKNOWN:
+            return item
         if isinstance(it, NumberType) and it.kind == "int":
-            if not 0 <= it.value < t.shape[0]:
-                return self.report("E227", f"index {it.value} is out of range for {t.describe()}", e.span)
-            return ir.Index(span=e.span, type=t.with_shape(t.shape[1:]), target=target, indices=(index,))
-        return self.report("E227", f"an index must be a label cat[K] or an int, got {it.describe()}", index.span)
+            return item
+        if isinstance(it, TensorType) and it.kind == "cat":
+            if not it.batched:
+                self.report("E227", f"a label index must hold one label per sample, got {it.describe()}", node.span,
+                            hint="index by a data or latent label, e.g. mu[c] with `latent c: cat[K]`")
+                return None
+            return item
+        self.report("E227", f"an index must be a label cat[K], an int or a slice, got {it.describe()}", node.span,
+                    hint="write h[0], h[1:3] or mu[c] (c: cat[K]); values computed per sample cannot index")
+        return None
+
+    def check_slice(self, item: Slice, size: int, node: ast.Slice) -> int | None:
+        """The number of positions a slice keeps on an axis of `size`, or None after reporting."""
+        if item.step is not None and item.step < 1:
+            self.report("E227", f"a slice step must be a positive int, got {item.step}", node.span,
+                        hint="slices run forwards: h[0:4:2]")
+            return None
+        for bound in (item.start, item.stop):
+            if bound is not None and not -size <= bound <= size:
+                self.report("E227", f"slice bound {bound} is out of range for a dimension of size {size}", node.span,
+                            label=f"this dimension has {size} entries",
+                            hint=f"bounds go from 0 to {size} (or -{size} from the end)")
+                return None
+        kept = len(item.positions(size))
+        if kept == 0:
+            self.report("E227", f"the slice {item.describe()} of a dimension of size {size} is empty", node.span,
+                        hint="a slice keeps at least one position: start below stop")
+            return None
+        return kept
 
     def t_Attr(self, e: ast.Attr, scope: Scope) -> ir.Expr:
         return self.report("E212", f"'{_text(e)}' is not a value", e.span,
@@ -357,21 +450,33 @@ class ExprTyper:
         out, layers = self.pipelines.apply(source.type, tuple(reversed(stages)))
         if out is UNKNOWN:
             return ir.Const(span=e.span, type=UNKNOWN, value=None)
-        return ir.Layers(span=e.span, type=out, input=source, layers=tuple(layers))
+        shared = isinstance(source.type, TensorType) and not source.type.batched
+        mixing = next((use for use in layers if "batch" in use.mixes), None)
+        if shared and mixing is not None:
+            return self.report("E220", f"{mixing.describe()} normalizes over the batch, but its input is shared "
+                               f"({source.type.describe()}): one value for the whole batch", mixing.span,
+                               hint="normalize a shared tensor per sample instead, e.g. LayerNorm")
+        # a layer acts on each sample: on a shared value it gives one shared value
+        return ir.Layers(span=e.span, type=out.as_batched(not shared), input=source, layers=tuple(layers))
 
 
-def compatible(found: Type, expected: Type) -> bool:
-    """Can a value of type `found` be passed where `expected` is declared?"""
-    if not isinstance(found, TensorType) or not isinstance(expected, TensorType):
-        return isinstance(found, NumberType) and isinstance(expected, TensorType) and expected.shape == () \
-            and expected.kind != "cat"
-    if expected.kind == "cat" or found.kind == "cat":
-        return found.kind == expected.kind and found.classes == expected.classes
-    if "step" in (expected.kind, found.kind):
-        return found.kind == expected.kind
-    if found.shape != expected.shape:
-        return expected.shape == () and found.shape == (1,) or found.shape == () and expected.shape == (1,)
-    return expected.kind == "real" or found.kind == expected.kind
+def as_input(arg: ir.Expr, expected: Type) -> ir.Expr:
+    """An argument with the per-sample shape of the input it is passed to: `real` and `real[1]` are
+    accepted for each other, and the callee's code expects its own declared shape."""
+    found = arg.type
+    if not (isinstance(found, TensorType) and isinstance(expected, TensorType)) or found.shape == expected.shape \
+            or "cat" in (found.kind, expected.kind):
+        return arg
+    fn = FUNCTIONS["reshape"].rule(found, *expected.shape)
+    return ir.Apply(span=arg.span, type=fn.out, fn="reshape", args=(arg,), code=fn.code)
+
+
+def detached(arg: ir.Expr) -> ir.Expr:
+    """An operand that no gradient flows back to: detach(arg), so the gradient pass sees the cut."""
+    if not isinstance(arg.type, TensorType):
+        return arg
+    fn = FUNCTIONS["detach"].rule(arg.type)
+    return ir.Apply(span=arg.span, type=fn.out, fn="detach", args=(arg,), code=fn.code, differentiable=False)
 
 
 def operands(rule, by_name: dict[str, ir.Expr]) -> tuple[ir.Expr, ...]:
@@ -382,6 +487,31 @@ def operands(rule, by_name: dict[str, ir.Expr]) -> tuple[ir.Expr, ...]:
             value = by_name[p.name]
             out += value if isinstance(value, list) else [value]
     return tuple(out)
+
+
+def per_sample_hint(e: ast.Call, name: str, by_name: dict[str, ir.Expr]) -> str:
+    """How to say it per sample: `sum(h, dim=[0, 1])` gives one number per sample."""
+    x = by_name.get("x")
+    if name not in ("sum", "mean") or x is None or not isinstance(x.type, TensorType) or x.type.rank == 0:
+        return f"use {name}(...) in a loss"
+    axes = list(range(x.type.rank))
+    dim = str(axes[0]) if len(axes) == 1 else str(axes)
+    return (f"{name} over one sample's dimensions is {name}({_text(e.args[0])}, dim={dim}): one number per "
+            "sample; without dim, the batch is reduced too")
+
+
+def _bound(arg: ir.Expr):
+    """What a call's argument binds to an entry's parameter: its type, or a constant list's value."""
+    return arg.value if isinstance(arg.type, ListType) else arg.type
+
+
+def _batched(t: Type) -> bool:
+    return isinstance(t, TensorType) and t.batched
+
+
+def option_span(e: ast.Call, message: str):
+    """The option a binding problem names (`has no argument 'k'`), else the whole call."""
+    return next((k.span for k in e.kwargs if f"'{k.name}'" in message), e.span)
 
 
 def _text(e: ast.Node) -> str:
