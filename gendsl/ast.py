@@ -315,3 +315,19 @@ class Module(Node):
 for _cls in list(globals().values()):
     if isinstance(_cls, type) and issubclass(_cls, Node):
         _cls.model_rebuild(raise_errors=False, _types_namespace=globals())
+
+
+def hint_text(e: Node) -> str:
+    """A short rendering of an expression for hints."""
+    if isinstance(e, Name):
+        return e.id
+    if isinstance(e, Number):
+        return str(e.value)
+    if isinstance(e, Attr):
+        return f"{hint_text(e.target)}.{e.name}"
+    if isinstance(e, Call):
+        args = [hint_text(a) for a in e.args] + [f"{k.name}={hint_text(k.value)}" for k in e.kwargs]
+        given = f" | {', '.join(hint_text(g) for g in e.given)}" if e.given else ""
+        return f"{hint_text(e.func)}({', '.join(args)}{given})"
+    return "..."
+

@@ -276,7 +276,24 @@ def cmd_evaluate(args, out) -> int:
         print(f"{run.spec.model} on the {args.split} split ({len(context.groups[0])} samples):")
         for name, values in results.items():
             print(f"  {name:<9} " + _format(values))
+    out.add(not_finite(results))
     return 0
+
+
+def not_finite(results: dict[str, dict]) -> list:
+    """A warning for each metric that came out NaN or infinite: printed, but not a number to report."""
+    import math
+
+    from gendsl.diagnostics import warning
+
+    found = []
+    for name, values in results.items():
+        bad = [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            found.append(warning("W411", f"metric {name} is not finite ({', '.join(bad)})",
+                                 hint="the model's outputs overflow on held-out data: check the training "
+                                      "losses (losses.png), lower the learning rate, or train longer"))
+    return found
 
 
 def cmd_score(args, out) -> int:

@@ -17,6 +17,7 @@ from gendsl.codegen.model import ModelSource
 from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_class
 from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
 from gendsl.codegen.sampling import likelihoods, samples
+from gendsl.graph import ir
 from gendsl.spec import DataVar, Likelihood, Metric, RunSpec, Sample, Step, Tensor, Train
 from gendsl.types import TensorType
 
@@ -58,19 +59,38 @@ def allocate_attributes(graph: nx.DiGraph) -> dict[str, str]:
 
 
 def module_classes(graph: nx.DiGraph) -> dict[str, ModuleClass]:
+    """One class per network, factor and flow, in the spec's order. They are generated callees
+    first: a module that calls a network also takes (and passes on) what that network takes."""
     modules: dict[str, ModuleClass] = {}
-    for key, data in graph.nodes(data=True):
-        node = data["data"]
+    for key in _callees_first(graph):
+        node = graph.nodes[key]["data"]
+        callees = {k: m.free for k, m in modules.items()}
         if node.kind == "net":
             modules[key] = network_class(key, node, class_name(node.role.capitalize(), key),
-                                         f"{node.role} {key}: {node.type.describe()}")
+                                         f"{node.role} {key}: {node.type.describe()}", callees)
         elif node.kind == "factor":
             title = f"{node.role} {node.term.describe()}: the distribution of {', '.join(node.term.vars)}"
             modules[key] = network_class(key, node, class_name(node.role.capitalize(),
-                                                               f"{node.density}_{'_'.join(node.term.vars)}"), title)
+                                                               f"{node.density}_{'_'.join(node.term.vars)}"),
+                                         title, callees)
         elif node.kind == "flow":
             modules[key] = flow_class(key, node)
-    return modules
+    return {k: modules[k] for k in graph if k in modules}
+
+
+def _callees_first(graph: nx.DiGraph) -> list[str]:
+    """Networks, factors and flows ordered so that every network comes before those that call it
+    (the checker refused cycles), ties in the spec's order."""
+    modules = [k for k, d in graph.nodes(data=True) if d["data"].kind in ("net", "factor", "flow")]
+    calls = nx.DiGraph()
+    calls.add_nodes_from(modules)
+    for key in modules:
+        program = graph.nodes[key]["data"].program
+        for expr in ir.walk_program(program) if program is not None else ():
+            if isinstance(expr, ir.CallNet) and expr.net in calls:
+                calls.add_edge(expr.net, key)
+    order = {k: i for i, k in enumerate(modules)}
+    return list(nx.lexicographical_topological_sort(calls, key=order.__getitem__))
 
 
 def helper_sources(names: set[str]) -> list[str]:

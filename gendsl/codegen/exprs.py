@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from gendsl.graph import ir
-from gendsl.graph.passes.expressions import Slice
+
 from gendsl.library.functions import align
 from gendsl.types import NumberType, TensorType, Type
 
@@ -115,7 +115,7 @@ class Writer:
         items: list[str] = []
         label, before = None, 0   # the label's code, and the axes kept before it
         for item in e.indices:
-            if isinstance(item, Slice):
+            if isinstance(item, ir.Slice):
                 items.append(item.describe() or ":")
                 before += label is None
             elif isinstance(item.type, NumberType):

@@ -421,7 +421,8 @@ class ActNorm(nn.Module):
         if not bool(self.initialized) and self.training:
             with torch.no_grad():
                 self.shift.copy_(-x.mean(0))
-                self.log_scale.copy_(-torch.log(x.std(0) + 1e-6))
+                # a dimension constant in the first batch (a blank pixel) must not get a huge scale
+                self.log_scale.copy_(-torch.log(x.std(0).clamp_min(1e-2)))
                 self.initialized.fill_(True)
         return (x + self.shift) * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0])
 

@@ -14,14 +14,14 @@ is that of the block's first input (graph/passes/order.py, `analyze_network`).
 from __future__ import annotations
 
 from gendsl.graph import ir
-from gendsl.graph.passes.order import Analysis, analyze_network, layer_order
+from gendsl.graph.passes.order import Analysis, analyze_network
 
 
 def mask_lines(program: ir.Program, sequences: list[tuple[str, ir.Layers]], helpers: set[str]) -> list[str]:
     """`__init__` lines (without indentation) that set the masks of a network's MaskedLinear
     layers; adds the helpers they call to `helpers`."""
     made = {(id(layers), i) for _, layers in sequences for i, use in enumerate(layers.layers)
-            if layer_order(use).kind == "made"}
+            if use.order.kind == "made"}
     if not made:
         return []
     analysis = analyze_network(program)

@@ -33,6 +33,20 @@ class ModelInfo:
     def node(self, key: str):
         return self.graph.nodes[key]["data"]
 
+    def call(self, key: str, args: list[str]) -> str:
+        """`self.dec(z, self.t0)`: a module called with its inputs, then the model's tensors and
+        networks its forward takes (ModuleClass.free)."""
+        extra = [f"self.{self.attrs[f]}" for f in self.free.get(key, [])]
+        return f"self.{self.attrs[key]}({', '.join([*args, *extra])})"
+
+    def callable(self, key: str) -> str:
+        """A network as a value (a penalty's critic, a denoiser, a sampler's energy): the module
+        itself, or a function that passes it the tensors and networks it uses."""
+        if not self.free.get(key):
+            return f"self.{self.attrs[key]}"
+        extra = ", ".join(f"self.{self.attrs[f]}" for f in self.free[key])
+        return f"(lambda *inputs: self.{self.attrs[key]}(*inputs, {extra}))"
+
 
 class MethodWriter(Writer):
     def __init__(self, info: ModelInfo, mode: str, over: set[str] | None = None):
@@ -108,9 +122,7 @@ class MethodWriter(Writer):
         return local
 
     def factor_dist(self, key: str) -> str:
-        args = [self.variable(v) for v in self.info.inputs[key]]
-        args += [f"self.{self.info.attrs[f]}" for f in self.info.free.get(key, [])]
-        code = f"self.{self.info.attrs[key]}({', '.join(args)})"
+        code = self.info.call(key, [self.variable(v) for v in self.info.inputs[key]])
         return self.hoist(code, self.info.attrs[key], no_grad=self.cut(key=key))
 
     def variable(self, name: str) -> str:
@@ -123,8 +135,10 @@ class MethodWriter(Writer):
             return self.data(e.name), ATOM
         if e.scope == "latent":
             return self.latent(e.name), ATOM
-        if e.scope in ("tensor", "net"):
+        if e.scope == "tensor":
             return f"self.{self.info.attrs[e.name]}", ATOM
+        if e.scope == "net":
+            return self.info.callable(e.name), ATOM
         if e.scope == "loss":
             return f"self.loss_{suffix(e.name)}(batch)", CALL
         return identifier(e.name), ATOM
@@ -135,8 +149,7 @@ class MethodWriter(Writer):
 
     def w_CallNet(self, e: ir.CallNet):
         args, one = network_arguments(list(e.args), [self.emit(a) for a in e.args], self)
-        args += [f"self.{self.info.attrs[f]}" for f in self.info.free.get(e.net, [])]
-        code = f"self.{self.info.attrs[e.net]}({', '.join(args)})" + ("[0]" if one else "")
+        code = self.info.call(e.net, args) + ("[0]" if one else "")
         simple = [a for a in args if a.isidentifier()]
         base = "_".join([e.net, *simple]) if len(simple) == len(args) and args else e.net
         return self.hoist(code, base, no_grad=self.cut(e)), ATOM
@@ -178,7 +191,7 @@ class MethodWriter(Writer):
 
     def w_SamplerDraw(self, e: ir.SamplerDraw):
         node = self.info.node(e.sampler)
-        code = f"self.{self.info.attrs[e.sampler]}(self.{self.info.attrs[node.target]}, {self.batch_size()})"
+        code = f"self.{self.info.attrs[e.sampler]}({self.info.callable(node.target)}, {self.batch_size()})"
         return self.hoist(code, e.sampler), ATOM
 
 

@@ -126,9 +126,8 @@ class ModelSource:
             body.append(f"{identifier(latent)} = {code}  # every value of {latent}" + (
                 ", in every combination" if len(given) > 1 else ""))
             terms.append(f"self.prior_{identifier(latent)}().log_prob({identifier(latent)})")
-        args = [identifier(g) for g in self.info.inputs[key]] + \
-            [f"self.{self.info.attrs[f]}" for f in self.info.free.get(key, [])]
-        terms.append(f"self.{self.info.attrs[key]}({', '.join(args)}).log_prob({var}.unsqueeze(1))")
+        factor = self.info.call(key, [identifier(g) for g in self.info.inputs[key]])
+        terms.append(f"{factor}.log_prob({var}.unsqueeze(1))")
         body.append(f"log_joint = {' + '.join(terms)}  # [batch, {math.prod(sizes)}]")
         body.append("return torch.logsumexp(log_joint, dim=1)")
         self.method(f"log_p_{var}(self, {var})", f"log p({node.term.vars[0]}) = log sum over "
@@ -181,7 +180,7 @@ class ModelSource:
             return
         body, built = [], []
         for key, node in _nodes(self.info, "step"):
-            name = identifier(key.split(":", 1)[1])
+            name = f"opt_{suffix(key.split(':', 1)[1])}"  # never shadows `total` or a schedule helper
             params = ", ".join(self.parameters_of(k) for k in node.over)
             optimizer = self.entry_code(OPTIMIZERS, node.optimizer or train.optimizer)
             body.append(f"{name} = {optimizer.fill(params=f'[{params}]')}  # {where(node.span)}")

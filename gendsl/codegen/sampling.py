@@ -22,8 +22,11 @@ def samples(ms: ModelSource) -> dict[str, Sample]:
         writer.bound["n"] = "n"
         if isinstance(node.expr, ir.DrawDensity):
             body = draw_density(ms, writer, node.expr)
-        else:
+        elif node.expr.type.batched:
             body = [f"return {writer.code(node.expr)}"]
+        else:  # one value shared by every sample (e.g. `sample x = mu`): n copies of it
+            shape = ", ".join(["n", *map(str, node.expr.type.shape)])
+            body = [f"return {writer.code(node.expr)}.expand({shape})"]
         ms.helpers |= writer.helpers
         data = sorted(v for v in writer.bound if v in info.graph and info.node(v).kind == "data"
                       and info.node(v).type.kind != "cat")
@@ -71,7 +74,7 @@ def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
     shape = (t.shape[1] * t.shape[2]) if len(t.shape) == 3 else t.numel
     lines = [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}), device=self.device)",
              f"for i in range({shape}):  # one position at a time, every sample at once",
-             f"    dist = self.{info.attrs[key]}({x})",
+             f"    dist = {info.call(key, [x])}",
              "    draw = dist.mean if mean else dist.sample()"]
     if len(t.shape) == 3:
         lines += [f"    h, w = divmod(i, {t.shape[2]})", f"    {x}[:, :, h, w] = draw[:, :, h, w]"]
@@ -103,7 +106,7 @@ def likelihoods(ms: ModelSource) -> Likelihood:
         if net:
             x = identifier(node.var)
             ms.method("bound(self, batch)", f"the negative variational bound of {node.var} per sample (nats)",
-                      [f'{x} = batch["{node.var}"]', f"return self.{info.attrs[key]}.bound(self.{info.attrs[net]}, {x})"])
+                      [f'{x} = batch["{node.var}"]', f"return self.{info.attrs[key]}.bound({info.callable(net)}, {x})"])
             found["bound"] = node.var
     return Likelihood(**found)
 
@@ -115,13 +118,12 @@ def exact_likelihood(info) -> tuple[str, str] | None:
         var = node.term.vars[0]
         x = identifier(var)
         if node.role == "autoregressive":
-            return var, f"self.{info.attrs[key]}({x}).log_prob({x})"
+            return var, f"{info.call(key, [x])}.log_prob({x})"
         if node.role == "observe" and node.term.given and all(
                 info.node(g).kind == "latent" and info.node(g).type.kind == "cat" for g in node.term.given):
             return var, f"self.log_p_{x}({x})"
         if node.role == "observe" and not node.term.given:  # p(x) is the factor itself
-            args = ", ".join(f"self.{info.attrs[f]}" for f in info.free.get(key, []))
-            return var, f"self.{info.attrs[key]}({args}).log_prob({x})"
+            return var, f"{info.call(key, [])}.log_prob({x})"
     return None
 
 
@@ -141,8 +143,8 @@ def importance_weights(info) -> tuple[str, list[str]] | None:
     log_q, log_prior = [], []
     for key, enc in encoders.items():
         z = identifier(enc.term.vars[0])
-        args = ", ".join(identifier(i) for i in info.inputs[key])
-        body += [f"q_{z} = self.{info.attrs[key]}({args})", f"{z} = q_{z}.sample((k,))  # [k, batch, ...]"]
+        q = info.call(key, [identifier(i) for i in info.inputs[key]])
+        body += [f"q_{z} = {q}", f"{z} = q_{z}.sample((k,))  # [k, batch, ...]"]
         log_q.append(f"q_{z}.log_prob({z})")
         log_prior.append(f"self.prior_{z}().log_prob({z})")
     args = []
@@ -154,7 +156,7 @@ def importance_weights(info) -> tuple[str, list[str]] | None:
             args.append(f"{i}.repeat(k, *([1] * ({i}.dim() - 1)))")
     x = identifier(var)
     body.append(f"{x}_k = {x}.repeat(k, *([1] * ({x}.dim() - 1)))  # [k * batch, ...], k-major like the draws")
-    body.append(f"log_px = self.{info.attrs[dec_key]}({', '.join(args)}).log_prob({x}_k).view(k, -1)")
+    body.append(f"log_px = {info.call(dec_key, args)}.log_prob({x}_k).view(k, -1)")
     body.append(f"return log_px + {' + '.join(log_prior)} - {' - '.join(log_q)}")
     return var, body
 

@@ -10,6 +10,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
+from gendsl.library.entries import Order
 from gendsl.source import Span
 from gendsl.types import TensorType, Type
 
@@ -22,6 +23,23 @@ class IR(BaseModel):
 
 class Const(IR):
     value: Any
+
+
+class Slice(Const):
+    """`start:stop:step`, an item of an Index: constant ints or None, as written (a constant, whose
+    type is that of its bounds)."""
+
+    start: int | None = None
+    stop: int | None = None
+    step: int | None = None
+
+    def positions(self, size: int) -> range:
+        """The positions it picks on an axis of `size` (Python's slice semantics)."""
+        return range(*slice(self.start, self.stop, self.step).indices(size))
+
+    def describe(self) -> str:
+        parts = ["" if v is None else str(v) for v in (self.start, self.stop, self.step)]
+        return ":".join(parts if self.step is not None else parts[:2])
 
 
 class Ref(IR):
@@ -50,6 +68,7 @@ class Apply(IR):
     code: str
     helpers: tuple[str, ...] = ()
     differentiable: bool = True
+    order: Order = Order()           # what it does to an autoregressive order (graph/passes/order.py)
 
 
 class LayerUse(BaseModel):
@@ -64,10 +83,9 @@ class LayerUse(BaseModel):
     params: int
     code: str
     helpers: tuple[str, ...] = ()
-    mixes: frozenset[str] = frozenset()
-    mask: str | None = None
+    order: Order = Order()
+    batch_statistics: bool = False
     invertible: bool = False
-
 
     def describe(self) -> str:
         """`Conv2d(64, kernel=4, stride=2)`: the main arguments, leaving out defaults."""

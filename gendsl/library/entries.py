@@ -45,8 +45,7 @@ class Built:
     code: str = ""                       # an nn.Module constructor expression
     helpers: tuple[str, ...] = ()        # classes of gendsl/codegen/helpers.py the code needs
     order: Order = Order()               # what it does to an autoregressive order
-    mixes: frozenset[str] = frozenset()  # {"batch"}: normalizes over the batch (read by expressions.py)
-    mask: str | None = None              # unused since `order`; kept while LayerUse copies it
+    batch_statistics: bool = False       # normalizes over the batch (BatchNorm): not for shared values
     invertible: bool = False
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from gendsl.library.entries import Registry, require
+from gendsl.library.entries import ELEMENTWISE, Order, Registry, require
 from gendsl.library.layers import ACTIVATIONS
 from gendsl.types import LOSS_VALUE, NetType, NumberType, TensorType, Type, broadcast_shapes
 
@@ -34,6 +34,7 @@ class Fn:
     code: str                        # format template over argument code: {0}, {1}, ...
     helpers: tuple[str, ...] = ()    # helper functions of gendsl/codegen/helpers.py it calls
     differentiable: bool = True      # False: gradients do not flow through the result
+    order: Order = Order()           # what it does to an autoregressive order (default: anything)
     reduces_batch: bool = False      # one number for the whole batch: allowed in losses only
     no_gradient: tuple[int, ...] = ()  # operands no gradient flows back to (they are detached)
 
@@ -119,7 +120,7 @@ def axes(dim: int | list[int], x: TensorType, fn: str) -> tuple[int, ...]:
 def _elementwise(functional: str):
     def rule(x: TensorType) -> Fn:
         numeric(x, "this function")
-        return Fn(out=x.as_real(), code=functional.replace("{x}", "{0}"))
+        return Fn(out=x.as_real(), code=functional.replace("{x}", "{0}"), order=ELEMENTWISE)
     return rule
 
 
@@ -130,7 +131,7 @@ for _name, (_module, _functional, _doc) in ACTIVATIONS.items():
 @function("leaky_relu", "max(x, slope * x)", skip=0)
 def leaky_relu(x: TensorType, slope: float = 0.01) -> Fn:
     numeric(x, "leaky_relu")
-    return Fn(out=x.as_real(), code=f"F.leaky_relu({{0}}, {slope})")
+    return Fn(out=x.as_real(), code=f"F.leaky_relu({{0}}, {slope})", order=ELEMENTWISE)
 
 
 @function("softmax", "normalized exponentials over the last dimension", skip=0)
@@ -138,7 +139,7 @@ def softmax(x: TensorType) -> Fn:
     numeric(x, "softmax")
     require(x.rank >= 1, f"softmax normalizes over the last dimension, but {x.describe()} has none",
             "softmax of one number is 1; apply it to a vector, e.g. real[K]")
-    return Fn(out=x.as_real(), code="torch.softmax({0}, dim=-1)")
+    return Fn(out=x.as_real(), code="torch.softmax({0}, dim=-1)", order=Order("mixes", (-1,)))
 
 
 # ---- shapes ----
@@ -265,13 +266,13 @@ function("l1", "absolute error averaged per sample", skip=0)(_pair_loss("l1", "l
 def clamp(x: TensorType, min: float, max: float) -> Fn:
     numeric(x, "clamp")
     require(min <= max, f"clamp needs min <= max, got [{min}, {max}]")
-    return Fn(out=x.as_real(), code=f"{{0}}.clamp({min}, {max})")
+    return Fn(out=x.as_real(), code=f"{{0}}.clamp({min}, {max})", order=ELEMENTWISE)
 
 
 @function("detach", "the value without its gradient (an explicit stop-gradient)", skip=0)
 def detach(x: TensorType) -> Fn:
     tensor(x, "detach")
-    return Fn(out=x, code="{0}.detach()", differentiable=False)
+    return Fn(out=x, code="{0}.detach()", differentiable=False, order=ELEMENTWISE)
 
 
 @function("add_noise", "adds Gaussian noise of the given std (a denoising autoencoder's corruption)",
@@ -279,14 +280,14 @@ def detach(x: TensorType) -> Fn:
 def add_noise(x: TensorType, std: float = 0.3) -> Fn:
     numeric(x, "add_noise")
     require(std >= 0, f"add_noise needs std >= 0, got {std}")
-    return Fn(out=x.as_real(), code=f"({{0}} + {std} * torch.randn_like({{0}}))")
+    return Fn(out=x.as_real(), code=f"({{0}} + {std} * torch.randn_like({{0}}))", order=ELEMENTWISE)
 
 
 @function("drop", "zeroes each value with probability p (masking noise), also at evaluation", skip=0)
 def drop(x: TensorType, p: float = 0.3) -> Fn:
     numeric(x, "drop")
     require(0 <= p < 1, f"drop needs p in [0, 1), got {p}")
-    return Fn(out=x.as_real(), code=f"({{0}} * (torch.rand_like({{0}}) >= {p}).float())")
+    return Fn(out=x.as_real(), code=f"({{0}} * (torch.rand_like({{0}}) >= {p}).float())", order=ELEMENTWISE)
 
 
 # ---- penalties: means over the batch, in losses ----

@@ -146,11 +146,11 @@ def batch_norm(x: TensorType) -> Built:
     if x.rank == 3:
         # statistics over the pixels of each channel: in training a pixel sees every other one
         return Built(out=x.as_real(), params=2 * x.shape[0], code=f"nn.BatchNorm2d({x.shape[0]})",
-                     mixes=frozenset({"batch"}), order=Order("mixes", (1, 2)))
+                     batch_statistics=True, order=Order("mixes", (1, 2)))
     n = features(x, "BatchNorm")
     require(x.rank == 1, f"BatchNorm expects a vector or an image, got {x.describe()}")
     # statistics over the batch of each feature: a feature sees the same feature of other samples only
-    return Built(out=x.as_real(), params=2 * n, code=f"nn.BatchNorm1d({n})", mixes=frozenset({"batch"}),
+    return Built(out=x.as_real(), params=2 * n, code=f"nn.BatchNorm1d({n})", batch_statistics=True,
                  order=ELEMENTWISE)
 
 

@@ -83,6 +83,8 @@ def format_value(value: Any) -> str:
         return "none"
     if isinstance(value, Symbol):
         return value.name
+    if hasattr(value, "describe"):  # a type given where a constant is expected
+        return value.describe()
     return repr(value) if isinstance(value, str) else str(value)
 
 

@@ -57,15 +57,19 @@ def write_samples(model, spec: RunSpec, path: Path, groups: list[Group] | None, 
 
 
 def latent_rows(spec: RunSpec, info: Sample, latent: str | None) -> str:
-    latents = info.latents
+    """The latent an interpolation or traversal moves: a real-valued one (labels have no line
+    between two values)."""
+    latents = [name for name in info.latents if spec.latents[name].kind == "real"]
     if not latents:
-        raise GendslError(error("E505", f"sample {info.method[7:]} has no latent variable to move",
-                                hint="interpolation and traversal need a sample with a latent, e.g. G(z)"))
+        found = ", ".join(f"{n}: {spec.latents[n].kind}" for n in info.latents) or "none"
+        raise GendslError(error("E505", f"sample {info.method[7:]} has no real-valued latent to move (latents: "
+                                f"{found})", hint="interpolation and traversal move a latent such as "
+                                "`latent z: real[16]`; a category label has no values in between"))
     if latent is None:
         return latents[0]
     if latent not in latents:
-        raise GendslError(error("E505", f"--traverse {latent}: not a latent of this sample",
-                                hint=f"latents: {', '.join(latents)}"))
+        raise GendslError(error("E505", f"--traverse {latent}: not a real-valued latent of this sample",
+                                hint=f"real-valued latents: {', '.join(latents)}"))
     return latent
 
 

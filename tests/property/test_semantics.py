@@ -363,8 +363,11 @@ def batch_of(spec: Spec, size: int) -> dict[str, torch.Tensor]:
 def forward_arguments(module, batch: dict[str, torch.Tensor], model) -> dict:
     """A generated network's forward() arguments: its inputs from the batch, then the model's
     tensors and networks it takes."""
-    names = list(inspect.signature(module.forward).parameters)
-    return {name: batch[name] if name in batch else getattr(model, name) for name in names}
+    from gendsl.codegen.names import identifier
+
+    values = {**dict(model.named_children()), **dict(model.named_parameters(recurse=False)), **batch}
+    values = {identifier(name): value for name, value in values.items()}  # spec `h` is written `h_` there
+    return {name: values[name] for name in list(inspect.signature(module.forward).parameters)}
 
 
 def oracle(graph) -> PerSample:
@@ -554,8 +557,6 @@ def test_attention_over_a_shared_codebook_trains() -> None:
     train_two_steps(model, {"x": torch.randn(4, 2)}, "l")
 
 
-@pytest.mark.xfail(strict=True, reason="emit.module_classes must build called networks first and pass "
-                                       "their tensors to network_class(callees=...)")
 def test_network_calling_a_network_with_a_tensor() -> None:
     """A network that calls a network using a model tensor passes the tensor on."""
     graph, model = compile_spec("model R {\n  tensor w: real[2] = normal\n  net g(u: real[2]) -> real[2] { u * w }\n"

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from gendsl import ast
 from gendsl.graph import ir
 from gendsl.graph.constants import evaluate
-from gendsl.graph.passes.expressions import Slice
+
 from gendsl.library.functions import FUNCTIONS
 from gendsl.library.signature import is_operand, parameters
 from gendsl.types import TensorType
@@ -90,7 +90,7 @@ class PerSample:
         x = self.value(e.target, env)
         items = []
         for item in e.indices:
-            if isinstance(item, Slice):
+            if isinstance(item, ir.Slice):
                 items.append(slice(item.start, item.stop, item.step))
             elif isinstance(item.type, TensorType):  # a label: this sample's category
                 items.append(self.value(item, env))

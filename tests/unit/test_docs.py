@@ -20,7 +20,9 @@ from gendsl.graph.nodes import TrainConfig
 from gendsl.library import training
 from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.library.functions import FUNCTIONS
+from gendsl.library.entries import Configured
 from gendsl.library.layers import LAYERS
+from gendsl.library.methods import METHODS
 from gendsl.library.sources import SOURCES
 from gendsl.source import SourceFile
 from gendsl.syntax.parse import parse_source
@@ -161,6 +163,7 @@ def expected_tables() -> dict[str, list[tuple[tuple[str, ...], str]]]:
         "Noise schedules": rows(training.BETA_SCHEDULES.values()),
         "Tensor initializers": rows(training.INITS.values()),
         "Metrics": rows(training.METRICS.values()),
+        "Methods": rows(METHODS.values()),
     }
 
 
@@ -193,9 +196,9 @@ def test_reference_table_matches_registry(section):
 
 def setting_default(name: str) -> str:
     value = TrainConfig.model_fields[name].default
-    if isinstance(value, dict):
-        options = ", ".join(f"{k}={v}" for k, v in value.items() if k != "name")
-        return f"{value['name']}({options})"
+    if isinstance(value, Configured):
+        options = ", ".join(f"{k}={v}" for k, v in value.options.items())
+        return f"{value.entry}({options})"
     return "none" if value is None else str(value)
 
 

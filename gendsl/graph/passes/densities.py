@@ -23,7 +23,7 @@ class DensityResolver:
 
     def __init__(self, typer: ExprTyper, factors: dict[str, DensityTerm], factor_roles: dict[str, str],
                  latents: dict[str, TensorType], encoders: dict[str, str], flows: dict[str, tuple[str, str]],
-                 diffusions: dict[str, str]):
+                 diffusions: dict[str, str], families: dict[tuple[str, str], str] | None = None):
         self.typer = typer
         self.factors = factors            # factor key -> term
         self.factor_roles = factor_roles  # factor key -> encoder/decoder/observe/autoregressive
@@ -31,6 +31,7 @@ class DensityResolver:
         self.encoders = encoders          # latent name -> encoder factor key
         self.flows = flows                # flow name -> (data var, latent)
         self.diffusions = diffusions      # diffusion name -> data var
+        self.families = families or {}    # (factor or latent, variable) -> distribution family
 
     def report(self, code, message, span, **kw):
         return self.typer.report(code, message, span, **kw)
@@ -123,7 +124,24 @@ class DensityResolver:
             return self.report("E232", f"kl compares distributions of different variables: "
                                f"{q.describe()} and {p.describe()}", e.span,
                                hint="both terms must be over the same latent, e.g. kl(q(z | x), p(z))")
+        infinite = self.infinite_kl(q_source, p_source, q.vars[0])
+        if infinite:
+            return self.report("E237", f"kl({q.describe()}, {p.describe()}) is infinite: {infinite}", e.span,
+                               label="always infinite", hint=f"give '{q.vars[0]}' a prior with a density at every "
+                               "real value (Normal, Laplace), or draw it in q from a family on the prior's support")
         return ir.KL(span=e.span, type=SCALAR, q=q, p=p, q_source=q_source, p_source=p_source)
+
+    def infinite_kl(self, q_source: str, p_source: str, var: str) -> str:
+        """Why KL(q || p) is infinite whatever the parameters ('' when it need not be): q puts mass
+        where p has none (a Normal posterior against a Uniform prior)."""
+        from gendsl.library.distributions import DISTRIBUTIONS, support_of
+
+        fq, fp = self.families.get((q_source, var)), self.families.get((p_source, var))
+        if fq not in DISTRIBUTIONS or fp not in DISTRIBUTIONS:
+            return ""
+        if support_of(fq).everywhere and not support_of(fp).everywhere:
+            return f"{fq} has a density at every real value, {fp} is zero outside its range"
+        return ""
 
     def draw(self, decl: ast.SampleDecl, scope: Scope) -> ir.Expr:
         call = decl.value

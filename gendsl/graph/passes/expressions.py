@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gendsl import ast
+from gendsl.ast import hint_text
 from gendsl.diagnostics import Diagnostic, Note, error
 from gendsl.graph import ir
 from gendsl.graph.constants import NotConstant, _binary, evaluate
+from gendsl.graph.passes.indexing import IndexTyper
 from gendsl.graph.passes.pipelines import PipelineTyper
 from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.library.functions import FUNCTIONS
@@ -43,24 +45,7 @@ def is_scalar(t: Type) -> bool:
     return isinstance(t, TensorType) and t.shape == () and t.kind != "cat"
 
 
-class Slice(ir.Const):
-    """`start:stop:step`, an item of an Index: constant ints or None, as written (a constant, whose
-    type is that of its bounds)."""
-
-    start: int | None = None
-    stop: int | None = None
-    step: int | None = None
-
-    def positions(self, size: int) -> range:
-        """The positions it picks on an axis of `size` (Python's slice semantics)."""
-        return range(*slice(self.start, self.stop, self.step).indices(size))
-
-    def describe(self) -> str:
-        parts = ["" if v is None else str(v) for v in (self.start, self.stop, self.step)]
-        return ":".join(parts if self.step is not None else parts[:2])
-
-
-class ExprTyper:
+class ExprTyper(IndexTyper):
     """Types expressions against the model's bindings (filled in by the statement pass)."""
 
     def __init__(self, params: dict[str, Any], pipelines: PipelineTyper, diagnostics: list[Diagnostic]):
@@ -194,7 +179,7 @@ class ExprTyper:
         binding = self.lookup(name, scope)
         if binding is not None and binding.kind == "density":
             return self.report("E209", f"{name}(...) is a density, not a value", e.span,
-                               hint=f"write `log {_text(e)}` for its log-density, or `sample x ~ {_text(e)}`")
+                               hint=f"write `log {hint_text(e)}` for its log-density, or `sample x ~ {hint_text(e)}`")
         if name == "kl" and binding is None:
             if scope.context not in ("loss",):
                 return self.report("E209", "kl(...) can only be used in losses", e.span)
@@ -212,8 +197,8 @@ class ExprTyper:
                                    hint=f"draw from it (`z ~ {name}(...)`) or score data with log p(x | z)")
             return self.distribution(e, scope)
         if name in LAYERS:
-            source = _text(e.args[0]) if e.args else "x"
-            rest = [_text(a) for a in e.args[1:]] + [f"{k.name}={_text(k.value)}" for k in e.kwargs]
+            source = hint_text(e.args[0]) if e.args else "x"
+            rest = [hint_text(a) for a in e.args[1:]] + [f"{k.name}={hint_text(k.value)}" for k in e.kwargs]
             return self.report("E211", f"{name} is a layer: use it in a pipeline", e.span,
                                hint=f"write `{source} |> {name}({', '.join(rest)})`; the input comes from "
                                     "the left of `|>`")
@@ -308,7 +293,7 @@ class ExprTyper:
                                "can use", e.span, label="over the batch", hint=per_sample_hint(e, entry.name, by_name))
         args = tuple(detached(a) if i in fn.no_gradient else a for i, a in enumerate(operands(entry.rule, by_name)))
         return ir.Apply(span=e.span, type=fn.out, fn=entry.name, args=args, code=fn.code, helpers=fn.helpers,
-                        differentiable=fn.differentiable)
+                        differentiable=fn.differentiable, order=fn.order)
 
     def distribution(self, e: ast.Call, scope: Scope) -> ir.Expr:
         entry = DISTRIBUTIONS[e.func.id]
@@ -321,113 +306,8 @@ class ExprTyper:
                        family=entry.name, params=by_name, code=family.code)
 
     # ---- the rest ----
-    def t_Index(self, e: ast.Index, scope: Scope) -> ir.Expr:
-        """One item per per-sample axis, from the first: an int picks a position (the axis goes), a
-        slice keeps some positions, a label cat[K] picks each sample's own position."""
-        target = self.expr(e.target, scope)
-        items = [self.index_item(i, scope) for i in e.indices]
-        t = target.type
-        if t is UNKNOWN or any(i is None or i.type is UNKNOWN for i in items):
-            return ir.Const(span=e.span, type=UNKNOWN, value=None)
-        if not isinstance(t, TensorType) or t.kind in ("cat", "step") or t.rank == 0:
-            return self.report("E227", f"cannot index {t.describe()}", e.target.span,
-                               label="no dimension to index" if isinstance(t, TensorType) else t.describe(),
-                               hint="index a per-sample dimension of a tensor, e.g. h[0] of h: real[4] or mu[c] "
-                                    "of `tensor mu: real[K, 2]`; the batch is never indexed")
-        if len(items) > t.rank:
-            return self.report("E227", f"{len(items)} indices for {t.describe()}, which has {t.rank} "
-                               f"dimension{'s' if t.rank > 1 else ''}", e.span,
-                               hint="one index per per-sample dimension at most; the batch is never indexed")
-        shape: list[int] = []
-        labels = 0
-        for axis, (node, item) in enumerate(zip(e.indices, items)):
-            size = t.shape[axis]
-            if isinstance(item, Slice):
-                kept = self.check_slice(item, size, node)
-                if kept is None:
-                    return ir.Const(span=e.span, type=UNKNOWN, value=None)
-                shape.append(kept)
-            elif isinstance(item.type, NumberType):
-                if not -size <= item.value < size:
-                    return self.report("E227", f"index {item.value} is out of range for {t.describe()}", node.span,
-                                       label=f"dimension {axis} has {size} entries",
-                                       hint=f"indices of this dimension go from 0 to {size - 1} (or -{size} to -1 "
-                                            "from the end)")
-            elif labels:
-                return self.report("E227", "an index takes one label at most", node.span,
-                                   hint="pick with one label, e.g. mu[c], and the other axes with numbers or slices")
-            else:
-                labels += 1
-                if item.type.classes != size:
-                    rows = f"{_text(e.target)} has {size} rows" if axis == 0 else \
-                        f"dimension {axis} of {_text(e.target)} has {size} entries"
-                    return self.report("E227", f"{rows} but the label has {item.type.classes} categories", e.span,
-                                       hint="the first dimension must equal the number of categories" if axis == 0
-                                       else "the indexed dimension must equal the number of categories")
-        shape += t.shape[len(items):]
-        out = TensorType(kind=t.kind, shape=tuple(shape), batched=t.batched or labels > 0)
-        return ir.Index(span=e.span, type=out, target=target, indices=tuple(items))
-
-    def index_item(self, node, scope: Scope) -> ir.Expr | None:
-        """A typed index item (a Slice, an int constant or a per-sample label), or None after reporting."""
-        if isinstance(node, ast.Slice):
-            bounds = []
-            for part in (node.start, node.stop, node.step):
-                if part is None:
-                    bounds.append(None)
-                    continue
-                try:
-                    value = evaluate(part, self.params, symbols=False)
-                except NotConstant as exc:
-                    self.report("E227", f"a slice bound must be a constant int: {exc.why}", exc.node.span,
-                                label="not a constant", hint="write numbers or int params, e.g. h[1:3] or h[0:half]")
-                    return None
-                if isinstance(value, bool) or not isinstance(value, int):
-                    self.report("E227", f"a slice bound must be an int, got {value!r}", part.span, label="not an int",
-                                hint="write numbers or int params, e.g. h[1:3] or h[0:half]")
-                    return None
-                bounds.append(value)
-            start, stop, step = bounds
-            return Slice(span=node.span, type=ListType(items=tuple(NumberType(kind="int", value=b) for b in bounds
-                                                                  if b is not None)),
-                         value=None, start=start, stop=stop, step=step)
-        item = self.expr(node, scope)
-        it = item.type
-        if it is UNKNOWN:
-            return item
-        if isinstance(it, NumberType) and it.kind == "int":
-            return item
-        if isinstance(it, TensorType) and it.kind == "cat":
-            if not it.batched:
-                self.report("E227", f"a label index must hold one label per sample, got {it.describe()}", node.span,
-                            hint="index by a data or latent label, e.g. mu[c] with `latent c: cat[K]`")
-                return None
-            return item
-        self.report("E227", f"an index must be a label cat[K], an int or a slice, got {it.describe()}", node.span,
-                    hint="write h[0], h[1:3] or mu[c] (c: cat[K]); values computed per sample cannot index")
-        return None
-
-    def check_slice(self, item: Slice, size: int, node: ast.Slice) -> int | None:
-        """The number of positions a slice keeps on an axis of `size`, or None after reporting."""
-        if item.step is not None and item.step < 1:
-            self.report("E227", f"a slice step must be a positive int, got {item.step}", node.span,
-                        hint="slices run forwards: h[0:4:2]")
-            return None
-        for bound in (item.start, item.stop):
-            if bound is not None and not -size <= bound <= size:
-                self.report("E227", f"slice bound {bound} is out of range for a dimension of size {size}", node.span,
-                            label=f"this dimension has {size} entries",
-                            hint=f"bounds go from 0 to {size} (or -{size} from the end)")
-                return None
-        kept = len(item.positions(size))
-        if kept == 0:
-            self.report("E227", f"the slice {item.describe()} of a dimension of size {size} is empty", node.span,
-                        hint="a slice keeps at least one position: start below stop")
-            return None
-        return kept
-
     def t_Attr(self, e: ast.Attr, scope: Scope) -> ir.Expr:
-        return self.report("E212", f"'{_text(e)}' is not a value", e.span,
+        return self.report("E212", f"'{hint_text(e)}' is not a value", e.span,
                            hint="methods are called: f.inverse(z), q.loss(eps), q.reverse(eps)")
 
     def t_TupleExpr(self, e, scope: Scope) -> ir.Expr:
@@ -451,7 +331,7 @@ class ExprTyper:
         if out is UNKNOWN:
             return ir.Const(span=e.span, type=UNKNOWN, value=None)
         shared = isinstance(source.type, TensorType) and not source.type.batched
-        mixing = next((use for use in layers if "batch" in use.mixes), None)
+        mixing = next((use for use in layers if use.batch_statistics), None)
         if shared and mixing is not None:
             return self.report("E220", f"{mixing.describe()} normalizes over the batch, but its input is shared "
                                f"({source.type.describe()}): one value for the whole batch", mixing.span,
@@ -468,7 +348,7 @@ def as_input(arg: ir.Expr, expected: Type) -> ir.Expr:
             or "cat" in (found.kind, expected.kind):
         return arg
     fn = FUNCTIONS["reshape"].rule(found, *expected.shape)
-    return ir.Apply(span=arg.span, type=fn.out, fn="reshape", args=(arg,), code=fn.code)
+    return ir.Apply(span=arg.span, type=fn.out, fn="reshape", args=(arg,), code=fn.code, order=fn.order)
 
 
 def detached(arg: ir.Expr) -> ir.Expr:
@@ -476,7 +356,8 @@ def detached(arg: ir.Expr) -> ir.Expr:
     if not isinstance(arg.type, TensorType):
         return arg
     fn = FUNCTIONS["detach"].rule(arg.type)
-    return ir.Apply(span=arg.span, type=fn.out, fn="detach", args=(arg,), code=fn.code, differentiable=False)
+    return ir.Apply(span=arg.span, type=fn.out, fn="detach", args=(arg,), code=fn.code, differentiable=False,
+                    order=fn.order)
 
 
 def operands(rule, by_name: dict[str, ir.Expr]) -> tuple[ir.Expr, ...]:
@@ -496,7 +377,7 @@ def per_sample_hint(e: ast.Call, name: str, by_name: dict[str, ir.Expr]) -> str:
         return f"use {name}(...) in a loss"
     axes = list(range(x.type.rank))
     dim = str(axes[0]) if len(axes) == 1 else str(axes)
-    return (f"{name} over one sample's dimensions is {name}({_text(e.args[0])}, dim={dim}): one number per "
+    return (f"{name} over one sample's dimensions is {name}({hint_text(e.args[0])}, dim={dim}): one number per "
             "sample; without dim, the batch is reduced too")
 
 
@@ -512,18 +393,3 @@ def _batched(t: Type) -> bool:
 def option_span(e: ast.Call, message: str):
     """The option a binding problem names (`has no argument 'k'`), else the whole call."""
     return next((k.span for k in e.kwargs if f"'{k.name}'" in message), e.span)
-
-
-def _text(e: ast.Node) -> str:
-    """A short rendering of an expression for hints."""
-    if isinstance(e, ast.Name):
-        return e.id
-    if isinstance(e, ast.Number):
-        return str(e.value)
-    if isinstance(e, ast.Attr):
-        return f"{_text(e.target)}.{e.name}"
-    if isinstance(e, ast.Call):
-        args = [_text(a) for a in e.args] + [f"{k.name}={_text(k.value)}" for k in e.kwargs]
-        given = f" | {', '.join(_text(g) for g in e.given)}" if e.given else ""
-        return f"{_text(e.func)}({', '.join(args)}{given})"
-    return "..."

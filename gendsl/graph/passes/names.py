@@ -61,6 +61,10 @@ def _walk(expr, on_name, on_callee, on_stage) -> None:
     elif isinstance(expr, (ast.TupleExpr, ast.ListExpr)):
         for item in expr.items:
             _walk(item, on_name, on_callee, on_stage)
+    elif isinstance(expr, ast.Slice):
+        for bound in (expr.start, expr.stop, expr.step):
+            if bound is not None:
+                _walk(bound, on_name, on_callee, on_stage)
 
 
 class _Resolver:

@@ -22,8 +22,6 @@ import networkx as nx
 from gendsl.diagnostics import Diagnostic, Note, error
 from gendsl.graph import ir
 from gendsl.library.entries import ELEMENTWISE, Order
-from gendsl.library.layers import ACTIVATIONS, LAYERS
-from gendsl.library.signature import call_rule
 from gendsl.source import Span
 from gendsl.types import TensorType
 
@@ -31,11 +29,6 @@ UNITS = {0: "value", 1: "features", 2: "positions", 3: "pixels"}  # what the pos
 POSITION_AXES = {0: (), 1: (0,), 2: (0,), 3: (1, 2)}
 # Functions do not declare their order yet (functions.Fn has no `order`): until they do, the
 # functions known to keep it are listed here; any other function is refused on ordered data.
-FUNCTION_ORDERS: dict[str, Order] = {
-    **{name: ELEMENTWISE for name in ACTIVATIONS},
-    **{name: ELEMENTWISE for name in ("leaky_relu", "clamp", "detach", "add_noise", "drop")},
-    "softmax": Order("mixes", (-1,)),
-}
 HINTS = {0: "the distribution of a single value cannot depend on the value itself",
          1: "MADE: mix features with MaskedLinear only; elementwise layers and functions keep the order",
          2: "mix positions with SelfAttention(causal=true) or causal=strict; Linear, LayerNorm and "
@@ -46,11 +39,6 @@ STRICT_HINT = {1: "end each path from x with MaskedLinear, which sees only earli
                2: "put SelfAttention(causal=strict) on each path from x: it sees only earlier positions",
                3: "put MaskedConv2d(mask=A) (or SelfAttention(causal=strict)) first on each path from x: "
                   "it hides the current pixel"}
-
-
-def layer_order(use: ir.LayerUse) -> Order:
-    """A layer's order effect, as its registry entry builds it for this input."""
-    return call_rule(LAYERS[use.entry].rule, [use.input], use.args, skip=1).order
 
 
 @dataclass(frozen=True)
@@ -155,12 +143,12 @@ class Analysis:
             args = tuple(self.value(a) for a in e.args)
             if e.fn == "concat":
                 return self.add(Value("concat", args, e.span, e.type, what="concat"))
-            return self.add(Value("apply", args, e.span, e.type, order=FUNCTION_ORDERS.get(e.fn, Order()),
+            return self.add(Value("apply", args, e.span, e.type, order=e.order,
                                   what=f"{e.fn}(...)"))
         if isinstance(e, ir.Layers):
             current = self.value(e.input)
             for i, use in enumerate(e.layers):
-                current = self.add(Value("layer", (current,), use.span, use.output, order=layer_order(use),
+                current = self.add(Value("layer", (current,), use.span, use.output, order=use.order,
                                          layer=use, pipeline=e, index=i, what=use.entry))
             return current
         if isinstance(e, (ir.CallNet, ir.Index)):

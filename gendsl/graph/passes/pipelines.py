@@ -163,8 +163,8 @@ class PipelineTyper:
                                           label=f"input is {current.describe()}", hint=exc.hint))
             return UNKNOWN, []
         use = LayerUse(span=stage.span, entry=stage.name, args=values, input=current, output=built.out,
-                       params=built.params, code=built.code, helpers=built.helpers, mixes=built.mixes,
-                       mask=built.mask, invertible=built.invertible)
+                       params=built.params, code=built.code, helpers=built.helpers, order=built.order,
+                       batch_statistics=built.batch_statistics, invertible=built.invertible)
         self.built[key] = use
         return built.out, [use]
 

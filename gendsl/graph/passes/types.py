@@ -424,7 +424,17 @@ class _TypePass(UsesMixin):
             latents={k: n.type for k, n in self.nodes("latent") if n.type is not None},
             encoders={n.term.vars[0]: k for k, n in self.nodes("factor") if n.role == "encoder" and n.term},
             flows={k: (n.var, n.latent) for k, n in self.nodes("flow")},
-            diffusions={k: n.var for k, n in self.nodes("diffusion")})
+            diffusions={k: n.var for k, n in self.nodes("diffusion")},
+            families=self.families())
+
+    def families(self) -> dict[tuple[str, str], str]:
+        """(factor or latent, variable) -> the family it draws the variable from."""
+        found = {(k, k): n.prior.family for k, n in self.nodes("latent") if n.prior is not None}
+        for key, node in self.nodes("factor"):
+            for stmt in node.program.stmts if node.program is not None else ():
+                if isinstance(stmt, ir.Draw):
+                    found[(key, stmt.name)] = stmt.dist.family
+        return found
 
     def run(self) -> None:
         self.data()
