@@ -35,6 +35,8 @@ class DataVar(Tensor):
     position: int
     source: str
     args: dict[str, Any] = {}
+    bounds: tuple[float, float] | None = None   # the family that scores it needs values in here
+    scored_by: str = ""                          # that family, for the message when they are not
 
 
 class Step(Contract):
@@ -94,7 +96,7 @@ class Likelihood(Contract):
 
 
 class RunSpec(Contract):
-    version: int = VERSION
+    version: int                     # always written (the generated SPEC leaves out defaults)
     model: str
     spec: str
     hash: str

@@ -18,6 +18,7 @@ from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_
 from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
 from gendsl.codegen.sampling import likelihoods, samples
 from gendsl.graph import ir
+from gendsl import spec as contract
 from gendsl.spec import DataVar, Likelihood, Metric, RunSpec, Sample, Step, Tensor, Train
 from gendsl.types import TensorType
 
@@ -167,7 +168,8 @@ def generate(graph: nx.DiGraph, spec_path: str, spec_text: str) -> Generated:
     parts = ["\n".join(header), IMPORTS, *helper_sources(helpers),
              *(m.source for m in modules.values()), model,
              f"def build():\n    \"\"\"A fresh {model_name} with random weights.\"\"\"\n    return {model_name}()",
-             "SPEC = " + pprint.pformat(spec.model_dump(mode="json"), width=100, sort_dicts=False)]
+             "SPEC = " + pprint.pformat(spec.model_dump(mode="json", exclude_defaults=True), width=100,
+                                        sort_dicts=False)]
     return Generated(source="\n\n\n".join(parts) + "\n", class_name=model_name, spec=spec)
 
 
@@ -181,9 +183,10 @@ def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[Step
     params = graph.graph.get("params", {})
     train = graph.graph.get("train")
     return RunSpec(
-        model=graph.graph["model"], spec=Path(spec_path).name, hash=spec_hash(text, params), params=dict(params),
+        version=contract.VERSION, model=graph.graph["model"], spec=Path(spec_path).name,
+        hash=spec_hash(text, params), params=dict(params),
         data=tuple(DataVar(name=k, **_tensor(n.type), group=n.group, position=n.position, source=n.source,
-                           args=dict(n.source_args)) for k, n in _nodes_of(graph, "data")),
+                           args=dict(n.source_args), **_bounds(graph, k)) for k, n in _nodes_of(graph, "data")),
         latents={k: Tensor(**_tensor(n.type)) for k, n in _nodes_of(graph, "latent")},
         losses=tuple(k for k, _ in _nodes_of(graph, "loss")),
         steps=tuple(steps),
@@ -192,6 +195,20 @@ def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[Step
         metrics=tuple(Metric(name=n.metric, alias=k.split(":", 1)[1], options=dict(n.options))
                       for k, n in _nodes_of(graph, "metric")),
         likelihood=found)
+
+
+def _bounds(graph: nx.DiGraph, var: str) -> dict:
+    """The range the family scoring a real data variable needs (Bernoulli: [0, 1]), which only the
+    data can show: the loader checks it."""
+    from gendsl.library.distributions import support_of
+
+    for _, node in _nodes_of(graph, "factor"):
+        for stmt in node.program.stmts if node.program is not None else ():
+            if isinstance(stmt, ir.Draw) and stmt.name == var and graph.nodes[var]["data"].type.kind == "real":
+                bounds = support_of(stmt.dist.family).bounds
+                if bounds is not None:
+                    return {"bounds": bounds, "scored_by": stmt.dist.family}
+    return {}
 
 
 def _nodes_of(graph: nx.DiGraph, kind: str):

@@ -183,7 +183,8 @@ class ModelSource:
             name = f"opt_{suffix(key.split(':', 1)[1])}"  # never shadows `total` or a schedule helper
             params = ", ".join(self.parameters_of(k) for k in node.over)
             optimizer = self.entry_code(OPTIMIZERS, node.optimizer or train.optimizer)
-            body.append(f"{name} = {optimizer.fill(params=f'[{params}]')}  # {where(node.span)}")
+            head, tail = optimizer.fill(params="\0").split("\0")  # the parameters go on a line of their own
+            body += [f"{name} = {head}  # {where(node.span)}", f"    [{params}]{tail}"]
             schedule = self.entry_code(SCHEDULES, train.schedule).fill(optimizer=name, total="total")
             built.append(f'"{key.split(":", 1)[1]}": ({name}, {schedule}),')
         body += ["return {", *(f"    {line}" for line in built), "}"]

@@ -150,7 +150,7 @@ def coverage(ctx: Context, k: float = 3.0, samples: int = 2500) -> dict:
     name = data.name
     args = {a: v for a, v in data.args.items() if a != "n" and v is not None}
     centres, std = modes(data.source, **args)
-    x = draw(ctx.model, spec, name, samples, None).float().cpu().numpy().reshape(samples, -1)
+    x = draw(ctx.model, spec, name, samples, ctx.groups).float().cpu().numpy().reshape(samples, -1)
     result = measure(x, centres, std, k)
     return {"modes": int(result["modes_covered"]), "of": len(centres), "high_quality": float(result["high_quality"]),
             "samples": samples, "k": k}

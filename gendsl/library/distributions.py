@@ -29,6 +29,7 @@ class Support:
     scores: tuple[Kind, ...]          # data kinds it can score: `log p(x)` of such data is a density
     notes: tuple[tuple[Kind, str], ...] = ()   # conditions the checker cannot see, per kind
     everywhere: bool = False          # a density at every real number (a flow's latent needs one)
+    bounds: tuple[float, float] | None = None  # real data it scores must lie here (checked when loaded)
 
     def can_score(self, kind: str) -> bool:
         return kind in self.scores
@@ -159,7 +160,7 @@ def _probability(name: str, key: str, value: Operand) -> None:
 
 
 @distribution("Bernoulli", "binary values with probability sigmoid(logits) (or probs)",
-              Support("bin", ("bin", "real"), notes=(("real", "values in [0, 1]"),)))
+              Support("bin", ("bin", "real"), notes=(("real", "values in [0, 1]"),), bounds=(0.0, 1.0)))
 def bernoulli(logits: Operand | None = None, probs: Operand | None = None) -> Family:
     key, value = _one_of("Bernoulli", logits, probs)
     _not_label("Bernoulli", value, key)

@@ -54,6 +54,12 @@ def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
     if var.kind == "bin" and n and not np.isin(array, (0, 1)).all():
         raise DataError("E403", f"'{var.name}' is declared bin but the data hold values other than 0 and 1",
                         "declare it real, or binarize the data")
+    if var.bounds is not None and n and (array.min() < var.bounds[0] or array.max() > var.bounds[1]):
+        low, high = var.bounds
+        raise DataError("E403", f"'{var.name}' is scored by {var.scored_by}, which needs values in [{low:g}, {high:g}], "
+                        f"but the {split} data range over [{array.min():.3g}, {array.max():.3g}]",
+                        f"model it with a family for real values (Normal, Laplace), or rescale the data to "
+                        f"[{low:g}, {high:g}]")
     return torch.as_tensor(array, dtype=torch.float32).reshape((n, *shape))
 
 

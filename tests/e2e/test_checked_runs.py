@@ -73,6 +73,17 @@ RUNS = {
           sample x ~ p(x)
           evaluate { nll; mmd(samples=20) }
         }""",
+    # coverage of samples computed from held-out data
+    "coverage_of_reconstructions": """
+        model M {
+          data x: real[2] from ring(n=64)
+          net enc(x) -> real[1] { x |> Linear(1) }
+          net dec(h: real[1]) -> real[2] { h |> Linear(2) }
+          loss recon = mse(dec(enc(x)), x)
+          train { minimize recon; batch 8; steps 2 }
+          sample x = dec(enc(x))
+          evaluate { coverage(samples=20); recon }
+        }""",
     # a loss named like the schedule's argument; samples that are neither images nor points
     "names_and_plain_vectors": """
         model M {
@@ -166,3 +177,16 @@ def test_actnorm_on_constant_pixels_stays_finite(folder):
     import json
 
     assert math.isfinite(json.loads(out)["metrics"]["nll"]["nats"])
+
+
+def test_bernoulli_of_data_outside_its_range_is_refused_when_loaded(folder):
+    """Bernoulli scores real data only in [0, 1]; the checker cannot see values, the loader can."""
+    spec = write(folder, "bernoulli_ring", """
+        model M {
+          data x: real[2] from ring(n=64)
+          autoregressive p(x) { x ~ Bernoulli(logits = x |> MaskedLinear(4) |> relu |> MaskedLinear(2)) }
+          loss nll = -log p(x)
+          train { minimize nll; batch 8; steps 2 }
+        }""")
+    code, out, err = gendsl("train", spec, "--out", folder / "bernoulli_ring", "--quiet")
+    assert code == 1 and "error[E403]" in err and "needs values in [0, 1]" in err and "= help:" in err, err

@@ -551,3 +551,26 @@ def test_a_network_that_detaches_its_input_passes_no_gradient_back():
           sample x = G(z)
         }
         """, "E316", 8)
+
+
+def test_batch_norm_needs_two_samples_per_batch():
+    refused("""\
+        model M {
+          data x: real[2] from ring(n=64)
+          net f(x) -> real[2] { x |> Linear(4) |> BatchNorm |> Linear(2) }
+          loss l = mse(f(x), x)
+          train { minimize l; batch 1; steps 2 }
+        }
+        """, "E220", 3)
+
+
+def test_langevin_on_an_energy_that_detaches_its_input_is_refused():
+    refused("""\
+        model M {
+          data x: real[2] from ring(n=64)
+          energy E(x) -> real { detach(x) |> Linear(1) }
+          sampler neg = Langevin(E, steps=2, step_size=0.01)
+          loss cd = mean(E(x)) - mean(E(neg))
+          train { minimize cd; batch 8; steps 2 }
+        }
+        """, "E311", 4)

@@ -11,7 +11,7 @@ import networkx as nx
 
 from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
-from gendsl.graph.dependencies import trainables_of
+from gendsl.graph.dependencies import Reach, trainables_of
 from gendsl.graph.passes.order import check_autoregressive
 from gendsl.library.layers import LAYERS
 from gendsl.library.sources import SOURCES
@@ -102,6 +102,12 @@ def check_samplers(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
                 diagnostics.append(error("E311", f"{node.sampler} samples from an energy, but {node.target} "
                                          f"is a {target.role}", node.decl.sampler.span,
                                          hint=f"declare `energy {node.target}(x: ...) -> real {{ ... }}`"))
+            elif target.kind == "net" and node.type is not None and 0 not in Reach(graph).live_inputs(node.target):
+                diagnostics.append(error("E311", f"{node.sampler} follows the gradient of {node.target} with respect to "
+                                         f"its input, but {node.target}'s value does not depend on its input along a "
+                                         "path a gradient can take", node.decl.sampler.span,
+                                         hint=f"remove the detach(...) (or other stop) between {node.target}'s input "
+                                              "and its value"))
 
 
 def check_steps(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
@@ -197,10 +203,25 @@ def check_metrics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
                                      hint=f"metrics that apply: {applicable}"))
 
 
+def check_batch_statistics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
+    """Layers that normalize over the batch (BatchNorm) need batches of two samples or more."""
+    train = graph.graph.get("train")
+    if train is None or train.batch >= 2:
+        return
+    for _, data in graph.nodes(data=True):
+        program = getattr(data["data"], "program", None)
+        for use in program.layers() if program is not None else ():
+            if use.batch_statistics:
+                diagnostics.append(error("E220", f"{use.entry} normalizes over the batch, but the train block's "
+                                         f"batch is {train.batch}", use.span, label="needs 2 samples or more",
+                                         hint="use `batch 2` or more, or a per-sample normalization (LayerNorm, "
+                                              "GroupNorm)"))
+
+
 def check_roles(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
     """Report broken role contracts; the graph is returned unchanged."""
     diagnostics: list[Diagnostic] = []
     for check in (check_nets, check_flows, check_flow_layers_outside_flows, check_autoregressive, check_samplers,
-                  check_steps, check_metrics):
+                  check_steps, check_metrics, check_batch_statistics):
         check(graph, diagnostics)
     return graph, diagnostics

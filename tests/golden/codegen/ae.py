@@ -25,6 +25,11 @@ def mse(a, b):
     return _per_sample_mean(F.mse_loss(a, b.expand_as(a), reduction="none"))
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class NetEncode(nn.Module):
     """net encode: net (real[64]) -> real[8]  (ae.gen:9)"""
 
@@ -84,6 +89,14 @@ class AE(nn.Module):
         """step recon: minimize recon over decode, encode  (ae.gen:18)"""
         return self.loss_recon(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_recon = torch.optim.Adam(  # ae.gen:18
+            [*self.decode.parameters(), *self.encode.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "recon": (opt_recon, torch.optim.lr_scheduler.LambdaLR(opt_recon, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x = decode(encode(x)): n samples (held-out data from `batch`)"""
@@ -98,47 +111,24 @@ def build():
     return AE()
 
 
-SPEC = {'model': 'AE',
+SPEC = {'version': 2,
+ 'model': 'AE',
  'spec': 'ae.gen',
  'hash': '7821a4656e02a464',
  'params': {'code': 8, 'hidden': 128},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [64],
-           'classes': 0,
+           'name': 'x',
            'group': 2,
            'position': 0,
            'source': 'digits',
            'args': {'classes': None, 'binarize': False}}],
- 'latents': {},
  'losses': ['recon'],
- 'steps': [{'name': 'recon',
-            'method': 'step_recon',
-            'loss': 'recon',
-            'over': ['decode', 'encode'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 64,
-           'epochs': 100,
-           'steps': None,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
+ 'steps': [{'name': 'recon', 'method': 'step_recon', 'loss': 'recon'}],
+ 'train': {'batch': 64, 'epochs': 100},
  'samples': {'x': {'method': 'sample_x',
                    'kind': 'real',
                    'shape': [64],
                    'needs_batch': True,
-                   'data': ['x'],
-                   'latents': []}},
- 'metrics': [{'name': 'recon', 'alias': 'recon', 'options': {}}],
- 'likelihood': {}}
+                   'data': ['x']}},
+ 'metrics': [{'name': 'recon', 'alias': 'recon'}]}

@@ -23,9 +23,17 @@ def kl_divergence(q, p):
         return q.log_prob(sample) - p.log_prob(sample)
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with a residual connection over positions of [B, T, C] or
-    [B, C, H, W] (image positions as tokens)."""
+    """Multi-head self-attention with a residual connection over the positions of [B, T, C] or
+    [B, C, H, W] (pixels as tokens, in raster order). causal=True: position t attends to positions
+    up to t. causal="strict": position t sees only positions before t; it works on the tokens
+    shifted by one position (t gets the token of t - 1, the first a zero token), since a query made
+    from position t itself would let t see its own value through the attention weights."""
 
     def __init__(self, channels, heads=4, image=False, causal=False):
         super().__init__()
@@ -33,18 +41,16 @@ class SelfAttention(nn.Module):
         self.image, self.causal = image, causal
 
     def forward(self, x):
-        if self.image:
-            b, c, h, w = x.shape
-            tokens = x.flatten(2).transpose(1, 2)
-        else:
-            tokens = x
+        tokens = x.flatten(2).transpose(1, 2) if self.image else x
+        if self.causal == "strict":
+            tokens = F.pad(tokens, (0, 0, 1, 0))[:, :-1]
         mask = None
         if self.causal:
             t = tokens.shape[1]
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
         out, _ = self.attn(tokens, tokens, tokens, attn_mask=mask, need_weights=False)
         out = tokens + out
-        return out.transpose(1, 2).reshape(b, c, h, w) if self.image else out
+        return out.transpose(1, 2).reshape(x.shape) if self.image else out
 
 
 class EncoderQZ(nn.Module):
@@ -126,6 +132,14 @@ class AttentionVAE(nn.Module):
         """step elbo: minimize elbo over p(x | z), q(z | x)  (attention_vae.gen:20)"""
         return self.loss_elbo(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_elbo = torch.optim.Adam(  # attention_vae.gen:20
+            [*self.p_x.parameters(), *self.q_z.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x ~ p(x | z): n samples"""
@@ -153,47 +167,22 @@ def build():
     return AttentionVAE()
 
 
-SPEC = {'model': 'AttentionVAE',
+SPEC = {'version': 2,
+ 'model': 'AttentionVAE',
  'spec': 'attention_vae.gen',
  'hash': '67fc558635f8c806',
  'params': {'latent': 8, 'width': 32},
- 'data': [{'name': 'x',
-           'kind': 'bin',
+ 'data': [{'kind': 'bin',
            'shape': [8, 8],
-           'classes': 0,
+           'name': 'x',
            'group': 2,
            'position': 0,
            'source': 'digits',
            'args': {'binarize': True, 'classes': None}}],
- 'latents': {'z': {'kind': 'real', 'shape': [8], 'classes': 0}},
+ 'latents': {'z': {'kind': 'real', 'shape': [8]}},
  'losses': ['elbo'],
- 'steps': [{'name': 'elbo',
-            'method': 'step_elbo',
-            'loss': 'elbo',
-            'over': ['p_x', 'q_z'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 64,
-           'epochs': 200,
-           'steps': None,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'bin',
-                   'shape': [8, 8],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': ['z']}},
- 'metrics': [{'name': 'elbo', 'alias': 'elbo', 'options': {}}],
+ 'steps': [{'name': 'elbo', 'method': 'step_elbo', 'loss': 'elbo'}],
+ 'train': {'batch': 64, 'epochs': 200},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'bin', 'shape': [8, 8], 'latents': ['z']}},
+ 'metrics': [{'name': 'elbo', 'alias': 'elbo'}],
  'likelihood': {'log_weights': 'x'}}

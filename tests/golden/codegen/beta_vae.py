@@ -28,6 +28,11 @@ def kl_divergence(q, p):
         return q.log_prob(sample) - p.log_prob(sample)
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class EncoderQZ(nn.Module):
     """encoder q(z | x): the distribution of z  (vae.gen:11)"""
 
@@ -106,6 +111,14 @@ class BetaVAE(nn.Module):
         """step elbo: minimize elbo over p(x | z), q(z | x)  (vae.gen:21)"""
         return self.loss_elbo(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_elbo = torch.optim.Adam(  # vae.gen:21
+            [*self.p_x.parameters(), *self.q_z.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x ~ p(x | z): n samples"""
@@ -133,48 +146,23 @@ def build():
     return BetaVAE()
 
 
-SPEC = {'model': 'BetaVAE',
+SPEC = {'version': 2,
+ 'model': 'BetaVAE',
  'spec': 'beta_vae.gen',
  'hash': 'ad18fb1db703e255',
  'params': {'latent': 50, 'hidden': 200, 'beta': 4.0},
- 'data': [{'name': 'x',
-           'kind': 'bin',
+ 'data': [{'kind': 'bin',
            'shape': [784],
-           'classes': 0,
+           'name': 'x',
            'group': 3,
            'position': 0,
            'source': 'binarized_mnist',
            'args': {'path': None}}],
- 'latents': {'z': {'kind': 'real', 'shape': [50], 'classes': 0}},
+ 'latents': {'z': {'kind': 'real', 'shape': [50]}},
  'losses': ['elbo'],
- 'steps': [{'name': 'elbo',
-            'method': 'step_elbo',
-            'loss': 'elbo',
-            'over': ['p_x', 'q_z'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 100,
-           'epochs': 100,
-           'steps': None,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'bin',
-                   'shape': [784],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': ['z']}},
- 'metrics': [{'name': 'elbo', 'alias': 'elbo', 'options': {}},
+ 'steps': [{'name': 'elbo', 'method': 'step_elbo', 'loss': 'elbo'}],
+ 'train': {'batch': 100, 'epochs': 100},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'bin', 'shape': [784], 'latents': ['z']}},
+ 'metrics': [{'name': 'elbo', 'alias': 'elbo'},
              {'name': 'iwae', 'alias': 'nll', 'options': {'k': 5000}}],
  'likelihood': {'log_weights': 'x'}}

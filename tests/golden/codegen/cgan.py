@@ -43,6 +43,11 @@ def frozen(*modules):
             p.requires_grad_(state)
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class GeneratorG(nn.Module):
     """generator G: generator (real[32], cat[10]) -> real[64]  (cgan.gen:9)"""
 
@@ -144,6 +149,17 @@ class CGAN(nn.Module):
             D_G_z_y_y = self.D(G_z_y, y)
             return (bce(D_G_z_y_y, 1)).mean()
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_critic = torch.optim.Adam(  # cgan.gen:22
+            [*self.D.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        opt_gen = torch.optim.Adam(  # cgan.gen:23
+            [*self.G.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
+            "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x = G(z, y): n samples"""
@@ -159,65 +175,28 @@ def build():
     return CGAN()
 
 
-SPEC = {'model': 'CGAN',
+SPEC = {'version': 2,
+ 'model': 'CGAN',
  'spec': 'cgan.gen',
  'hash': '200f1fa92490dc27',
  'params': {'width': 256},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [64],
-           'classes': 0,
+           'name': 'x',
            'group': 1,
            'position': 0,
            'source': 'digits',
            'args': {'classes': None, 'binarize': False}},
-          {'name': 'y',
-           'kind': 'cat',
-           'shape': [],
+          {'kind': 'cat',
            'classes': 10,
+           'name': 'y',
            'group': 1,
            'position': 1,
            'source': 'digits',
            'args': {'classes': None, 'binarize': False}}],
- 'latents': {'z': {'kind': 'real', 'shape': [32], 'classes': 0}},
+ 'latents': {'z': {'kind': 'real', 'shape': [32]}},
  'losses': ['d_loss', 'g_loss'],
- 'steps': [{'name': 'critic',
-            'method': 'step_critic',
-            'loss': 'd_loss',
-            'over': ['D'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0002,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}},
-           {'name': 'gen',
-            'method': 'step_gen',
-            'loss': 'g_loss',
-            'over': ['G'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0002,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}}],
- 'train': {'batch': 64,
-           'epochs': None,
-           'steps': 6000,
-           'optimizer': {'name': 'Adam', 'lr': 0.001},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'real',
-                   'shape': [64],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': ['z']}},
- 'metrics': [],
- 'likelihood': {}}
+ 'steps': [{'name': 'critic', 'method': 'step_critic', 'loss': 'd_loss'},
+           {'name': 'gen', 'method': 'step_gen', 'loss': 'g_loss'}],
+ 'train': {'batch': 64, 'steps': 6000},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [64], 'latents': ['z']}}}

@@ -49,6 +49,11 @@ def frozen(*modules):
             p.requires_grad_(state)
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class GeneratorGAb(nn.Module):
     """generator G_ab: generator (real[1, 28, 28]) -> real[1, 28, 28]  (cyclegan.gen:15)"""
 
@@ -201,6 +206,17 @@ class CycleGAN(nn.Module):
             G_ba_a = self.G_ba(a)
             return (mse(D_b_G_ab_a, 1) + mse(D_a_G_ba_b, 1) + 10.0 * (l1(G_ba_G_ab_a, a) + l1(G_ab_G_ba_b, b)) + 5.0 * (l1(G_ab_b, b) + l1(G_ba_a, a))).mean()
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_critic = torch.optim.Adam(  # cyclegan.gen:37
+            [*self.D_a.parameters(), *self.D_b.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        opt_gen = torch.optim.Adam(  # cyclegan.gen:38
+            [*self.G_ab.parameters(), *self.G_ba.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
+            "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_b(self, n, batch=None, mean=False, latents=None):
         """sample b = G_ab(a): n samples (held-out data from `batch`)"""
@@ -214,65 +230,31 @@ def build():
     return CycleGAN()
 
 
-SPEC = {'model': 'CycleGAN',
+SPEC = {'version': 2,
+ 'model': 'CycleGAN',
  'spec': 'cyclegan.gen',
  'hash': '86a0f0c3c2e099a9',
  'params': {'ch': 32, 'cycle': 10.0, 'identity': 5.0, 'lr': 0.0002},
- 'data': [{'name': 'a',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [1, 28, 28],
-           'classes': 0,
+           'name': 'a',
            'group': 4,
            'position': 0,
            'source': 'binarized_mnist',
            'args': {'path': None}},
-          {'name': 'b',
-           'kind': 'real',
+          {'kind': 'real',
            'shape': [1, 28, 28],
-           'classes': 0,
+           'name': 'b',
            'group': 5,
            'position': 0,
            'source': 'mnist_idx',
            'args': {'images': None, 'labels': None}}],
- 'latents': {},
  'losses': ['d_loss', 'g_loss'],
- 'steps': [{'name': 'critic',
-            'method': 'step_critic',
-            'loss': 'd_loss',
-            'over': ['D_a', 'D_b'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0002,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}},
-           {'name': 'gen',
-            'method': 'step_gen',
-            'loss': 'g_loss',
-            'over': ['G_ab', 'G_ba'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0002,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}}],
- 'train': {'batch': 32,
-           'epochs': None,
-           'steps': 2000,
-           'optimizer': {'name': 'Adam', 'lr': 0.001},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
+ 'steps': [{'name': 'critic', 'method': 'step_critic', 'loss': 'd_loss'},
+           {'name': 'gen', 'method': 'step_gen', 'loss': 'g_loss'}],
+ 'train': {'batch': 32, 'steps': 2000},
  'samples': {'b': {'method': 'sample_b',
                    'kind': 'real',
                    'shape': [1, 28, 28],
                    'needs_batch': True,
-                   'data': ['a'],
-                   'latents': []}},
- 'metrics': [],
- 'likelihood': {}}
+                   'data': ['a']}}}

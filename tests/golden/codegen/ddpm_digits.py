@@ -33,6 +33,11 @@ def sinusoidal(t, dim):
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class GaussianDiffusion(nn.Module):
     """DDPM (Ho et al. 2020): forward noising q(x_t | x_0), the simple loss, ancestral sampling
     and the variational bound in nats."""
@@ -183,6 +188,14 @@ class DDPMDigits(nn.Module):
         """step simple: minimize simple over eps  (ddpm_digits.gen:18)"""
         return self.loss_simple(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_simple = torch.optim.Adam(  # ddpm_digits.gen:18
+            [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "simple": (opt_simple, torch.optim.lr_scheduler.LambdaLR(opt_simple, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x = q.reverse(eps): n samples"""
@@ -199,47 +212,21 @@ def build():
     return DDPMDigits()
 
 
-SPEC = {'model': 'DDPMDigits',
+SPEC = {'version': 2,
+ 'model': 'DDPMDigits',
  'spec': 'ddpm_digits.gen',
  'hash': 'aada13ca8190a681',
  'params': {'ch': 64},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [1, 8, 8],
-           'classes': 0,
+           'name': 'x',
            'group': 1,
            'position': 0,
            'source': 'digits',
            'args': {'classes': None, 'binarize': False}}],
- 'latents': {},
  'losses': ['simple'],
- 'steps': [{'name': 'simple',
-            'method': 'step_simple',
-            'loss': 'simple',
-            'over': ['eps'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 128,
-           'epochs': None,
-           'steps': 8000,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': 0.995,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'real',
-                   'shape': [1, 8, 8],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': []}},
- 'metrics': [{'name': 'bound', 'alias': 'bound', 'options': {}}],
+ 'steps': [{'name': 'simple', 'method': 'step_simple', 'loss': 'simple'}],
+ 'train': {'batch': 128, 'steps': 8000, 'ema': 0.995},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [1, 8, 8]}},
+ 'metrics': [{'name': 'bound', 'alias': 'bound'}],
  'likelihood': {'bound': 'x'}}

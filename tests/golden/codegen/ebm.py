@@ -14,6 +14,11 @@ import torch.nn.functional as F
 D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class Langevin(nn.Module):
     """Langevin dynamics on an energy with a replay buffer (Du & Mordatch 2019): each chain starts
     from the buffer, or from uniform noise with probability `reinit`."""
@@ -99,6 +104,14 @@ class EBM(nn.Module):
         """step cd: minimize cd over E  (ebm.gen:17)"""
         return self.loss_cd(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_cd = torch.optim.Adam(  # ebm.gen:17
+            [*self.E.parameters()], lr=0.001, betas=(0.0, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "cd": (opt_cd, torch.optim.lr_scheduler.LambdaLR(opt_cd, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x = neg: n samples"""
@@ -111,47 +124,20 @@ def build():
     return EBM()
 
 
-SPEC = {'model': 'EBM',
+SPEC = {'version': 2,
+ 'model': 'EBM',
  'spec': 'ebm.gen',
  'hash': 'a40ccdb2d7a36aba',
  'params': {'width': 128, 'langevin': 60},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [2],
-           'classes': 0,
+           'name': 'x',
            'group': 2,
            'position': 0,
            'source': 'ring',
            'args': {'modes': 8, 'radius': 2.0, 'std': 0.05, 'n': 20000}}],
- 'latents': {},
  'losses': ['cd'],
- 'steps': [{'name': 'cd',
-            'method': 'step_cd',
-            'loss': 'cd',
-            'over': ['E'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 256,
-           'epochs': None,
-           'steps': 4000,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.0, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'real',
-                   'shape': [2],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': []}},
- 'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}],
- 'likelihood': {}}
+ 'steps': [{'name': 'cd', 'method': 'step_cd', 'loss': 'cd'}],
+ 'train': {'batch': 256, 'steps': 4000},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [2]}},
+ 'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}]}

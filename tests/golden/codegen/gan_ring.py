@@ -29,11 +29,20 @@ def bce(logits, target):
                                                                 reduction="none"))
 
 
+def input_gradient(critic, x):
+    """d sum(critic(x)) / dx with its graph kept (penalties are trained through it); zeros where
+    the critic does not depend on x. Attention inside runs its math kernel: the fused kernels have
+    no double backward."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
 def r1_penalty(critic, real):
     """R1 (Mescheder et al. 2018): mean over the batch of |grad critic(x)|^2 at real data."""
-    x = real.detach().requires_grad_(True)
-    with torch.enable_grad():
-        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    grad = input_gradient(critic, real.detach().requires_grad_(True))
     return grad.reshape(grad.shape[0], -1).pow(2).sum(1).mean()
 
 
@@ -49,6 +58,11 @@ def frozen(*modules):
     finally:
         for p, state in zip(params, states):
             p.requires_grad_(state)
+
+
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
 
 
 class GeneratorG(nn.Module):
@@ -147,6 +161,17 @@ class GAN(nn.Module):
             D_G_z = self.D(G_z)
             return (bce(D_G_z, 1)).mean()
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_critic = torch.optim.Adam(  # gan_ring.gen:24
+            [*self.D.parameters()], lr=0.001, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        opt_gen = torch.optim.Adam(  # gan_ring.gen:25
+            [*self.G.parameters()], lr=0.001, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
+            "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x = G(z): n samples"""
@@ -161,57 +186,22 @@ def build():
     return GAN()
 
 
-SPEC = {'model': 'GAN',
+SPEC = {'version': 2,
+ 'model': 'GAN',
  'spec': 'gan_ring.gen',
  'hash': '1ae903850c41c238',
  'params': {'width': 128, 'lr': 0.001, 'gamma': 1.0},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [2],
-           'classes': 0,
+           'name': 'x',
            'group': 3,
            'position': 0,
            'source': 'ring',
            'args': {'modes': 8, 'radius': 2.0, 'std': 0.02, 'n': 20000}}],
- 'latents': {'z': {'kind': 'real', 'shape': [64], 'classes': 0}},
+ 'latents': {'z': {'kind': 'real', 'shape': [64]}},
  'losses': ['d_loss', 'g_loss'],
- 'steps': [{'name': 'critic',
-            'method': 'step_critic',
-            'loss': 'd_loss',
-            'over': ['D'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.001,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}},
-           {'name': 'gen',
-            'method': 'step_gen',
-            'loss': 'g_loss',
-            'over': ['G'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.001,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}}],
- 'train': {'batch': 256,
-           'epochs': None,
-           'steps': 10000,
-           'optimizer': {'name': 'Adam', 'lr': 0.001},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': 0.999,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'real',
-                   'shape': [2],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': ['z']}},
- 'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}],
- 'likelihood': {}}
+ 'steps': [{'name': 'critic', 'method': 'step_critic', 'loss': 'd_loss'},
+           {'name': 'gen', 'method': 'step_gen', 'loss': 'g_loss'}],
+ 'train': {'batch': 256, 'steps': 10000, 'ema': 0.999},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [2], 'latents': ['z']}},
+ 'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}]}

@@ -14,6 +14,11 @@ import torch.nn.functional as F
 D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class ObservePX(nn.Module):
     """observe p(x | c): the distribution of x  (gmm.gen:14)"""
 
@@ -51,9 +56,9 @@ class GMM(nn.Module):
 
     def log_p_x(self, x):
         """log p(x) = log sum over c of p(c) p(x | c): exact"""
-        c = torch.arange(8, device=x.device).view(8, 1)  # every value of c
-        log_joint = self.prior_c().log_prob(c) + self.p_x(c, self.mu, self.log_sigma).log_prob(x)
-        return torch.logsumexp(log_joint, dim=0)
+        c = torch.arange(8, device=x.device)  # every value of c
+        log_joint = self.prior_c().log_prob(c) + self.p_x(c, self.mu, self.log_sigma).log_prob(x.unsqueeze(1))  # [batch, 8]
+        return torch.logsumexp(log_joint, dim=1)
 
     def loss_nll(self, batch):
         """nll = -log p(x)  (gmm.gen:16)"""
@@ -63,6 +68,14 @@ class GMM(nn.Module):
     def step_nll(self, batch):
         """step nll: minimize nll over log_sigma, logits, mu  (gmm.gen:17)"""
         return self.loss_nll(batch)
+
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_nll = torch.optim.Adam(  # gmm.gen:17
+            [self.log_sigma, self.logits, self.mu], lr=0.05, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
+        }
 
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
@@ -83,47 +96,22 @@ def build():
     return GMM()
 
 
-SPEC = {'model': 'GMM',
+SPEC = {'version': 2,
+ 'model': 'GMM',
  'spec': 'gmm.gen',
  'hash': 'e2009167b5fbd1eb',
  'params': {'K': 8},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [2],
-           'classes': 0,
+           'name': 'x',
            'group': 1,
            'position': 0,
            'source': 'ring',
            'args': {'modes': 8, 'radius': 2.0, 'std': 0.1, 'n': 20000}}],
- 'latents': {'c': {'kind': 'cat', 'shape': [], 'classes': 8}},
+ 'latents': {'c': {'kind': 'cat', 'classes': 8}},
  'losses': ['nll'],
- 'steps': [{'name': 'nll',
-            'method': 'step_nll',
-            'loss': 'nll',
-            'over': ['log_sigma', 'logits', 'mu'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 1000,
-           'epochs': None,
-           'steps': 3000,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.05,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'real',
-                   'shape': [2],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': ['c']}},
+ 'steps': [{'name': 'nll', 'method': 'step_nll', 'loss': 'nll'}],
+ 'train': {'batch': 1000, 'steps': 3000},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [2], 'latents': ['c']}},
  'metrics': [{'name': 'nll', 'alias': 'nll', 'options': {'k': 5000}}],
  'likelihood': {'log_prob': 'x'}}

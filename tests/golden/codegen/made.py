@@ -14,8 +14,13 @@ import torch.nn.functional as F
 D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class MaskedLinear(nn.Linear):
-    """MADE layer: connections allowed by a mask set by `made_masks` (Germain et al. 2015)."""
+    """MADE layer: connections allowed by a mask that MadeDegrees sets (Germain et al. 2015)."""
 
     def __init__(self, n_in, n_out):
         super().__init__(n_in, n_out)
@@ -25,20 +30,40 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
-def made_masks(layers, n_in, seed=0):
-    """Natural-order MADE masks for a stack of MaskedLinear layers (the last one is the output)."""
-    layers = [m for m in layers if isinstance(m, MaskedLinear)]
-    generator = torch.Generator().manual_seed(seed)
-    degrees = [torch.arange(1, n_in + 1)]
-    for layer in layers[:-1]:
-        low = int(degrees[-1].min()) if n_in > 1 else 1
-        degrees.append(torch.randint(min(low, n_in - 1), max(n_in, 2), (layer.out_features,), generator=generator))
-    for layer, d_in, d_out in zip(layers[:-1], degrees[:-1], degrees[1:]):
-        layer.mask.copy_((d_out[:, None] >= d_in[None, :]).float())
-    out = layers[-1]
-    d_out = torch.arange(1, out.out_features + 1)
-    d_out = (d_out - 1) % n_in + 1
-    out.mask.copy_((d_out[:, None] > degrees[-1][None, :]).float())
+class MadeDegrees:
+    """MADE's degrees (Germain et al. 2015) over `positions` ordered values: a unit of degree d
+    depends only on the values at positions 0 .. d-1. A masked layer connects an output unit to
+    the input units whose degree is at most the output's, so its mask follows the degrees of the
+    value it is actually given (a stack, a sum, a concatenation, ...)."""
+
+    def __init__(self, positions, seed=0):
+        self.positions = positions
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def data(self):
+        """The data itself: the value at position i sees position i."""
+        return torch.arange(1, self.positions + 1)
+
+    def earlier(self, n=None):
+        """n units (one per position by default), unit k seeing only positions before k mod positions."""
+        return torch.arange(self.positions if n is None else n) % self.positions
+
+    def constant(self, n, degree=0):
+        """n units of one degree: 0 for units that depend on no data, `positions` for any data."""
+        return torch.full((n,), degree, dtype=torch.long)
+
+    def hidden(self, layer, d_in):
+        """Random hidden degrees in [min d_in, positions - 1] (none sees the last position); sets the mask."""
+        low = min(int(d_in.min()), self.positions - 1)
+        d_out = torch.randint(low, max(self.positions, 2), (layer.out_features,), generator=self.generator)
+        layer.mask.copy_((d_in[None, :] <= d_out[:, None]).float())
+        return d_out
+
+    def output(self, layer, d_in):
+        """Output unit k predicts position k (mod positions) and sees only units of lower degree."""
+        d_out = torch.arange(layer.out_features) % self.positions
+        layer.mask.copy_((d_in[None, :] <= d_out[:, None]).float())
+        return d_out
 
 
 class AutoregressivePX(nn.Module):
@@ -51,7 +76,9 @@ class AutoregressivePX(nn.Module):
             nn.ReLU(),  # relu
             MaskedLinear(500, 784),  # MaskedLinear(784)
         )
-        made_masks(list(self.modules()), 784)  # MADE: output i sees inputs < i
+        made = MadeDegrees(784)  # MADE: output i sees only x before i
+        d_x_logits_0 = made.hidden(self.x_logits[0], made.data())
+        made.output(self.x_logits[2], d_x_logits_0)
 
     def forward(self, x):
         x_dist = D.Independent(D.Bernoulli(logits=self.x_logits(x)), 1)  # made.gen:11
@@ -84,6 +111,14 @@ class MADE(nn.Module):
         """step nll: minimize nll over p(x)  (made.gen:15)"""
         return self.loss_nll(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_nll = torch.optim.Adam(  # made.gen:15
+            [*self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x ~ p(x): n samples"""
@@ -105,48 +140,22 @@ def build():
     return MADE()
 
 
-SPEC = {'model': 'MADE',
+SPEC = {'version': 2,
+ 'model': 'MADE',
  'spec': 'made.gen',
  'hash': 'cb653630a075d6aa',
  'params': {'D': 784, 'hidden': 500},
- 'data': [{'name': 'x',
-           'kind': 'bin',
+ 'data': [{'kind': 'bin',
            'shape': [784],
-           'classes': 0,
+           'name': 'x',
            'group': 2,
            'position': 0,
            'source': 'binarized_mnist',
            'args': {'path': None}}],
- 'latents': {},
  'losses': ['nll'],
- 'steps': [{'name': 'nll',
-            'method': 'step_nll',
-            'loss': 'nll',
-            'over': ['p_x'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 100,
-           'epochs': 50,
-           'steps': None,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'bin',
-                   'shape': [784],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': []}},
+ 'steps': [{'name': 'nll', 'method': 'step_nll', 'loss': 'nll'}],
+ 'train': {'batch': 100, 'epochs': 50},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'bin', 'shape': [784]}},
  'metrics': [{'name': 'nll', 'alias': 'nll', 'options': {'k': 5000}},
              {'name': 'bpd', 'alias': 'bpd', 'options': {'k': 5000}}],
  'likelihood': {'log_prob': 'x'}}

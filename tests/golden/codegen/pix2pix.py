@@ -50,6 +50,11 @@ def frozen(*modules):
             p.requires_grad_(state)
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class GeneratorG(nn.Module):
     """generator G: generator (bin[1, 28, 28]) -> real[1, 28, 28]  (pix2pix.gen:10)"""
 
@@ -144,6 +149,17 @@ class Pix2Pix(nn.Module):
             b = batch["b"]
             return (bce(D_a_G_a, 1) + 100.0 * l1(G_a, b)).mean()
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_critic = torch.optim.Adam(  # pix2pix.gen:24
+            [*self.D.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        opt_gen = torch.optim.Adam(  # pix2pix.gen:25
+            [*self.G.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
+            "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_b(self, n, batch=None, mean=False, latents=None):
         """sample b = G(a): n samples (held-out data from `batch`)"""
@@ -157,66 +173,32 @@ def build():
     return Pix2Pix()
 
 
-SPEC = {'model': 'Pix2Pix',
+SPEC = {'version': 2,
+ 'model': 'Pix2Pix',
  'spec': 'pix2pix.gen',
  'hash': '77239bff06aad2ce',
  'params': {'ch': 32, 'l1_weight': 100.0},
- 'data': [{'name': 'a',
-           'kind': 'bin',
+ 'data': [{'kind': 'bin',
            'shape': [1, 28, 28],
-           'classes': 0,
+           'name': 'a',
            'group': 2,
            'position': 0,
            'source': 'paired_mnist',
            'args': {'path': None, 'images': None}},
-          {'name': 'b',
-           'kind': 'real',
+          {'kind': 'real',
            'shape': [1, 28, 28],
-           'classes': 0,
+           'name': 'b',
            'group': 2,
            'position': 1,
            'source': 'paired_mnist',
            'args': {'path': None, 'images': None}}],
- 'latents': {},
  'losses': ['d_loss', 'g_loss'],
- 'steps': [{'name': 'critic',
-            'method': 'step_critic',
-            'loss': 'd_loss',
-            'over': ['D'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0002,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}},
-           {'name': 'gen',
-            'method': 'step_gen',
-            'loss': 'g_loss',
-            'over': ['G'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0002,
-                          'betas': (0.5, 0.999),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}}],
- 'train': {'batch': 32,
-           'epochs': None,
-           'steps': 2000,
-           'optimizer': {'name': 'Adam', 'lr': 0.001},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
+ 'steps': [{'name': 'critic', 'method': 'step_critic', 'loss': 'd_loss'},
+           {'name': 'gen', 'method': 'step_gen', 'loss': 'g_loss'}],
+ 'train': {'batch': 32, 'steps': 2000},
  'samples': {'b': {'method': 'sample_b',
                    'kind': 'real',
                    'shape': [1, 28, 28],
                    'needs_batch': True,
-                   'data': ['a'],
-                   'latents': []}},
- 'metrics': [{'name': 'recon', 'alias': 'recon', 'options': {}},
-             {'name': 'losses', 'alias': 'losses', 'options': {}}],
- 'likelihood': {}}
+                   'data': ['a']}},
+ 'metrics': [{'name': 'recon', 'alias': 'recon'}, {'name': 'losses', 'alias': 'losses'}]}

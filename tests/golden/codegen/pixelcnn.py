@@ -14,6 +14,11 @@ import torch.nn.functional as F
 D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl
 
 
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
 class MaskedConv2d(nn.Conv2d):
     """PixelCNN convolution (van den Oord et al. 2016): mask A hides the centre pixel, B keeps it."""
 
@@ -87,6 +92,14 @@ class PixelCNN(nn.Module):
         """step nll: minimize nll over p(x)  (pixelcnn.gen:16)"""
         return self.loss_nll(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_nll = torch.optim.Adam(  # pixelcnn.gen:16
+            [*self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x ~ p(x): n samples"""
@@ -109,48 +122,22 @@ def build():
     return PixelCNN()
 
 
-SPEC = {'model': 'PixelCNN',
+SPEC = {'version': 2,
+ 'model': 'PixelCNN',
  'spec': 'pixelcnn.gen',
  'hash': '52b6a96e7bcab831',
  'params': {'ch': 64, 'layers': 7},
- 'data': [{'name': 'x',
-           'kind': 'bin',
+ 'data': [{'kind': 'bin',
            'shape': [1, 28, 28],
-           'classes': 0,
+           'name': 'x',
            'group': 2,
            'position': 0,
            'source': 'binarized_mnist',
            'args': {'path': None}}],
- 'latents': {},
  'losses': ['nll'],
- 'steps': [{'name': 'nll',
-            'method': 'step_nll',
-            'loss': 'nll',
-            'over': ['p_x'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 64,
-           'epochs': 20,
-           'steps': None,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'bin',
-                   'shape': [1, 28, 28],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': []}},
+ 'steps': [{'name': 'nll', 'method': 'step_nll', 'loss': 'nll'}],
+ 'train': {'batch': 64, 'epochs': 20},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'bin', 'shape': [1, 28, 28]}},
  'metrics': [{'name': 'nll', 'alias': 'nll', 'options': {'k': 5000}},
              {'name': 'bpd', 'alias': 'bpd', 'options': {'k': 5000}}],
  'likelihood': {'log_prob': 'x'}}

@@ -14,6 +14,20 @@ import torch.nn.functional as F
 D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl
 
 
+def _progress(r, total, warmup):
+    """The share of the rounds after warmup that round r has done, in [0, 1]."""
+    return min(1.0, (r - warmup) / max(1, total - warmup))
+
+
+def cosine_lr(total, warmup=0, min_factor=0.0):
+    """Cosine decay from the base rate to min_factor x base over the rounds after warmup."""
+    def factor(r):
+        if r < warmup:
+            return (r + 1) / warmup
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * _progress(r, total, warmup)))
+    return factor
+
+
 class Coupling(nn.Module):
     """What every coupling shares: the kept dimensions (mask 1) pass unchanged and set, through an
     MLP whose last layer starts at zero (so the layer starts as the identity), `per_dim` numbers
@@ -75,7 +89,8 @@ class ActNorm(nn.Module):
         if not bool(self.initialized) and self.training:
             with torch.no_grad():
                 self.shift.copy_(-x.mean(0))
-                self.log_scale.copy_(-torch.log(x.std(0) + 1e-6))
+                # a dimension constant in the first batch (a blank pixel) must not get a huge scale
+                self.log_scale.copy_(-torch.log(x.std(0).clamp_min(1e-2)))
                 self.initialized.fill_(True)
         return (x + self.shift) * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0])
 
@@ -183,6 +198,14 @@ class RealNVP(nn.Module):
         """step nll: minimize nll over f  (realnvp.gen:15)"""
         return self.loss_nll(batch)
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_nll = torch.optim.Adam(  # realnvp.gen:15
+            [*self.f.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        return {
+            "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, cosine_lr(total, warmup=0, min_factor=0.0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x = f.inverse(z): n samples"""
@@ -201,47 +224,22 @@ def build():
     return RealNVP()
 
 
-SPEC = {'model': 'RealNVP',
+SPEC = {'version': 2,
+ 'model': 'RealNVP',
  'spec': 'realnvp.gen',
  'hash': 'df4b5bbb856f8533',
  'params': {'couplings': 12, 'width': 128},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [2],
-           'classes': 0,
+           'name': 'x',
            'group': 2,
            'position': 0,
            'source': 'ring',
            'args': {'modes': 8, 'radius': 2.0, 'std': 0.1, 'n': 20000}}],
- 'latents': {'z': {'kind': 'real', 'shape': [2], 'classes': 0}},
+ 'latents': {'z': {'kind': 'real', 'shape': [2]}},
  'losses': ['nll'],
- 'steps': [{'name': 'nll',
-            'method': 'step_nll',
-            'loss': 'nll',
-            'over': ['f'],
-            'repeat': 1,
-            'optimizer': {}}],
- 'train': {'batch': 512,
-           'epochs': None,
-           'steps': 10000,
-           'optimizer': {'name': 'Adam',
-                         'lr': 0.001,
-                         'betas': (0.9, 0.999),
-                         'eps': 1e-08,
-                         'weight_decay': 0.0},
-           'schedule': {'name': 'cosine', 'warmup': 0, 'min_factor': 0.0},
-           'clip': None,
-           'ema': None,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'real',
-                   'shape': [2],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': ['z']}},
+ 'steps': [{'name': 'nll', 'method': 'step_nll', 'loss': 'nll'}],
+ 'train': {'batch': 512, 'steps': 10000},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [2], 'latents': ['z']}},
  'metrics': [{'name': 'nll', 'alias': 'nll', 'options': {'k': 5000}}],
  'likelihood': {'log_prob': 'x'}}

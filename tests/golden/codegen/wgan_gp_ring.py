@@ -17,13 +17,22 @@ D.Distribution.set_default_validate_args(False)  # shapes and supports were chec
 import contextlib
 
 
+def input_gradient(critic, x):
+    """d sum(critic(x)) / dx with its graph kept (penalties are trained through it); zeros where
+    the critic does not depend on x. Attention inside runs its math kernel: the fused kernels have
+    no double backward."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
 def gradient_penalty(critic, real, fake):
     """WGAN-GP (Gulrajani et al. 2017): mean over the batch of (|grad critic| - 1)^2."""
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    with torch.enable_grad():
-        score = critic(mixed)
-        (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    grad = input_gradient(critic, mixed)
     return ((grad.reshape(grad.shape[0], -1).norm(dim=1) - 1) ** 2).mean()
 
 
@@ -39,6 +48,11 @@ def frozen(*modules):
     finally:
         for p, state in zip(params, states):
             p.requires_grad_(state)
+
+
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
 
 
 class GeneratorG(nn.Module):
@@ -137,6 +151,17 @@ class WGANGP(nn.Module):
             C_G_z = self.C(G_z)
             return -C_G_z.mean()
 
+    def configure_optimizers(self, total):
+        """{step: (optimizer, LR schedule over `total` rounds)}"""
+        opt_critic = torch.optim.Adam(  # wgan_gp_ring.gen:21
+            [*self.C.parameters()], lr=0.0001, betas=(0.5, 0.9), eps=1e-08, weight_decay=0.0)
+        opt_gen = torch.optim.Adam(  # wgan_gp_ring.gen:22
+            [*self.G.parameters()], lr=0.0001, betas=(0.5, 0.9), eps=1e-08, weight_decay=0.0)
+        return {
+            "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
+            "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),
+        }
+
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x = G(z): n samples"""
@@ -151,57 +176,22 @@ def build():
     return WGANGP()
 
 
-SPEC = {'model': 'WGANGP',
+SPEC = {'version': 2,
+ 'model': 'WGANGP',
  'spec': 'wgan_gp_ring.gen',
  'hash': 'e51cee2f65a73324',
  'params': {'width': 128, 'lr': 0.0001},
- 'data': [{'name': 'x',
-           'kind': 'real',
+ 'data': [{'kind': 'real',
            'shape': [2],
-           'classes': 0,
+           'name': 'x',
            'group': 2,
            'position': 0,
            'source': 'ring',
            'args': {'modes': 8, 'radius': 2.0, 'std': 0.02, 'n': 20000}}],
- 'latents': {'z': {'kind': 'real', 'shape': [64], 'classes': 0}},
+ 'latents': {'z': {'kind': 'real', 'shape': [64]}},
  'losses': ['c_loss', 'g_loss'],
- 'steps': [{'name': 'critic',
-            'method': 'step_critic',
-            'loss': 'c_loss',
-            'over': ['C'],
-            'repeat': 5,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0001,
-                          'betas': (0.5, 0.9),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}},
-           {'name': 'gen',
-            'method': 'step_gen',
-            'loss': 'g_loss',
-            'over': ['G'],
-            'repeat': 1,
-            'optimizer': {'name': 'Adam',
-                          'lr': 0.0001,
-                          'betas': (0.5, 0.9),
-                          'eps': 1e-08,
-                          'weight_decay': 0.0}}],
- 'train': {'batch': 256,
-           'epochs': None,
-           'steps': 5000,
-           'optimizer': {'name': 'Adam', 'lr': 0.001},
-           'schedule': {'name': 'constant', 'warmup': 0},
-           'clip': None,
-           'ema': 0.999,
-           'seed': 0,
-           'log_every': 100,
-           'checkpoint_every': 1000,
-           'sample_every': 0,
-           'eval_batch': 500},
- 'samples': {'x': {'method': 'sample_x',
-                   'kind': 'real',
-                   'shape': [2],
-                   'needs_batch': False,
-                   'data': [],
-                   'latents': ['z']}},
- 'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}],
- 'likelihood': {}}
+ 'steps': [{'name': 'critic', 'method': 'step_critic', 'loss': 'c_loss', 'repeat': 5},
+           {'name': 'gen', 'method': 'step_gen', 'loss': 'g_loss'}],
+ 'train': {'batch': 256, 'steps': 5000, 'ema': 0.999},
+ 'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [2], 'latents': ['z']}},
+ 'metrics': [{'name': 'coverage', 'alias': 'coverage', 'options': {'k': 3.0, 'samples': 2500}}]}
