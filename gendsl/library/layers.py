@@ -11,6 +11,7 @@ from math import prod
 from typing import Literal
 
 from gendsl.library.entries import ELEMENTWISE, Built, Order, Registry, features, image, not_a_label, require
+from gendsl.library.signature import Count, Size
 from gendsl.types import TensorType
 
 LAYERS = Registry("layer")
@@ -62,7 +63,7 @@ def softmax(x: TensorType) -> Built:
 
 
 @layer("Linear", "affine map over the last dimension: y = x W + b", shown=("out",))
-def linear(x: TensorType, out: int, bias: bool = True) -> Built:
+def linear(x: TensorType, out: Count, bias: bool = True) -> Built:
     n = features(x, "Linear")
     require(out > 0, f"Linear needs a positive width, got {out}")
     return Built(out=TensorType(shape=x.shape[:-1] + (out,)), params=n * out + (out if bias else 0),
@@ -71,7 +72,7 @@ def linear(x: TensorType, out: int, bias: bool = True) -> Built:
 
 @layer("MaskedLinear", "MADE's masked affine map: output i sees only inputs earlier in the order",
        shown=("out",))
-def masked_linear(x: TensorType, out: int) -> Built:
+def masked_linear(x: TensorType, out: Count) -> Built:
     n = features(x, "MaskedLinear")
     require(x.rank == 1, f"MaskedLinear expects a vector, got {x.describe()}",
             "flatten images first, or use MaskedConv2d")
@@ -85,7 +86,7 @@ def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
 
 @layer("Conv2d", "2-D convolution; padding defaults to kernel // 2 (same size at stride 1)",
        shown=("out", "kernel", "stride"))
-def conv2d(x: TensorType, out: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
+def conv2d(x: TensorType, out: Count, kernel: Count = 3, stride: Count = 1, padding: Size | None = None,
            bias: bool = True) -> Built:
     c, h, w = image(x, "Conv2d")
     pad = kernel // 2 if padding is None else padding
@@ -100,9 +101,11 @@ def conv2d(x: TensorType, out: int, kernel: int = 3, stride: int = 1, padding: i
 
 @layer("ConvTranspose2d", "transposed 2-D convolution (upsampling); defaults double the size",
        shown=("out", "kernel", "stride"))
-def conv_transpose2d(x: TensorType, out: int, kernel: int = 4, stride: int = 2, padding: int = 1,
-                     output_padding: int = 0) -> Built:
+def conv_transpose2d(x: TensorType, out: Count, kernel: Count = 4, stride: Count = 2, padding: Size = 1,
+                     output_padding: Size = 0) -> Built:
     c, h, w = image(x, "ConvTranspose2d")
+    require(output_padding < stride, f"ConvTranspose2d needs output_padding < stride, got output_padding="
+            f"{output_padding} with stride={stride}", "output_padding adds the rows a stride > 1 leaves out")
     oh = (h - 1) * stride - 2 * padding + kernel + output_padding
     ow = (w - 1) * stride - 2 * padding + kernel + output_padding
     require(oh > 0 and ow > 0, f"ConvTranspose2d gives an empty output from {h}x{w}")
@@ -113,7 +116,7 @@ def conv_transpose2d(x: TensorType, out: int, kernel: int = 4, stride: int = 2, 
 
 @layer("MaskedConv2d", "PixelCNN's masked convolution: mask A excludes the centre pixel, B keeps it",
        shown=("out", "kernel", "mask"))
-def masked_conv2d(x: TensorType, out: int, kernel: int = 3, mask: Literal["A", "B"] = "B") -> Built:
+def masked_conv2d(x: TensorType, out: Count, kernel: Count = 3, mask: Literal["A", "B"] = "B") -> Built:
     c, h, w = image(x, "MaskedConv2d")
     require(kernel % 2 == 1, f"MaskedConv2d needs an odd kernel, got {kernel}")
     return Built(out=TensorType(shape=(out, h, w)), params=c * out * kernel * kernel + out,
@@ -122,7 +125,7 @@ def masked_conv2d(x: TensorType, out: int, kernel: int = 3, mask: Literal["A", "
 
 
 def _pool(kind: str):
-    def rule(x: TensorType, kernel: int = 2) -> Built:
+    def rule(x: TensorType, kernel: Count = 2) -> Built:
         c, h, w = image(x, kind)
         require(h >= kernel and w >= kernel, f"{kind}({kernel}) is larger than the {h}x{w} input")
         return Built(out=TensorType(shape=(c, h // kernel, w // kernel)), code=f"nn.{kind}({kernel})")
@@ -136,7 +139,7 @@ layer("AvgPool2d", "mean over kernel x kernel windows (halves the size by defaul
 
 
 @layer("Upsample", "nearest-neighbour upsampling by an integer factor", shown=("scale",))
-def upsample(x: TensorType, scale: int = 2) -> Built:
+def upsample(x: TensorType, scale: Count = 2) -> Built:
     c, h, w = image(x, "Upsample")
     return Built(out=TensorType(shape=(c, h * scale, w * scale)), code=f"nn.Upsample(scale_factor={scale})")
 
@@ -161,7 +164,7 @@ def layer_norm(x: TensorType) -> Built:
 
 
 @layer("GroupNorm", "group normalization over the channels of an image", shown=("groups",))
-def group_norm(x: TensorType, groups: int = 8) -> Built:
+def group_norm(x: TensorType, groups: Count = 8) -> Built:
     c, _, _ = image(x, "GroupNorm")
     require(c % groups == 0, f"GroupNorm({groups}) needs channels divisible by {groups}, got {c}")
     return Built(out=x.as_real(), params=2 * c, code=f"nn.GroupNorm({groups}, {c})")
@@ -197,7 +200,7 @@ def reshape(x: TensorType, *dims: int) -> Built:
 
 
 @layer("Embedding", "a learned vector for each category", shown=("dim",))
-def embedding(x: TensorType, dim: int) -> Built:
+def embedding(x: TensorType, dim: Count) -> Built:
     require(x.kind == "cat", f"Embedding takes a category label cat[K], got {x.describe()}",
             "for real inputs use Linear")
     return Built(out=TensorType(shape=(dim,)), params=x.classes * dim,
@@ -208,7 +211,7 @@ def embedding(x: TensorType, dim: int) -> Built:
        "pixels in raster order); causal=true: position t attends to positions up to t; causal=strict: "
        "position t sees only positions before t (the tokens shifted by one, a zero token first)",
        shown=("heads", "causal"))
-def self_attention(x: TensorType, heads: int = 4, causal: bool | Literal["strict"] = False) -> Built:
+def self_attention(x: TensorType, heads: Count = 4, causal: bool | Literal["strict"] = False) -> Built:
     require(x.rank in (2, 3), f"SelfAttention expects a sequence real[T, C] or an image real[C, H, W], "
             f"got {x.describe()}", "reshape a vector into positions first, e.g. reshape(16, 4)")
     channels = x.shape[0] if x.rank == 3 else x.shape[1]
@@ -237,7 +240,7 @@ def coupling_size(x: TensorType, name: str, hidden: list[int], per_dim: int) -> 
 @layer("AffineCoupling", "RealNVP affine coupling: half the dims scale and shift the other half",
        tags=("invertible",), shown=("mask",))
 def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
-                    hidden: list[int] = [64, 64]) -> Built:
+                    hidden: list[Count] = [64, 64]) -> Built:
     n, params = coupling_size(x, "AffineCoupling", hidden, 2)
     return Built(out=x.as_real(), params=params, code=f'AffineCoupling({n}, {list(hidden)}, mask="{mask}")',
                  helpers=("AffineCoupling",), invertible=True)
@@ -247,7 +250,7 @@ def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
        "monotone spline of the other half on [-bound, bound], the identity outside", tags=("invertible",),
        shown=("mask", "bins"))
 def spline_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
-                    hidden: list[int] = [64, 64], bins: int = 8, bound: float = 4.0) -> Built:
+                    hidden: list[Count] = [64, 64], bins: Count = 8, bound: float = 4.0) -> Built:
     require(bins >= 2, f"SplineCoupling needs at least 2 bins, got {bins}",
             "8 to 16 bins suit most data, e.g. SplineCoupling(bins=8)")
     require(bound > 0, f"SplineCoupling needs a positive bound, got {bound}",

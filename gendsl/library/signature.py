@@ -3,6 +3,9 @@
 An entry's signature is an ordinary Python signature whose annotations are the argument types
 accepted in specs: int, float, bool, str, list[int], list[float], tuple[float, float],
 Literal["A", "B"] (bare names in specs, e.g. `mask=A`), or Any (checked by the entry itself).
+A number may carry its range: `Count` (an int >= 1), `Size` (>= 0), `Positive` (a float > 0),
+`NonNegative` (>= 0), `Fraction` (in [0, 1]), or any `Annotated[int | float, Range(...)]`; a value
+out of range is a binding problem like a value of the wrong type.
 Binding returns the values or a list of problems, each a (message, hint) pair.
 """
 
@@ -13,7 +16,7 @@ import inspect
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from gendsl.diagnostics import did_you_mean
 
@@ -33,10 +36,50 @@ class EntryError(Exception):
         self.message, self.hint = message, hint
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric option accepts: from low to high, each end included unless open."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def holds(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return above and below
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {_number(self.low)}"
+        return (f"in {'(' if self.open_low else '['}{_number(self.low)}, {_number(self.high)}"
+                f"{')' if self.open_high else ']'}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+Count = Annotated[int, Range(1)]                 # sizes, widths, strides, counts
+Size = Annotated[int, Range(0)]                  # paddings, buffers
+Positive = Annotated[float, Range(0, open_low=True)]
+NonNegative = Annotated[float, Range(0)]
+Fraction = Annotated[float, Range(0, 1)]
+
+
+def _range_of(annotation: Any) -> tuple[Any, Range | None]:
+    """(the annotation without its range, the range) of an Annotated number."""
+    if typing.get_origin(annotation) is Annotated:
+        base, *extras = typing.get_args(annotation)
+        return base, next((e for e in extras if isinstance(e, Range)), None)
+    return annotation, None
+
+
 @functools.lru_cache(maxsize=None)
 def parameters(fn: Callable, skip: int) -> tuple[inspect.Parameter, ...]:
     """The user-visible parameters of an entry (the first `skip` are filled by the compiler)."""
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
     params = list(inspect.signature(fn).parameters.values())[skip:]
     return tuple(p.replace(annotation=hints.get(p.name, Any)) for p in params)
 
@@ -63,6 +106,9 @@ def _is_union(origin: Any) -> bool:
 
 
 def type_name(annotation: Any) -> str:
+    base, bounds = _range_of(annotation)
+    if bounds is not None:
+        return f"{type_name(base)} {bounds.describe()}"
     origin = typing.get_origin(annotation)
     if origin is Literal:
         return " | ".join(str(a) for a in typing.get_args(annotation))
@@ -89,6 +135,7 @@ def format_value(value: Any) -> str:
 
 
 def _option_names(annotation: Any) -> set[str]:
+    annotation = _range_of(annotation)[0]
     options = typing.get_args(annotation) if _is_union(typing.get_origin(annotation)) else (annotation,)
     return {getattr(o, "__name__", "") for o in options}
 
@@ -106,6 +153,10 @@ def is_operand(annotation: Any) -> bool:
 
 def coerce(value: Any, annotation: Any) -> tuple[bool, Any]:
     """Check a constant against an annotation; ints widen to floats, lists to tuples."""
+    base, bounds = _range_of(annotation)
+    if bounds is not None:
+        ok, value = coerce(value, base)
+        return ok and bounds.holds(value), value
     if annotation is Any:
         return True, value
     if type(value).__name__ == "NumberType" and not (_option_names(annotation) & {"TensorType", "NumberType"}):

@@ -9,13 +9,19 @@ and test; those with a known density also name the function that gives their mod
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from gendsl.library.entries import Registry, require
+from gendsl.library.signature import NonNegative, Positive, Range
 from gendsl.types import TensorType, real
 
 SOURCES = Registry("data source")
 source = SOURCES.register
 
 Outputs = tuple[TensorType, ...] | None
+Rows = Annotated[int, Range(4, 10_000_000)]    # valid and test draw n // 4 rows each
+Modes = Annotated[int, Range(1, 10_000)]
+Side = Annotated[int, Range(1, 100)]          # side x side modes
 
 
 def _labels(k: int = 10) -> TensorType:
@@ -38,29 +44,29 @@ def _file(name: str, doc: str):
 
 
 @_synthetic("ring", "a ring of equally weighted Gaussians (PacGAN's ring of 8)", known_density=True)
-def ring(n: int = 20000, modes: int = 8, radius: float = 2.0, std: float = 0.02) -> Outputs:
+def ring(n: Rows = 20000, modes: Modes = 8, radius: Positive = 2.0, std: Positive = 0.02) -> Outputs:
     require(modes >= 1 and radius > 0 and std > 0, "ring needs modes >= 1, radius > 0 and std > 0")
     return (real(2),)
 
 
 @_synthetic("grid", "a side x side grid of Gaussians (PacGAN's grid of 25)", known_density=True)
-def grid(n: int = 20000, side: int = 5, spacing: float = 2.0, std: float = 0.05) -> Outputs:
+def grid(n: Rows = 20000, side: Side = 5, spacing: Positive = 2.0, std: Positive = 0.05) -> Outputs:
     require(side >= 1 and spacing > 0 and std > 0, "grid needs side >= 1, spacing > 0 and std > 0")
     return (real(2),)
 
 
 @_synthetic("moons", "two interleaved half circles")
-def moons(n: int = 20000, noise: float = 0.05) -> Outputs:
+def moons(n: Rows = 20000, noise: NonNegative = 0.05) -> Outputs:
     return (real(2),)
 
 
 @_synthetic("circles", "two concentric circles")
-def circles(n: int = 20000, noise: float = 0.05, factor: float = 0.5) -> Outputs:
+def circles(n: Rows = 20000, noise: NonNegative = 0.05, factor: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5) -> Outputs:
     return (real(2),)
 
 
 @_synthetic("swiss_roll", "a 2-D swiss roll")
-def swiss_roll(n: int = 20000, noise: float = 0.25) -> Outputs:
+def swiss_roll(n: Rows = 20000, noise: NonNegative = 0.25) -> Outputs:
     return (real(2),)
 
 

@@ -4,9 +4,12 @@ block may name: optimizers, LR schedules, settings, samplers, noise processes, m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from gendsl.library.entries import Code, Registry, call_keywords, require
+from gendsl.library.signature import Count, Fraction, NonNegative, Positive, Range, Size
+
+Pairs = Annotated[int, Range(2)]   # samples compared in two halves
 
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
@@ -24,7 +27,7 @@ def _optimizer(name: str, **options: Any) -> Code:
 
 
 @OPTIMIZERS.register("Adam", "Adam (Kingma & Ba 2015)", skip=0)
-def adam(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def adam(lr: Positive = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: Positive = 1e-8,
          weight_decay: float = 0.0) -> Code:
     require(lr > 0, f"Adam needs lr > 0, got {lr}")
     require(all(0 <= b < 1 for b in betas), f"Adam's betas must be in [0, 1), got {betas}")
@@ -32,14 +35,14 @@ def adam(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float
 
 
 @OPTIMIZERS.register("AdamW", "Adam with decoupled weight decay (Loshchilov & Hutter 2019)", skip=0)
-def adamw(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+def adamw(lr: Positive = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: Positive = 1e-8,
           weight_decay: float = 0.01) -> Code:
     require(lr > 0, f"AdamW needs lr > 0, got {lr}")
     return _optimizer("AdamW", lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("SGD", "stochastic gradient descent with optional momentum", skip=0)
-def sgd(lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> Code:
+def sgd(lr: Positive, momentum: NonNegative = 0.0, nesterov: bool = False, weight_decay: NonNegative = 0.0) -> Code:
     require(lr > 0, f"SGD needs lr > 0, got {lr}")
     require(not nesterov or momentum > 0, "SGD(nesterov=true) needs momentum > 0",
             "e.g. SGD(lr=0.01, momentum=0.9, nesterov=true)")
@@ -47,7 +50,7 @@ def sgd(lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: 
 
 
 @OPTIMIZERS.register("RMSprop", "RMSprop (used by the original WGAN)", skip=0)
-def rmsprop(lr: float = 1e-3, alpha: float = 0.99, momentum: float = 0.0) -> Code:
+def rmsprop(lr: Positive = 1e-3, alpha: Fraction = 0.99, momentum: NonNegative = 0.0) -> Code:
     require(lr > 0, f"RMSprop needs lr > 0, got {lr}")
     return _optimizer("RMSprop", lr=lr, alpha=alpha, momentum=momentum)
 
@@ -60,25 +63,25 @@ def _schedule(helper: str, **options: Any) -> Code:
 
 
 @SCHEDULES.register("constant", "the base learning rate throughout (after an optional warmup)", skip=0)
-def constant(warmup: int = 0) -> Code:
+def constant(warmup: Size = 0) -> Code:
     require(warmup >= 0, f"constant needs warmup >= 0, got {warmup}")
     return _schedule("constant_lr", warmup=warmup)
 
 
 @SCHEDULES.register("cosine", "cosine decay to min_factor x base LR, after a linear warmup", skip=0)
-def cosine(warmup: int = 0, min_factor: float = 0.0) -> Code:
+def cosine(warmup: Size = 0, min_factor: Fraction = 0.0) -> Code:
     require(warmup >= 0 and 0 <= min_factor <= 1, "cosine needs warmup >= 0 and 0 <= min_factor <= 1")
     return _schedule("cosine_lr", warmup=warmup, min_factor=min_factor)
 
 
 @SCHEDULES.register("linear", "linear decay to zero, after a linear warmup", skip=0)
-def linear(warmup: int = 0) -> Code:
+def linear(warmup: Size = 0) -> Code:
     require(warmup >= 0, f"linear needs warmup >= 0, got {warmup}")
     return _schedule("linear_lr", warmup=warmup)
 
 
 @SCHEDULES.register("step", "multiply the LR by gamma every `every` steps", skip=0)
-def step_decay(every: int, gamma: float = 0.1) -> Code:
+def step_decay(every: Count, gamma: Positive = 0.1) -> Code:
     require(every > 0, f"step schedule needs every > 0, got {every}")
     return _schedule("step_lr", every=every, gamma=gamma)
 
@@ -115,8 +118,8 @@ SETTINGS: dict[str, Setting] = {
 
 @SAMPLERS.register("Langevin", "stochastic gradient Langevin dynamics on an energy, with a replay "
                    "buffer (Du & Mordatch 2019)", skip=0)
-def langevin(energy: Any, steps: int = 60, step_size: float = 10.0, noise: float = 0.005,
-             buffer: int = 10000, reinit: float = 0.05, low: float = -1.0, high: float = 1.0) -> Code:
+def langevin(energy: Any, steps: Count = 60, step_size: Positive = 10.0, noise: NonNegative = 0.005,
+             buffer: Size = 10000, reinit: Fraction = 0.05, low: float = -1.0, high: float = 1.0) -> Code:
     require(steps >= 1 and step_size > 0 and noise >= 0, "Langevin needs steps >= 1, step_size > 0, "
             "noise >= 0")
     require(0 <= reinit <= 1, f"Langevin reinit is a probability, got {reinit}")
@@ -161,7 +164,7 @@ def ones() -> Code:
 
 
 @INITS.register("normal", "independent Normal(mean, std) values", skip=0)
-def normal(std: float = 1.0, mean: float = 0.0) -> Code:
+def normal(std: NonNegative = 1.0, mean: float = 0.0) -> Code:
     require(std >= 0, f"normal needs std >= 0, got {std}")
     return Code(f"torch.randn({{shape}}) * {std!r} + {mean!r}")
 
@@ -204,19 +207,19 @@ def elbo() -> MetricRule:
 
 @_metric("iwae", "importance-weighted bound on log p(x) with k samples (Burda et al. 2016), nats",
          "encoder")
-def iwae(k: int = 5000) -> MetricRule:
+def iwae(k: Count = 5000) -> MetricRule:
     require(k >= 1, f"iwae needs k >= 1, got {k}")
     return MetricRule("encoder", dict(k=k))
 
 
 @_metric("nll", "negative log-likelihood per sample in nats: exact where the model allows, "
          "else the IWAE bound", "likelihood")
-def nll(k: int = 5000) -> MetricRule:
+def nll(k: Count = 5000) -> MetricRule:
     return MetricRule("likelihood", dict(k=k))
 
 
 @_metric("bpd", "negative log-likelihood in bits per dimension", "likelihood", runtime="nll")
-def bpd(k: int = 5000) -> MetricRule:
+def bpd(k: Count = 5000) -> MetricRule:
     return MetricRule("likelihood", dict(k=k))
 
 
@@ -227,7 +230,7 @@ def bound() -> MetricRule:
 
 @_metric("coverage", "modes covered and share of high-quality samples within k std (PacGAN)",
          "mode_data")
-def coverage(k: float = 3.0, samples: int = 2500) -> MetricRule:
+def coverage(k: Positive = 3.0, samples: Count = 2500) -> MetricRule:
     return MetricRule("mode_data", dict(k=k, samples=samples))
 
 
@@ -239,12 +242,12 @@ def recon() -> MetricRule:
 
 @_metric("mmd", "maximum mean discrepancy between samples and held-out data (RBF kernel)",
          "samples")
-def mmd(samples: int = 2000) -> MetricRule:
+def mmd(samples: Pairs = 2000) -> MetricRule:
     return MetricRule("samples", dict(samples=samples))
 
 
 @_metric("swd", "sliced Wasserstein distance between samples and held-out data", "samples")
-def swd(samples: int = 2000, projections: int = 128) -> MetricRule:
+def swd(samples: Pairs = 2000, projections: Count = 128) -> MetricRule:
     return MetricRule("samples", dict(samples=samples, projections=projections))
 
 

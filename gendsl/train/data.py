@@ -60,7 +60,8 @@ def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
                         f"but the {split} data range over [{array.min():.3g}, {array.max():.3g}]",
                         f"model it with a family for real values (Normal, Laplace), or rescale the data to "
                         f"[{low:g}, {high:g}]")
-    return torch.as_tensor(array, dtype=torch.float32).reshape((n, *shape))
+    # C order: arrays saved or read transposed (channels-last images) crash some torch kernels
+    return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32).reshape((n, *shape))
 
 
 def load_split(spec: RunSpec, split: str, device: torch.device, where=None) -> list[Group]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import inspect
 import itertools
 import typing
-from typing import Any, Iterator, Literal
+from typing import Annotated, Any, Iterator, Literal
 
 from gendsl.library.entries import Entry
-from gendsl.library.signature import is_operand, parameters
+from gendsl.library.signature import Range, is_operand, parameters
 
 INTS = (4, 2, 1, 3, 8)
 FLOATS = (0.5, 0.1, 2.0)
@@ -22,6 +22,10 @@ FLOATS = (0.5, 0.1, 2.0)
 
 def candidates(annotation: Any) -> list[str]:
     """Spec texts of values of a constant option (none for paths: a test gives those)."""
+    if typing.get_origin(annotation) is Annotated:  # a number with its range: values inside it
+        base, *extras = typing.get_args(annotation)
+        bounds = next(e for e in extras if isinstance(e, Range))
+        return [v for v in candidates(base) if bounds.holds(float(v))]
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is int:
         return [str(v) for v in INTS]

@@ -113,6 +113,33 @@ def test_layer(name, tmp_path):
             assert tuple(out.shape) == (3, *node.type.output.shape), (call, input_type, out.shape)
 
 
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layer_options_out_of_range_are_diagnostics(name, tmp_path):
+    """Every number option at 0 and -1: refused by the checker with a diagnostic, or it runs."""
+    uses = layer_uses(name)
+    numbers = [p for p in parameters(LAYERS[name].rule, 1)
+               if not is_operand(p.annotation) and ("int" in str(p.annotation) or "float" in str(p.annotation))]
+    input_type, call = uses[0]
+    base = call[:-1] + (", " if call[-2] != "(" else "")
+    for p in numbers:
+        for value in ("0", "-1"):
+            option = f"{base}{p.name}={value})"
+            if p.name in call:  # a required option given positionally: replace it
+                option = call.replace(call[call.index("(") + 1:call.index(")")], f"{p.name}={value}")
+            spec = layer_spec(input_type, option, LAYERS[name])
+            checked = checks(spec)  # a crash here is a bug: the checker only answers with diagnostics
+            if checked.ok:
+                run_compiled_layer(spec, tmp_path)
+
+
+def run_compiled_layer(spec: str, tmp_path) -> None:
+    """A checked single-layer spec builds and runs forward on a batch."""
+    compiled = compile_text(spec, tmp_path)
+    node = compiled.node("f")
+    use = node.program.layers()[0] if node.kind != "flow" else node.program.result.layers[0]
+    compiled.model.f(sample_input(use.input.kind, use.input.shape, use.input.classes))
+
+
 # ---- functions ----
 
 OPERAND_TYPES = ["real[4]", "real[3, 4]", "real", "cat[4]", "step"]

@@ -190,3 +190,24 @@ def test_bernoulli_of_data_outside_its_range_is_refused_when_loaded(folder):
         }""")
     code, out, err = gendsl("train", spec, "--out", folder / "bernoulli_ring", "--quiet")
     assert code == 1 and "error[E403]" in err and "needs values in [0, 1]" in err and "= help:" in err, err
+
+
+def test_group_norm_on_rgb_image_folder(folder):
+    """RGB images are read channels-first but stored channels-last; torch's GroupNorm backward
+    crashed the process on such strides (a segfault, no diagnostic)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for label in ("a", "b"):
+        (folder / "rgb" / label).mkdir(parents=True, exist_ok=True)
+        for i in range(12):
+            Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8)).save(folder / "rgb" / label / f"{i}.png")
+    spec = write(folder, "rgb", """
+        model M {
+          data x: real[3, 6, 6], y: cat[2] from image_folder(path="rgb", size=6, grayscale=false)
+          net f(x) -> real[2] { x |> GroupNorm(3) |> flatten |> Linear(2) }
+          loss l = mean(f(x) ^ 2)
+          train { minimize l; batch 8; steps 2 }
+        }""")
+    code, _, err = gendsl("train", spec, "--out", folder / "rgb_run", "--quiet")
+    assert code == 0, err

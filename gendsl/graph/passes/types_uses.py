@@ -9,7 +9,7 @@ from gendsl import ast
 from gendsl.graph.constants import evaluate_or_report
 from gendsl.graph.nodes import TrainConfig
 from gendsl.graph.passes.expressions import Binding, Scope, compatible, is_scalar
-from gendsl.library.signature import bind, call_rule
+from gendsl.library.signature import EntryError, bind, call_rule
 from gendsl.library.training import METRICS, OPTIMIZERS, SAMPLERS, SCHEDULES, SETTINGS
 from gendsl.types import LOSS_VALUE, UNKNOWN, NetType, ObjectType, TensorType
 
@@ -190,5 +190,9 @@ class UsesMixin:
             values, problems = bind(decl.name.name, entry.rule, args, kwargs, skip=0)
             for message, hint in problems:
                 self.report("E221", message, decl.span, hint=hint)
-            if not problems:
+            if problems:
+                continue
+            try:
                 self.set(key, options=call_rule(entry.rule, [], values, skip=0).options)
+            except EntryError as exc:
+                self.report("E220", exc.message, decl.span, hint=exc.hint or entry.signature)
