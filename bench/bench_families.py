@@ -90,7 +90,7 @@ def main() -> None:
                                    "--device", args.device, *[a for m in metrics for a in ("--metric", m)]))
         values = report["metrics"]
         if name == "gmm":
-            from gendsl.train.run import open_run
+            from gendsl.runtime.run import open_run
 
             data = open_run(Path(out)).spec.data[0]
             values["sklearn_nats"] = sklearn_gmm(data)

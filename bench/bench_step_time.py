@@ -24,8 +24,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gendsl.train.loop import Options, Trainer  # noqa: E402
-from gendsl.train.run import create  # noqa: E402
+from gendsl.runtime.loop import Options, Trainer  # noqa: E402
+from gendsl.runtime.run import create  # noqa: E402
 
 
 class ExampleVAE(nn.Module):

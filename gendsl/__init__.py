@@ -41,7 +41,7 @@ def _checked(path, set, model):
 def render(path: str | Path, out: str | Path, view: str = "compute", set: list[str] = (),
            model: str | None = None) -> list[Path]:
     """Draw a spec to OUT (.svg, .png, .pdf or .dot); returns the files written."""
-    from gendsl.render import render_file
+    from gendsl.diagram import render_file
 
     written, notes = render_file(_checked(path, set, model).graph, Path(out), view)
     if any(d.is_error for d in notes):
@@ -51,7 +51,7 @@ def render(path: str | Path, out: str | Path, view: str = "compute", set: list[s
 
 def compile(path: str | Path, set: list[str] = (), model: str | None = None) -> str:  # noqa: A001
     """The generated PyTorch source of a spec (what `gendsl compile` writes)."""
-    from gendsl.train.run import compile_spec
+    from gendsl.runtime.run import compile_spec
 
     return compile_spec(str(path), list(set), model)[1].source
 
@@ -61,8 +61,8 @@ def train(path: str | Path, out: str | Path | None = None, set: list[str] = (), 
     """Train a spec into a run folder (default runs/SPEC_NAME); options as the CLI's flags:
     steps, epochs, seed, device, resume, amp, compile, quiet, log_every, checkpoint_every,
     sample_every."""
-    from gendsl.train.loop import Options, Trainer
-    from gendsl.train.run import create
+    from gendsl.runtime.loop import Options, Trainer
+    from gendsl.runtime.run import create
 
     folder = Path(out or Path("runs") / Path(path).stem)
     run, _ = create(folder, str(path), list(set), model, resume=bool(options.get("resume")))
@@ -72,15 +72,15 @@ def train(path: str | Path, out: str | Path | None = None, set: list[str] = (), 
 
 def load(run: str | Path, device: str = "cpu"):
     """The trained model of a run folder (EMA weights when the spec keeps an EMA), in eval mode."""
-    from gendsl.train.run import load_trained
+    from gendsl.runtime.run import load_trained
 
     return load_trained(Path(run), device)[1]
 
 
 def sample(run: str | Path, out: str | Path, n: int | None = None, mean: bool = False, device: str = "cpu"):
     """Draw samples into a PNG (a grid, or a scatter plot for 2-D data); returns the path."""
-    from gendsl.train.draw import held_out, write_samples
-    from gendsl.train.run import load_trained
+    from gendsl.runtime.draw import held_out, write_samples
+    from gendsl.runtime.run import load_trained
 
     trained, model, torch_device = load_trained(Path(run), device)
     return write_samples(model, trained.spec, Path(out), held_out(trained.spec, torch_device), n, None, mean)
@@ -89,9 +89,9 @@ def sample(run: str | Path, out: str | Path, n: int | None = None, mean: bool = 
 def evaluate(run: str | Path, metrics: list[str] = ("nll",), split: str = "valid", k: int = 5000,
              batch: int = 500, device: str = "cpu") -> dict:
     """Held-out metrics by name (see `gendsl evaluate --help`), as a dict."""
-    from gendsl.evaluate.metrics import Context, importance_samples, run_metric
-    from gendsl.train.draw import held_out
-    from gendsl.train.run import load_trained
+    from gendsl.evaluation.metrics import Context, importance_samples, run_metric
+    from gendsl.runtime.draw import held_out
+    from gendsl.runtime.run import load_trained
 
     trained, model, torch_device = load_trained(Path(run), device)
     context = Context(model, trained.spec, held_out(trained.spec, torch_device, split), batch, True)

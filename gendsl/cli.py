@@ -116,7 +116,7 @@ def cmd_check(args, out: Output) -> int:
 
 def cmd_render(args, out: Output) -> int:
     from gendsl.graph.check import check_file
-    from gendsl.render import render_file
+    from gendsl.diagram import render_file
 
     checked = check_file(args.file, args.set, args.model)
     out.add(checked.diagnostics, checked.sources)

@@ -154,7 +154,7 @@ def register(sub, common) -> None:
 
 
 def cmd_compile(args, out) -> int:
-    from gendsl.train.run import compile_spec
+    from gendsl.runtime.run import compile_spec
 
     checked, generated = compile_spec(args.file, args.set, args.model)
     out.add(checked.diagnostics, checked.sources)
@@ -173,9 +173,9 @@ def _where(checked):
 
 def cmd_train(args, out) -> int:
     from gendsl.diagnostics import GendslError, error
-    from gendsl.render import render_file
-    from gendsl.train.loop import Options, Trainer
-    from gendsl.train.run import create
+    from gendsl.diagram import render_file
+    from gendsl.runtime.loop import Options, Trainer
+    from gendsl.runtime.run import create
 
     folder = Path(args.out or Path("runs") / Path(args.file).stem)
     if (folder / "checkpoint.pt").exists() and not (args.resume or args.force):
@@ -210,7 +210,7 @@ def cmd_train(args, out) -> int:
 
 def _sampler(trainer):
     """Writes RUN/samples/TAG.png from the current (EMA) weights, on the main process only."""
-    from gendsl.train.draw import held_out, write_samples
+    from gendsl.runtime.draw import held_out, write_samples
 
     cache = {}
 
@@ -235,8 +235,8 @@ def _sampler(trainer):
 def cmd_sample(args, out) -> int:
     import torch
 
-    from gendsl.train.draw import held_out, interpolation, traversal, write_samples
-    from gendsl.train.run import load_trained
+    from gendsl.runtime.draw import held_out, interpolation, traversal, write_samples
+    from gendsl.runtime.run import load_trained
 
     torch.manual_seed(args.seed)
     run, model, device = load_trained(Path(args.run), args.device)
@@ -258,9 +258,9 @@ def cmd_evaluate(args, out) -> int:
 
     import torch
 
-    from gendsl.evaluate.metrics import Context, importance_samples, run_metric
-    from gendsl.train.draw import held_out
-    from gendsl.train.run import load_trained
+    from gendsl.evaluation.metrics import Context, importance_samples, run_metric
+    from gendsl.runtime.draw import held_out
+    from gendsl.runtime.run import load_trained
 
     torch.manual_seed(args.seed)
     run, model, device = load_trained(Path(args.run), args.device)
@@ -299,8 +299,8 @@ def not_finite(results: dict[str, dict]) -> list:
 def cmd_score(args, out) -> int:
     import torch
 
-    from gendsl.evaluate.score import score_file
-    from gendsl.train.run import load_trained
+    from gendsl.evaluation.score import score_file
+    from gendsl.runtime.run import load_trained
 
     torch.manual_seed(args.seed)
     run, model, _ = load_trained(Path(args.run), args.device)

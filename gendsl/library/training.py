@@ -190,9 +190,9 @@ class MetricRule:
 
 
 def _metric(name: str, doc: str, needs: str, runtime: str = ""):
-    """A metric needing a model capability; its run-time function is gendsl.evaluate.metrics.NAME."""
+    """A metric needing a model capability; its run-time function is gendsl.evaluation.metrics.NAME."""
     return METRICS.register(name, f"{doc} (needs {needs.replace('_', ' ')})", skip=0, tags=(needs,),
-                            runtime=f"gendsl.evaluate.metrics:{runtime or name}")
+                            runtime=f"gendsl.evaluation.metrics:{runtime or name}")
 
 
 def metric_needs(name: str) -> str:

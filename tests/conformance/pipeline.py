@@ -9,7 +9,7 @@ import torch
 
 from gendsl.codegen import generate, load_generated
 from gendsl.graph.check import Checked, check_source
-from gendsl.render import render_file
+from gendsl.diagram import render_file
 from gendsl.source import SourceFile
 
 

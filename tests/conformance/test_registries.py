@@ -475,10 +475,10 @@ def trained_runs(tmp_path_factory):
 
 @pytest.mark.parametrize("name", sorted(METRICS))
 def test_metric(name, trained_runs):
-    from gendsl.evaluate.metrics import Context, run_metric
+    from gendsl.evaluation.metrics import Context, run_metric
     from gendsl.library.signature import parameters as entry_parameters
-    from gendsl.train.draw import held_out
-    from gendsl.train.run import load_trained
+    from gendsl.runtime.draw import held_out
+    from gendsl.runtime.run import load_trained
 
     runs = [folder for folder, caps in trained_runs.values() if metric_needs(name) in caps]
     assert runs, f"no tiny run has the capability metric {name} needs ({metric_needs(name)})"

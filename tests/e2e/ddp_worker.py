@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from gendsl.train.loop import Options, Trainer
-from gendsl.train.run import create
+from gendsl.runtime.loop import Options, Trainer
+from gendsl.runtime.run import create
 
 rank = int(os.environ["RANK"])
 run, _ = create(Path(sys.argv[1]), "specs/gan_ring.gen", ["width=16"], None, write=rank == 0)

@@ -73,7 +73,7 @@ def test_resume_with_fewer_rounds_than_done_is_refused(trained):
 
 def test_k_reaches_only_likelihood_metrics():
     """`--k` is the number of importance samples; coverage's k (a radius in stds) keeps its value."""
-    from gendsl.evaluate.metrics import importance_samples
+    from gendsl.evaluation.metrics import importance_samples
 
     assert importance_samples("iwae", 7) == {"k": 7}
     assert importance_samples("nll", 7) == {"k": 7}

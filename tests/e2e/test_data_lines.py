@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 import gendsl
-from gendsl.train.data import Group, held_out_rows, iterate
+from gendsl.runtime.data import Group, held_out_rows, iterate
 
 SPEC = """
 model TwoLines {

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from gendsl.train.run import load_trained
+from gendsl.runtime.run import load_trained
 from gendsl.data import load
-from gendsl.train.draw import held_out
+from gendsl.runtime.draw import held_out
 from tests.conftest import SPECS
 from tests.e2e.cli import gendsl
 
@@ -64,7 +64,7 @@ def kl_to_prior(run: Path) -> float:
 
 
 def model_spec(run: Path):
-    from gendsl.train.run import open_run
+    from gendsl.runtime.run import open_run
 
     return open_run(run).spec
 

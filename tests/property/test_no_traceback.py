@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from gendsl.cli import main
 from gendsl.graph.check import Checked, check_source
-from gendsl.render import render_file
+from gendsl.diagram import render_file
 from gendsl.source import SourceFile
 
 ROOT = Path(__file__).resolve().parents[2]

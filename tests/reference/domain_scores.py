@@ -20,8 +20,8 @@ def cyclegan_scores(run_folder: Path, split: str, n: int, n_train: int = 3000) -
     """Scores of the run's G_ab / G_ba on the first n images of each domain of `split`."""
     from sklearn.linear_model import LogisticRegression
 
-    from gendsl.train.run import load_trained
-    from gendsl.train.draw import held_out
+    from gendsl.runtime.run import load_trained
+    from gendsl.runtime.draw import held_out
 
     run, model, _ = load_trained(Path(run_folder), "cpu")
     rows = {s: {name: t for g in held_out(run.spec, torch.device("cpu"), s) for name, t in zip(g.names, g.tensors)}

@@ -7,7 +7,7 @@ import re
 import networkx as nx
 
 from gendsl.graph import ir
-from gendsl.render.tables import shape_text
+from gendsl.diagram.tables import shape_text
 
 
 def node_id(graph: nx.DiGraph, key: str) -> str:

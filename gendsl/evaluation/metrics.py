@@ -18,8 +18,8 @@ from gendsl.library.entries import resolve_runtime
 from gendsl.library.sources import SOURCES
 from gendsl.library.training import METRICS
 from gendsl.spec import RunSpec
-from gendsl.train.data import Group, iterate
-from gendsl.train.draw import draw
+from gendsl.runtime.data import Group, iterate
+from gendsl.runtime.draw import draw
 
 
 @dataclass

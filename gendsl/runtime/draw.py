@@ -9,8 +9,8 @@ import torch
 
 from gendsl.diagnostics import GendslError, error
 from gendsl.spec import RunSpec, Sample
-from gendsl.train.data import Group, held_out_rows, load_split
-from gendsl.train.images import as_images, save_grid, save_samples
+from gendsl.runtime.data import Group, held_out_rows, load_split
+from gendsl.runtime.images import as_images, save_grid, save_samples
 
 
 def held_out(spec: RunSpec, device: torch.device, split: str = "valid") -> list[Group]:

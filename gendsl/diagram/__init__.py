@@ -1,5 +1,5 @@
 """Graph -> diagram (graphviz). Imports neither torch nor anything of the back end."""
 
-from gendsl.render.draw import render_file
+from gendsl.diagram.draw import render_file
 
 __all__ = ["render_file"]

@@ -11,15 +11,15 @@ import torch
 
 from gendsl.data import DataError
 from gendsl.diagnostics import GendslError, error
-from gendsl.evaluate.metrics import data_dims, iwae_values, per_sample
+from gendsl.evaluation.metrics import data_dims, iwae_values, per_sample
 from gendsl.spec import DataVar, RunSpec
-from gendsl.train.data import Group, convert
+from gendsl.runtime.data import Group, convert
 
 
 def read_rows(spec: RunSpec, var: DataVar, path: str) -> list[Group]:
     """The rows of data variable `var` to score: a .npy/.npz file (the array named like the
     variable, else its first one) or `split:valid` / `split:test`."""
-    from gendsl.train.draw import held_out
+    from gendsl.runtime.draw import held_out
 
     if path.startswith("split:"):
         split = path.split(":", 1)[1]

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from gendsl.diagnostics import GendslError, error
-from gendsl.train import checkpoint
-from gendsl.train.data import Batcher, load_split
-from gendsl.train.logs import MetricLog, progress
-from gendsl.train.run import Run, write_info
+from gendsl.runtime import checkpoint
+from gendsl.runtime.data import Batcher, load_split
+from gendsl.runtime.logs import MetricLog, progress
+from gendsl.runtime.run import Run, write_info
 
 
 @dataclass
@@ -159,7 +159,8 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.amp):
                     loss = self.caller(step.method, batch) if self.world > 1 else method(batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if loss.requires_grad:  # a penalty set to 0 (`--set gamma=0`) is not computed at all
+                    loss.backward()
                 if clip:
                     torch.nn.utils.clip_grad_norm_(parameters_of(optimizer), clip)
                 optimizer.step()
@@ -208,7 +209,7 @@ class Trainer:
         self.update_info("finished")
         self.leave_group()
         if log is not None and log.rows:
-            from gendsl.train.images import save_loss_plot
+            from gendsl.runtime.images import save_loss_plot
 
             save_loss_plot(log.rows, self.run.folder / "losses.png")
         return last

@@ -102,8 +102,8 @@ def open_run(folder: Path) -> Run:
 
 def load_trained(folder: Path, device_name: str):
     """(run, model on device, device) with the checkpoint's weights (its EMA when there is one)."""
-    from gendsl.train import checkpoint
-    from gendsl.train.loop import pick_device
+    from gendsl.runtime import checkpoint
+    from gendsl.runtime.loop import pick_device
 
     run = open_run(folder)
     device = pick_device(device_name)

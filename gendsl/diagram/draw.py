@@ -11,9 +11,9 @@ import networkx as nx
 
 from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
-from gendsl.render import style
-from gendsl.render.edges import flow_edges, node_id, safe_id
-from gendsl.render.tables import program_rows, shape_text, table
+from gendsl.diagram import style
+from gendsl.diagram.edges import flow_edges, node_id, safe_id
+from gendsl.diagram.tables import program_rows, shape_text, table
 from gendsl.summary import label as node_label
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
