@@ -159,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug in gendsl: say so, with what to report
         import traceback
 
+        if _out_of_domain(exc):  # the spec's network gave a distribution a parameter it cannot take
+            out.add([error("E412", f"a distribution's parameter left its domain while the model ran: {exc}",
+                           hint="make scales positive (end them with `|> softplus` or `exp(...)`) and probs "
+                                "lie in [0, 1] (`|> sigmoid`), or give logits")])
+            return 1
+
         out.add([error("E999", f"internal error: {type(exc).__name__}: {exc}",
                        hint="this is a bug in gendsl, not in your spec; please report it with the "
                             "spec and this command",
@@ -166,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     finally:
         out.flush()
+
+
+def _out_of_domain(exc: Exception) -> bool:
+    """Raised by torch.distributions on values of a distribution's parameters (a negative scale
+    from `|> tanh`, say): something only the run can see, not a bug of gendsl."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return isinstance(exc, (RuntimeError, ValueError)) and any(
+        "torch/distributions" in f.filename.replace("\\", "/") for f in frames)
 
 
 def _where(frames):

@@ -165,6 +165,10 @@ def _references(ctx: Context, samples: int):
     group = next(g for g in groups if name in g.names)
     real = group.tensors[group.names.index(name)].float()
     half = min(samples, len(real) // 2)
+    if half < 1:
+        raise GendslError(error("E403", f"this metric compares samples with two halves of the held-out data, but "
+                                f"it has {len(real)} row", hint="use more data (a synthetic source's n gives "
+                                "n // 4 held-out rows: n >= 8)"))
     a, b = real[:half].reshape(half, -1), real[half:2 * half].reshape(half, -1)
     x = draw(ctx.model, spec, name, half, groups).float().reshape(half, -1)
     generator = torch.Generator().manual_seed(0)

@@ -10,6 +10,7 @@ from gendsl.library.entries import Code, Registry, call_keywords, require
 from gendsl.library.signature import Count, Fraction, NonNegative, Positive, Range, Size
 
 Pairs = Annotated[int, Range(2)]   # samples compared in two halves
+Beta = Annotated[float, Range(0, 1, open_high=True)]   # an Adam moment's decay
 
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
@@ -27,23 +28,19 @@ def _optimizer(name: str, **options: Any) -> Code:
 
 
 @OPTIMIZERS.register("Adam", "Adam (Kingma & Ba 2015)", skip=0)
-def adam(lr: Positive = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: Positive = 1e-8,
-         weight_decay: float = 0.0) -> Code:
-    require(lr > 0, f"Adam needs lr > 0, got {lr}")
-    require(all(0 <= b < 1 for b in betas), f"Adam's betas must be in [0, 1), got {betas}")
+def adam(lr: Positive = 1e-3, betas: tuple[Beta, Beta] = (0.9, 0.999), eps: Positive = 1e-8,
+         weight_decay: NonNegative = 0.0) -> Code:
     return _optimizer("Adam", lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("AdamW", "Adam with decoupled weight decay (Loshchilov & Hutter 2019)", skip=0)
-def adamw(lr: Positive = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: Positive = 1e-8,
-          weight_decay: float = 0.01) -> Code:
-    require(lr > 0, f"AdamW needs lr > 0, got {lr}")
+def adamw(lr: Positive = 1e-3, betas: tuple[Beta, Beta] = (0.9, 0.999), eps: Positive = 1e-8,
+          weight_decay: NonNegative = 0.01) -> Code:
     return _optimizer("AdamW", lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("SGD", "stochastic gradient descent with optional momentum", skip=0)
 def sgd(lr: Positive, momentum: NonNegative = 0.0, nesterov: bool = False, weight_decay: NonNegative = 0.0) -> Code:
-    require(lr > 0, f"SGD needs lr > 0, got {lr}")
     require(not nesterov or momentum > 0, "SGD(nesterov=true) needs momentum > 0",
             "e.g. SGD(lr=0.01, momentum=0.9, nesterov=true)")
     return _optimizer("SGD", lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
@@ -51,7 +48,6 @@ def sgd(lr: Positive, momentum: NonNegative = 0.0, nesterov: bool = False, weigh
 
 @OPTIMIZERS.register("RMSprop", "RMSprop (used by the original WGAN)", skip=0)
 def rmsprop(lr: Positive = 1e-3, alpha: Fraction = 0.99, momentum: NonNegative = 0.0) -> Code:
-    require(lr > 0, f"RMSprop needs lr > 0, got {lr}")
     return _optimizer("RMSprop", lr=lr, alpha=alpha, momentum=momentum)
 
 

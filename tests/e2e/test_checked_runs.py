@@ -211,3 +211,37 @@ def test_group_norm_on_rgb_image_folder(folder):
         }""")
     code, _, err = gendsl("train", spec, "--out", folder / "rgb_run", "--quiet")
     assert code == 0, err
+
+
+def test_a_negative_scale_at_run_time_is_a_diagnostic(folder):
+    """The checker cannot see the sign of a network's output; the run reports it, not as a bug."""
+    spec = write(folder, "tanh_scale", """
+        model M {
+          data x: real[64] from digits()
+          latent z: real[2] ~ Normal(0, 1)
+          encoder q(z | x) { h = x |> Linear(8) |> tanh
+            z ~ Normal(loc = h |> Linear(2), scale = h |> Linear(2) |> tanh) }
+          decoder p(x | z) { x ~ Normal(loc = z |> Linear(64), scale = 0.5) }
+          loss elbo = -log p(x | z) + kl(q(z | x), p(z))
+          train { minimize elbo; batch 8; steps 2 }
+          evaluate { iwae(k=4) }
+        }""")
+    assert gendsl("train", spec, "--out", folder / "tanh", "--quiet")[0] == 0
+    code, _, err = gendsl("evaluate", folder / "tanh", "--quiet")
+    assert code == 1 and "error[E412]" in err and "softplus" in err and "E999" not in err, err
+
+
+def test_sample_metrics_on_a_split_of_one_row_are_a_diagnostic(folder):
+    spec = write(folder, "one_row", """
+        model M {
+          data x: real[2] from ring(n=4)
+          latent z: real[2] ~ Normal(0, 1)
+          generator G(z) -> real[2] { z |> Linear(2) }
+          loss l = mse(G(z), x)
+          train { minimize l; batch 2; steps 2 }
+          sample x = G(z)
+          evaluate { mmd(samples=10) }
+        }""")
+    assert gendsl("train", spec, "--out", folder / "one_row", "--quiet")[0] == 0
+    code, _, err = gendsl("evaluate", folder / "one_row", "--quiet")
+    assert code == 1 and "error[E403]" in err and "= help:" in err, err

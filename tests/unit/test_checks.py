@@ -574,3 +574,30 @@ def test_langevin_on_an_energy_that_detaches_its_input_is_refused():
           train { minimize cd; batch 8; steps 2 }
         }
         """, "E311", 4)
+
+
+def test_batch_norm_on_summed_out_labels_is_refused():
+    refused("""\
+        model M {
+          data x: real[2] from ring(n=64)
+          tensor logits: real[3] = zeros
+          latent c: cat[3] ~ Categorical(logits = logits)
+          net m(c: cat[3]) -> real[2] { onehot(c) |> BatchNorm |> Linear(2) }
+          observe x ~ Normal(m(c), 0.5)
+          loss nll = -log p(x)
+          train { minimize nll; batch 8; steps 2 }
+        }
+        """, "E220", 5)
+
+
+@pytest.mark.parametrize("optimizer", ["AdamW(betas=(-0.5, 0.9))", "Adam(weight_decay=-0.5)", "SGD(lr=0)",
+                                       "RMSprop(alpha=2)"])
+def test_optimizer_options_out_of_range_are_refused(optimizer):
+    refused(f"""\
+        model M {{
+          data x: real[2] from ring(n=64)
+          net f(x) -> real[2] {{ x |> Linear(2) }}
+          loss l = mse(f(x), x)
+          train {{ minimize l with {optimizer}; batch 8; steps 2 }}
+        }}
+        """, "E221", 5)

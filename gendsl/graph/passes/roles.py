@@ -204,18 +204,43 @@ def check_metrics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
 
 
 def check_batch_statistics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
-    """Layers that normalize over the batch (BatchNorm) need batches of two samples or more."""
+    """Layers that normalize over the batch (BatchNorm) need a batch of samples: two or more per
+    train batch, and never the K values of a label that `log p(x)` sums out (they would be
+    normalized against each other, not per sample)."""
     train = graph.graph.get("train")
-    if train is None or train.batch >= 2:
-        return
-    for _, data in graph.nodes(data=True):
+    enumerated = _enumerated_modules(graph)
+    for key, data in graph.nodes(data=True):
         program = getattr(data["data"], "program", None)
         for use in program.layers() if program is not None else ():
-            if use.batch_statistics:
+            if not use.batch_statistics:
+                continue
+            if key in enumerated:
+                diagnostics.append(error("E220", f"{use.entry} normalizes over the batch, but `log p(x)` runs "
+                                         f"{key} on every value of {enumerated[key]} at once", use.span,
+                                         label="would mix the label's values",
+                                         hint="normalize per sample instead (LayerNorm), or leave it out"))
+            elif train is not None and train.batch < 2:
                 diagnostics.append(error("E220", f"{use.entry} normalizes over the batch, but the train block's "
                                          f"batch is {train.batch}", use.span, label="needs 2 samples or more",
                                          hint="use `batch 2` or more, or a per-sample normalization (LayerNorm, "
                                               "GroupNorm)"))
+
+
+def _enumerated_modules(graph: nx.DiGraph) -> dict[str, str]:
+    """Factors whose discrete latents `log p(x)` sums out, and the networks they call (run on a
+    batch of every label value), with the latents concerned."""
+    found: dict[str, str] = {}
+    todo = [(k, ", ".join(n.term.given)) for k, d in graph.nodes(data=True) for n in [d["data"]]
+            if n.kind == "factor" and n.role == "observe" and n.term is not None and n.term.given
+            and _summed_out(graph, n)]
+    while todo:
+        key, latents = todo.pop()
+        if key in found:
+            continue
+        found[key] = latents
+        program = graph.nodes[key]["data"].program
+        todo += [(e.net, latents) for e in ir.walk_program(program) if isinstance(e, ir.CallNet)] if program else []
+    return found
 
 
 def check_roles(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:

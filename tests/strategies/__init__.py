@@ -1,0 +1,1 @@
+"""Hypothesis strategies shared by property tests (specs.py: random well-typed .gen specs)."""
