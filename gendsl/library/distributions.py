@@ -58,10 +58,10 @@ class Family:
     reparameterized: bool
 
 
-def distribution(name: str, doc: str, support: Support):
+def distribution(name: str, doc: str, support: Support, aliases: tuple[str, ...] = ()):
     """Register a distribution family with its support."""
     def decorate(rule):
-        DISTRIBUTIONS.register(name, doc, skip=0)(rule)
+        DISTRIBUTIONS.register(name, doc, skip=0, aliases=aliases)(rule)
         entry = DISTRIBUTIONS[name]
         DISTRIBUTIONS[name] = DistributionEntry(**{f.name: getattr(entry, f.name) for f in fields(entry)},
                                                 support=support)
@@ -124,7 +124,7 @@ def _positive_scale(name: str, scale: Operand) -> None:
 REAL = Support("real", ("real", "bin"), everywhere=True)
 
 
-@distribution("Normal", "Gaussian with mean loc and standard deviation scale", REAL)
+@distribution("Normal", "Gaussian with mean loc and standard deviation scale", REAL, aliases=("Gaussian", "normal"))
 def normal(loc: Operand, scale: Operand) -> Family:
     _positive_scale("Normal", scale)
     return location_scale("Normal", loc, "loc", scale, "scale")
@@ -160,7 +160,8 @@ def _probability(name: str, key: str, value: Operand) -> None:
 
 
 @distribution("Bernoulli", "binary values with probability sigmoid(logits) (or probs)",
-              Support("bin", ("bin", "real"), notes=(("real", "values in [0, 1]"),), bounds=(0.0, 1.0)))
+              Support("bin", ("bin", "real"), notes=(("real", "values in [0, 1]"),), bounds=(0.0, 1.0)),
+              aliases=("bernoulli",))
 def bernoulli(logits: Operand | None = None, probs: Operand | None = None) -> Family:
     key, value = _one_of("Bernoulli", logits, probs)
     _not_label("Bernoulli", value, key)
@@ -170,7 +171,7 @@ def bernoulli(logits: Operand | None = None, probs: Operand | None = None) -> Fa
 
 
 @distribution("Categorical", "one of K categories with probabilities softmax(logits) (or probs)",
-              Support("cat", ("cat",)))
+              Support("cat", ("cat",)), aliases=("categorical",))
 def categorical(logits: Operand | None = None, probs: Operand | None = None) -> Family:
     key, value = _one_of("Categorical", logits, probs)
     _not_label("Categorical", value, key)

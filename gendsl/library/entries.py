@@ -59,6 +59,7 @@ class Entry:
     skip: int = 1                         # leading rule arguments supplied by the compiler
     tags: frozenset[str] = field(default_factory=frozenset)
     shown: tuple[str, ...] = ()           # arguments a diagram shows: the first always, others when not default
+    aliases: tuple[str, ...] = ()         # what other libraries call it: hints for an unknown name
     runtime: str = ""                     # "module:name" of a run-time implementation, imported when used
     density: str = ""                     # data sources with a known density: "module:name" of their modes
 
@@ -75,12 +76,12 @@ class Registry(dict):
         self.what = what
 
     def register(self, name: str, doc: str, *, skip: int = 1, tags: tuple[str, ...] = (),
-                 shown: tuple[str, ...] = (), runtime: str = "", density: str = ""):
+                 shown: tuple[str, ...] = (), aliases: tuple[str, ...] = (), runtime: str = "", density: str = ""):
         def decorate(rule):
             if name in self:
                 raise ValueError(f"{self.what} {name} registered twice")
             self[name] = Entry(name=name, rule=rule, doc=doc, skip=skip, tags=frozenset(tags), shown=shown,
-                               runtime=runtime, density=density)
+                               aliases=aliases, runtime=runtime, density=density)
             return rule
         return decorate
 

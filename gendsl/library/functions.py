@@ -144,7 +144,8 @@ def softmax(x: TensorType) -> Fn:
 
 # ---- shapes ----
 
-@function("concat", "joins tensors along a per-sample dimension (the last by default)", skip=0)
+@function("concat", "joins tensors along a per-sample dimension (the last by default)", skip=0,
+          aliases=("cat", "concatenate"))
 def concat(*xs: TensorType, dim: int = -1) -> Fn:
     require(len(xs) >= 2, "concat needs at least two tensors")
     for x in xs:
@@ -191,7 +192,7 @@ def reshape(x: TensorType, *dims: int) -> Fn:
     return Fn(out=TensorType(kind=x.kind, shape=shape, batched=x.batched), code=code)
 
 
-@function("onehot", "a category label cat[K] as a one-hot vector real[K]", skip=0)
+@function("onehot", "a category label cat[K] as a one-hot vector real[K]", skip=0, aliases=("one_hot",))
 def onehot(y: TensorType) -> Fn:
     tensor(y, "onehot")
     require(y.kind == "cat", f"onehot takes a category label cat[K], got {y.describe()}")
@@ -255,9 +256,11 @@ def pair_code(helper: str, a: TensorType, b: Operand, shape: tuple[int, ...]) ->
 
 
 function("bce", "binary cross-entropy of logits against targets (a number or a tensor), "
-         "averaged per sample", skip=0)(_pair_loss("bce", "bce"))
-function("mse", "squared error averaged per sample", skip=0)(_pair_loss("mse", "mse"))
-function("l1", "absolute error averaged per sample", skip=0)(_pair_loss("l1", "l1"))
+         "averaged per sample", skip=0,
+         aliases=("binary_cross_entropy", "bce_with_logits", "binary_crossentropy"))(_pair_loss("bce", "bce"))
+function("mse", "squared error averaged per sample", skip=0,
+         aliases=("mean_squared_error", "mse_loss"))(_pair_loss("mse", "mse"))
+function("l1", "absolute error averaged per sample", skip=0, aliases=("l1_loss", "mae"))(_pair_loss("l1", "l1"))
 
 
 # ---- elementwise, with options ----

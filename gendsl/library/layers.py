@@ -37,6 +37,11 @@ ACTIVATIONS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def torch_name(module_code: str) -> tuple[str, ...]:
+    """`ReLU` for `nn.ReLU()`: the name a PyTorch user may write for an activation."""
+    return (module_code[3:-2],) if module_code.startswith("nn.") else ()
+
+
 def _activation(name: str, module_code: str):
     helper = () if module_code.startswith("nn.") else (module_code[:-2],)
 
@@ -47,10 +52,10 @@ def _activation(name: str, module_code: str):
 
 
 for _name, (_module, _functional, _doc) in ACTIVATIONS.items():
-    layer(_name, _doc, tags=("activation",))(_activation(_name, _module))
+    layer(_name, _doc, tags=("activation",), aliases=torch_name(_module))(_activation(_name, _module))
 
 
-@layer("leaky_relu", "max(x, slope * x)", tags=("activation",), shown=("slope",))
+@layer("leaky_relu", "max(x, slope * x)", tags=("activation",), shown=("slope",), aliases=("LeakyReLU",))
 def leaky_relu(x: TensorType, slope: float = 0.01) -> Built:
     not_a_label(x, "leaky_relu")
     return Built(out=x.as_real(), code=f"nn.LeakyReLU({slope})", order=ELEMENTWISE)
@@ -62,7 +67,7 @@ def softmax(x: TensorType) -> Built:
     return Built(out=x.as_real(), code="nn.Softmax(dim=-1)", order=Order("mixes", (-1,)))
 
 
-@layer("Linear", "affine map over the last dimension: y = x W + b", shown=("out",))
+@layer("Linear", "affine map over the last dimension: y = x W + b", shown=("out",), aliases=("Dense", "linear"))
 def linear(x: TensorType, out: Count, bias: bool = True) -> Built:
     n = features(x, "Linear")
     require(out > 0, f"Linear needs a positive width, got {out}")
@@ -84,7 +89,7 @@ def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-@layer("Conv2d", "2-D convolution; padding defaults to kernel // 2 (same size at stride 1)",
+@layer("Conv2d", "2-D convolution; padding defaults to kernel // 2 (same size at stride 1)", aliases=("conv2d", "Conv"),
        shown=("out", "kernel", "stride"))
 def conv2d(x: TensorType, out: Count, kernel: Count = 3, stride: Count = 1, padding: Size | None = None,
            bias: bool = True) -> Built:
@@ -144,7 +149,8 @@ def upsample(x: TensorType, scale: Count = 2) -> Built:
     return Built(out=TensorType(shape=(c, h * scale, w * scale)), code=f"nn.Upsample(scale_factor={scale})")
 
 
-@layer("BatchNorm", "batch normalization over the channel (images) or feature (vectors) axis")
+@layer("BatchNorm", "batch normalization over the channel (images) or feature (vectors) axis",
+       aliases=("BatchNorm1d", "BatchNorm2d"))
 def batch_norm(x: TensorType) -> Built:
     if x.rank == 3:
         # statistics over the pixels of each channel: in training a pixel sees every other one
@@ -177,7 +183,7 @@ def dropout(x: TensorType, p: float = 0.5) -> Built:
     return Built(out=x.as_real(), code=f"nn.Dropout({p})", order=ELEMENTWISE)
 
 
-@layer("flatten", "one vector per sample")
+@layer("flatten", "one vector per sample", aliases=("Flatten",))
 def flatten(x: TensorType) -> Built:
     not_a_label(x, "flatten")
     require(x.rank >= 1, f"flatten needs a tensor with dimensions, got {x.describe()}",
@@ -186,7 +192,8 @@ def flatten(x: TensorType) -> Built:
                  code="nn.Flatten()", order=Order("reshape"))
 
 
-@layer("reshape", "a new per-sample shape with the same number of values", shown=("dims",))
+@layer("reshape", "a new per-sample shape with the same number of values", shown=("dims",),
+       aliases=("Reshape",))
 def reshape(x: TensorType, *dims: int) -> Built:
     not_a_label(x, "reshape")
     require(len(dims) > 0 and all(isinstance(d, int) and d > 0 for d in dims),
@@ -210,7 +217,7 @@ def embedding(x: TensorType, dim: Count) -> Built:
 @layer("SelfAttention", "multi-head self-attention over positions (sequence [T, C] or image [C, H, W] "
        "pixels in raster order); causal=true: position t attends to positions up to t; causal=strict: "
        "position t sees only positions before t (the tokens shifted by one, a zero token first)",
-       shown=("heads", "causal"))
+       shown=("heads", "causal"), aliases=("MultiheadAttention",))
 def self_attention(x: TensorType, heads: Count = 4, causal: bool | Literal["strict"] = False) -> Built:
     require(x.rank in (2, 3), f"SelfAttention expects a sequence real[T, C] or an image real[C, H, W], "
             f"got {x.describe()}", "reshape a vector into positions first, e.g. reshape(16, 4)")

@@ -24,14 +24,18 @@ from gendsl.library.training import (BETA_SCHEDULES, INITS, METRICS, OPTIMIZERS,
 BUILTIN_CALLS = {"kl"}
 GENERATIVE = "p"  # the generative model's density: p(z), p(x | z), p(x)
 # names people bring from PyTorch, Keras or papers -> what gendsl calls them
-ALIASES = {"mean_squared_error": "mse", "mse_loss": "mse", "l1_loss": "l1", "mae": "l1",
-           "binary_cross_entropy": "bce", "bce_with_logits": "bce", "binary_crossentropy": "bce",
-           "cat": "concat", "concatenate": "concat", "one_hot": "onehot", "kl_divergence": "kl",
-           "Gaussian": "Normal", "normal": "Normal", "bernoulli": "Bernoulli", "categorical": "Categorical",
-           "Dense": "Linear", "linear": "Linear", "conv2d": "Conv2d", "Conv": "Conv2d", "ReLU": "relu",
-           "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyReLU": "leaky_relu", "SiLU": "silu",
-           "BatchNorm1d": "BatchNorm", "BatchNorm2d": "BatchNorm", "MultiheadAttention": "SelfAttention",
-           "Flatten": "flatten", "Reshape": "reshape", "Softplus": "softplus"}
+def _aliases() -> dict[str, str]:
+    """What other libraries call the entries of the registries (`Dense` -> `Linear`), and the
+    built-in `kl`; the first entry to claim a name keeps it (`SiLU` -> silu, not swish)."""
+    found = {"kl_divergence": "kl"}
+    for registry in (LAYERS, FUNCTIONS, DISTRIBUTIONS):
+        for entry in registry.values():
+            for alias in entry.aliases:
+                found.setdefault(alias, entry.name)
+    return found
+
+
+ALIASES = _aliases()
 
 
 def _walk(expr, on_name, on_callee, on_stage) -> None:
