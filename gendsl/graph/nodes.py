@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from gendsl import ast
 from gendsl.graph.ir import DensityTerm, Expr, Program
 from gendsl.library.entries import Configured
+from gendsl.spec import Train
 from gendsl.source import Span
 from gendsl.types import TensorType, Type
 
@@ -130,23 +131,15 @@ class MetricNode(NodeData):
     options: dict[str, Any] = {}
 
 
-class TrainConfig(BaseModel):
-    """The settings of the train block, resolved to values."""
+class TrainConfig(Train):
+    """The settings of the train block, resolved to values: the runtime's `Train` (gendsl/spec.py),
+    plus where the block is and the optimizer and schedule the generated model builds."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True, defer_build=True, arbitrary_types_allowed=True)
     span: Span | None = None
     batch: int = 64
-    epochs: int | None = None
-    steps: int | None = None
     optimizer: Configured = Configured(entry="Adam", options={"lr": 1e-3})
     schedule: Configured = Configured(entry="constant")
-    clip: float | None = None
-    ema: float | None = None
-    seed: int = 0
-    log_every: int = 100
-    checkpoint_every: int = 1000
-    sample_every: int = 0
-    eval_batch: int = 500
 
 
 def decl_name(decl: Any) -> str:
