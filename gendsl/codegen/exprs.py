@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 
 from gendsl.graph import ir
-
 from gendsl.library.functions import align
 from gendsl.types import NumberType, TensorType, Type
 
@@ -26,10 +25,6 @@ BINARY = {"+": (ADD, "+"), "-": (ADD, "-"), "*": (MUL, "*"), "/": (MUL, "/"), "^
 
 def literal(value) -> str:
     """A Python literal for a constant."""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, float):
-        return repr(value)
     return repr(value)
 
 

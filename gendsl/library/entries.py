@@ -25,10 +25,11 @@ class Order:
     - made: MADE's masked map of a vector (MaskedLinear): its mask follows its input's degrees;
     - causal: mixes the positions along `axes` and the values of each position so that position t
       sees positions before t, and t itself unless `strict` (MaskedConv2d, causal SelfAttention);
+    - concat: its operands side by side (concat): per position when joined along the channels;
     - any: any output value may depend on any input value (the default: refused on ordered data).
     """
 
-    kind: Literal["elementwise", "mixes", "reshape", "made", "causal", "any"] = "any"
+    kind: Literal["elementwise", "mixes", "reshape", "made", "causal", "concat", "any"] = "any"
     axes: tuple[int, ...] = ()
     strict: bool = False
 

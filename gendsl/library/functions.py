@@ -170,7 +170,8 @@ def concat(*xs: TensorType, dim: int = -1) -> Fn:
     first = next((i for i, x in enumerate(xs) if x.batched), None)
     joined = ", ".join(expanded(i, x, first) if batched and not x.batched else "{%d}" % i
                        for i, x in enumerate(xs))
-    return Fn(out=TensorType(shape=tuple(shape), batched=batched), code=f"torch.cat([{joined}], dim={torch_dim})")
+    return Fn(out=TensorType(shape=tuple(shape), batched=batched), code=f"torch.cat([{joined}], dim={torch_dim})",
+              order=Order("concat"))
 
 
 @function("reshape", "a new per-sample shape with the same number of values", skip=0)

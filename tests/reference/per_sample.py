@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from gendsl import ast
 from gendsl.graph import ir
 from gendsl.graph.constants import evaluate
-
 from gendsl.library.functions import FUNCTIONS
 from gendsl.library.signature import is_operand, parameters
 from gendsl.types import TensorType

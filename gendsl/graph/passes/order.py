@@ -27,8 +27,6 @@ from gendsl.types import TensorType
 
 UNITS = {0: "value", 1: "features", 2: "positions", 3: "pixels"}  # what the positions of a rank are
 POSITION_AXES = {0: (), 1: (0,), 2: (0,), 3: (1, 2)}
-# Functions do not declare their order yet (functions.Fn has no `order`): until they do, the
-# functions known to keep it are listed here; any other function is refused on ordered data.
 HINTS = {0: "the distribution of a single value cannot depend on the value itself",
          1: "MADE: mix features with MaskedLinear only; elementwise layers and functions keep the order",
          2: "mix positions with SelfAttention(causal=true) or causal=strict; Linear, LayerNorm and "
@@ -141,7 +139,7 @@ class Analysis:
             return self.add(Value("join", (self.value(e.left), self.value(e.right)), e.span, e.type))
         if isinstance(e, ir.Apply):
             args = tuple(self.value(a) for a in e.args)
-            if e.fn == "concat":
+            if e.order.kind == "concat":
                 return self.add(Value("concat", args, e.span, e.type, what="concat"))
             return self.add(Value("apply", args, e.span, e.type, order=e.order,
                                   what=f"{e.fn}(...)"))
