@@ -55,9 +55,6 @@ LATE_OK = {"E406", "E312"}  # NaN losses; metrics whose capability only the run 
 CODE = re.compile(r"^[EW][0-9]{3}$")
 
 
-API = gendsl  # the Python API: check, render, compile, train (sample and evaluate go through the CLI)
-
-
 class CaseFailure(AssertionError):
     """A checked spec that did not run: which stage, what was raised, and the case."""
 
@@ -160,7 +157,7 @@ def check_batch_independence(case: Case, run: Path, folder: Path) -> None:
 def render(path: Path, overrides: list[str], folder: Path) -> None:
     """A checked spec draws in both views (DOT: no graphviz needed)."""
     for view in ("compute", "pgm"):
-        API.render(path, folder / f"{view}.dot", view, set=overrides)
+        gendsl.render(path, folder / f"{view}.dot", view, set=overrides)
 
 
 def sample(case: Case, run: Path, folder: Path) -> None:
@@ -195,9 +192,9 @@ def train(case: Case, path: Path, overrides: list[str], folder: Path) -> Path:
         sets = [arg for value in overrides for arg in ("--set", value)]
         cli("train", str(path), "--out", str(run), "--steps", "2", "--quiet", "--device", DEVICE, *sets)
     else:
-        API.train(path, out=run, set=overrides, steps=2, quiet=True, device=DEVICE)
+        gendsl.train(path, out=run, set=overrides, steps=2, quiet=True, device=DEVICE)
     if case.resume:
-        API.train(path, out=run, set=overrides, steps=3, resume=True, quiet=True, device=DEVICE)
+        gendsl.train(path, out=run, set=overrides, steps=3, resume=True, quiet=True, device=DEVICE)
     return run
 
 
@@ -225,7 +222,7 @@ def run_case(case: Case, folder: Path) -> str:
     path = case.write(folder)
     overrides = list(case.overrides)
     try:
-        checked = API.check(path, set=overrides)
+        checked = gendsl.check(path, set=overrides)
         check_diagnostics(checked)
     except Exception as exc:  # check itself must answer every spec with diagnostics
         raise CaseFailure(f"check raised {type(exc).__name__}: {exc}\n{gendsl_frames(exc)}\n\n"
@@ -236,7 +233,7 @@ def run_case(case: Case, folder: Path) -> str:
     try:
         render(path, overrides, folder)
         stage = "compile"
-        compile(API.compile(path, set=overrides), "<generated>", "exec")
+        compile(gendsl.compile(path, set=overrides), "<generated>", "exec")
         stage = "train"
         run = train(case, path, overrides, folder)
         stage = "sample"
@@ -348,7 +345,7 @@ def test_generator_mostly_draws_specs_that_check(tmp_path):
     for seed in range(total):
         case = generate(Picker(rng=random.Random(seed)))
         path = case.write(tmp_path / str(seed))
-        checked = API.check(path, set=list(case.overrides))
+        checked = gendsl.check(path, set=list(case.overrides))
         check_diagnostics(checked)
         accepted += checked.ok
     assert accepted >= 0.6 * total, f"only {accepted} of {total} generated specs pass check"
