@@ -32,12 +32,17 @@ class _Loader:
     sources: dict[str, SourceFile] = field(default_factory=dict)
     modules: dict[str, ast.Module] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    import_failed: bool = False   # an import was not loaded (what it defines must not be reported as unknown)
+
+    def refuse_import(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+        self.import_failed = True
 
     def load_file(self, path: Path, span: Span | None, stack: tuple[str, ...] = ()) -> None:
         key = str(path)
         if key in stack:
-            self.diagnostics.append(error("E116", f"import cycle: {' -> '.join(Path(s).name for s in stack + (key,))}",
-                                          span or _file_span(key), hint="remove one of the imports"))
+            self.refuse_import(error("E116", f"import cycle: {' -> '.join(Path(s).name for s in stack + (key,))}",
+                                     span or _file_span(key), hint="remove one of the imports"))
             return
         if key in self.modules:
             return
@@ -45,12 +50,12 @@ class _Loader:
             source = SourceFile.read(path) if span is not None else self.sources[key]
         except FileNotFoundError:
             shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path.name
-            self.diagnostics.append(error("E113", f"imported file not found: {shown}", span,
-                                          label="no such file", hint=_nearby_hint(path)))
+            self.refuse_import(error("E113", f"imported file not found: {shown}", span,
+                                     label="no such file", hint=_nearby_hint(path)))
             return
         except (OSError, UnicodeDecodeError) as exc:
-            self.diagnostics.append(error("E501", f"cannot read {path}: {exc}", span or _file_span(key),
-                                          hint="check the path and that the file is UTF-8 text"))
+            self.refuse_import(error("E501", f"cannot read {path}: {exc}", span or _file_span(key),
+                                     hint="check the path and that the file is UTF-8 text"))
             return
         self.sources[key] = source
         module, diagnostics = parse_source(source)
@@ -61,12 +66,12 @@ class _Loader:
         for imp in module.imports:
             target = Path(imp.path.value)
             if "\x00" in imp.path.value or not imp.path.value.strip():
-                self.diagnostics.append(error("E117", "an import path must name a file", imp.path.span,
-                                              hint='write e.g. import "blocks/unet.gen"'))
+                self.refuse_import(error("E117", "an import path must name a file", imp.path.span,
+                                         hint='write e.g. import "blocks/unet.gen"'))
                 continue
             if target.is_absolute() or "://" in imp.path.value:
-                self.diagnostics.append(error("E117", f"import path must be relative: {imp.path.value}",
-                                              imp.path.span, hint="write the path relative to this file"))
+                self.refuse_import(error("E117", f"import path must be relative: {imp.path.value}",
+                                         imp.path.span, hint="write the path relative to this file"))
                 continue
             self.load_file((path.parent / target).resolve(), imp.path.span, stack + (key,))
 
@@ -108,9 +113,8 @@ def load_source(source: SourceFile, model: str | None = None) -> tuple[Loaded | 
     if merged is None:
         return None, loader.diagnostics
     dropped = len(loader.diagnostics) > found  # the merge reports only statements it dropped
-    import_failed = any(d.code in ("E113", "E116", "E117", "E501") for d in loader.diagnostics)
     return Loaded(model=merged, blocks=blocks, models=models, sources=loader.sources,
-                  import_failed=import_failed, dropped=dropped), loader.diagnostics
+                  import_failed=loader.import_failed, dropped=dropped), loader.diagnostics
 
 
 def _define(table: dict, item, what: str, diagnostics: list[Diagnostic]) -> None:
