@@ -12,6 +12,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from gendsl.codegen.helpers import MODULES
 from gendsl.codegen.methods import ModelInfo
 from gendsl.codegen.model import ModelSource
 from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_class
@@ -94,26 +95,36 @@ def _callees_first(graph: nx.DiGraph) -> list[str]:
     return list(nx.lexicographical_topological_sort(calls, key=order.__getitem__))
 
 
+def helper_definitions() -> dict[str, tuple[ast.AST, str]]:
+    """Every helper's definition and its module's text, in the order of the helper modules."""
+    defs = {}
+    for module in MODULES:
+        text = resources.files("gendsl.codegen.helpers").joinpath(f"{module}.py").read_text(encoding="utf-8")
+        for node in ast.parse(text).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defs[node.name] = (node, text)
+    return defs
+
+
 def helper_sources(names: set[str]) -> list[str]:
-    """Source of the named helpers and of every helper they use, in the helpers file's order."""
-    text = resources.files("gendsl.codegen").joinpath("helpers.py").read_text(encoding="utf-8")
-    tree = ast.parse(text)
-    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    """Source of the named helpers and of every helper they use, in the helpers' order."""
+    defs = helper_definitions()
     unknown = sorted(set(names) - set(defs))
     if unknown:  # a registry entry names a helper that does not exist: a bug in gendsl, not in the spec
-        raise LookupError(f"generated code needs helpers that gendsl/codegen/helpers.py lacks: {', '.join(unknown)}")
+        raise LookupError(f"generated code needs helpers that gendsl/codegen/helpers/ lacks: {', '.join(unknown)}")
     wanted, todo = set(), list(names)
     while todo:
         name = todo.pop()
         if name in wanted:
             continue
         wanted.add(name)
-        used = {n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name)}
-        used |= {b.id for b in getattr(defs[name], "bases", []) if isinstance(b, ast.Name)}
+        node = defs[name][0]
+        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        used |= {b.id for b in getattr(node, "bases", []) if isinstance(b, ast.Name)}
         todo += [u for u in used if u in defs and u not in wanted]
     out = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in wanted:
+    for name, (node, text) in defs.items():
+        if name in wanted:
             start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             out.append("\n".join(text.splitlines()[start - 1: node.end_lineno]))
     if "frozen" in wanted:

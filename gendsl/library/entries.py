@@ -44,7 +44,7 @@ class Built:
     out: TensorType
     params: int = 0
     code: str = ""                       # an nn.Module constructor expression
-    helpers: tuple[str, ...] = ()        # classes of gendsl/codegen/helpers.py the code needs
+    helpers: tuple[str, ...] = ()        # classes of gendsl/codegen/helpers/ the code needs
     order: Order = Order()               # what it does to an autoregressive order
     batch_statistics: bool = False       # normalizes over the batch (BatchNorm): not for shared values
     invertible: bool = False
@@ -109,7 +109,7 @@ class Configured(BaseModel):
 class Code:
     """What an entry emits into generated code: a Python expression whose `{placeholders}` the
     code generator fills (`{params}` of an optimizer, `{shape}` of an initializer, ...), and the
-    helpers of gendsl/codegen/helpers.py it calls."""
+    helpers of gendsl/codegen/helpers/ it calls."""
 
     template: str
     helpers: tuple[str, ...] = ()

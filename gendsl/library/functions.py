@@ -32,7 +32,7 @@ class Fn:
 
     out: Type
     code: str                        # format template over argument code: {0}, {1}, ...
-    helpers: tuple[str, ...] = ()    # helper functions of gendsl/codegen/helpers.py it calls
+    helpers: tuple[str, ...] = ()    # helper functions of gendsl/codegen/helpers/ it calls
     differentiable: bool = True      # False: gradients do not flow through the result
     order: Order = Order()           # what it does to an autoregressive order (default: anything)
     reduces_batch: bool = False      # one number for the whole batch: allowed in losses only

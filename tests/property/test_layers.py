@@ -7,16 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gendsl.codegen.helpers import (
-    ActNorm,
-    AffineCoupling,
-    FlowSequence,
-    InvertibleLinear,
-    MaskedConv2d,
-    MaskedLinear,
-    Reverse,
-    SplineCoupling,
-    made_masks,
+from gendsl.codegen.helpers.autoregressive import MaskedConv2d, MaskedLinear, made_masks
+from gendsl.codegen.helpers.flows import (
+    ActNorm, AffineCoupling, FlowSequence, InvertibleLinear, Reverse, SplineCoupling,
 )
 
 LAYERS = {

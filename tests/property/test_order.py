@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gendsl.codegen import generate, load_generated
-from gendsl.codegen.helpers import MaskedLinear, SelfAttention, made_masks
+from gendsl.codegen.helpers.autoregressive import MaskedLinear, SelfAttention, made_masks
 from gendsl.graph.check import check_source
 from gendsl.source import SourceFile
 

@@ -1,0 +1,177 @@
+"""Small modules, per-sample loss functions and learning-rate schedules of generated models.
+
+See gendsl/codegen/helpers/__init__.py for how generated code uses these."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.distributions as D
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Exp(nn.Module):
+    def forward(self, x):
+        return torch.exp(x)
+
+
+class Abs(nn.Module):
+    def forward(self, x):
+        return torch.abs(x)
+
+
+class Sqrt(nn.Module):
+    def forward(self, x):
+        return torch.sqrt(x)
+
+
+class Sin(nn.Module):
+    def forward(self, x):
+        return torch.sin(x)
+
+
+class Cos(nn.Module):
+    def forward(self, x):
+        return torch.cos(x)
+
+
+class Reshape(nn.Module):
+    """A new per-sample shape (batch dimension kept)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def _per_sample_mean(x):
+    return x.reshape(x.shape[0], -1).mean(1) if x.dim() > 1 else x
+
+
+def bce(logits, target):
+    """Binary cross-entropy with logits, averaged over each sample's values."""
+    if not torch.is_tensor(target):
+        target = torch.full_like(logits, float(target))
+    return _per_sample_mean(F.binary_cross_entropy_with_logits(logits, target.expand_as(logits),
+                                                                reduction="none"))
+
+
+def mse(a, b):
+    """Squared error averaged over each sample's values."""
+    if not torch.is_tensor(b):
+        b = torch.full_like(a, float(b))
+    return _per_sample_mean(F.mse_loss(a, b.expand_as(a), reduction="none"))
+
+
+def l1(a, b):
+    """Absolute error averaged over each sample's values."""
+    if not torch.is_tensor(b):
+        b = torch.full_like(a, float(b))
+    return _per_sample_mean(F.l1_loss(a, b.expand_as(a), reduction="none"))
+
+
+def sinusoidal(t, dim):
+    """Transformer-style embedding of integer time steps t (shape [B]) into [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def input_gradient(critic, x):
+    """d sum(critic(x)) / dx with its graph kept (penalties are trained through it); zeros where
+    the critic does not depend on x. Attention inside runs its math kernel: the fused kernels have
+    no double backward."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
+def gradient_penalty(critic, real, fake):
+    """WGAN-GP (Gulrajani et al. 2017): mean over the batch of (|grad critic| - 1)^2."""
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    grad = input_gradient(critic, mixed)
+    return ((grad.reshape(grad.shape[0], -1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(critic, real):
+    """R1 (Mescheder et al. 2018): mean over the batch of |grad critic(x)|^2 at real data."""
+    grad = input_gradient(critic, real.detach().requires_grad_(True))
+    return grad.reshape(grad.shape[0], -1).pow(2).sum(1).mean()
+
+
+def soft_attention(query, keys, values):
+    """softmax(q k^T / sqrt(C)) v, batched; query [B, C] or [B, Tq, C]."""
+    squeeze = query.dim() == 2
+    q = query[:, None] if squeeze else query
+    out = F.scaled_dot_product_attention(q, keys, values)
+    return out[:, 0] if squeeze else out
+
+
+def hard_attention(query, keys, values):
+    """The value of the best-matching key (argmax of q k^T); no gradient through the choice."""
+    squeeze = query.dim() == 2
+    q = query[:, None] if squeeze else query
+    index = (q @ keys.transpose(1, 2)).argmax(-1)
+    out = torch.gather(values, 1, index[..., None].expand(-1, -1, values.shape[-1]))
+    return out[:, 0] if squeeze else out
+
+
+def kl_divergence(q, p):
+    """KL(q || p): analytic when torch knows the pair, else a one-sample reparameterized estimate."""
+    try:
+        return D.kl_divergence(q, p)
+    except NotImplementedError:
+        sample = q.rsample()
+        return q.log_prob(sample) - p.log_prob(sample)
+
+
+@contextlib.contextmanager
+def frozen(*modules):
+    """Parameters that a step does not update get no gradients computed (requires_grad off)."""
+    params = [p for m in modules for p in (m.parameters() if isinstance(m, nn.Module) else [m])]
+    states = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, state in zip(params, states):
+            p.requires_grad_(state)
+
+
+def _progress(r, total, warmup):
+    """The share of the rounds after warmup that round r has done, in [0, 1]."""
+    return min(1.0, (r - warmup) / max(1, total - warmup))
+
+
+def constant_lr(total, warmup=0):
+    """The base rate, after a linear warmup over `warmup` rounds."""
+    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+
+
+def cosine_lr(total, warmup=0, min_factor=0.0):
+    """Cosine decay from the base rate to min_factor x base over the rounds after warmup."""
+    def factor(r):
+        if r < warmup:
+            return (r + 1) / warmup
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * _progress(r, total, warmup)))
+    return factor
+
+
+def linear_lr(total, warmup=0):
+    """Linear decay from the base rate to zero over the rounds after warmup."""
+    return lambda r: (r + 1) / warmup if r < warmup else max(0.0, 1.0 - _progress(r, total, warmup))
+
+
+def step_lr(total, every, gamma=0.1):
+    """The base rate multiplied by gamma every `every` rounds."""
+    return lambda r: gamma ** (r // every)
