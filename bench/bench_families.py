@@ -28,16 +28,25 @@ from tests.reference.domain_scores import cyclegan_scores  # noqa: E402
 RUNS = {
     "made": ("specs/made.gen", ["--epochs", "50"], ["nll"], "88.04 nats (Germain et al. 2015)"),
     "pixelcnn": ("specs/pixelcnn.gen", ["--epochs", "20"], ["nll"], "81.30 nats (van den Oord et al. 2016)"),
+    "rnn_mnist": ("specs/rnn_mnist.gen", ["--epochs", "20"], ["nll"], "NADE 88.33, PixelRNN 79.20 nats (van den Oord et al. 2016)"),
     "realnvp_ring": ("specs/realnvp.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "realnvp_grid": ("bench/specs/realnvp_grid.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "spline_grid": ("specs/spline_flow.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "gmm": ("specs/gmm.gen", ["--steps", "3000"], ["nll"], "scikit-learn GaussianMixture (EM)"),
     "ddpm_swiss_roll": ("specs/ddpm.gen", [], ["mmd", "bound"], "MMD^2 of two real samples (floor)"),
     "ddpm_digits": ("specs/ddpm_digits.gen", [], ["bound"], "factorized 17-level baseline 2.45 bits/dim"),
+    "ddim_swiss_roll": ("specs/ddim.gen", [], ["mmd"], "ddpm_swiss_roll's MMD^2 (ancestral, all 200 steps)"),
+    "ddpm_guided_digits": ("specs/ddpm_guided.gen", [], ["bound"],
+                           "bound of log p(x | y); classifier accuracy: bench/bench_diffusion_sampling.py"),
     "ebm": ("specs/ebm.gen", [], ["coverage"], "8 modes"),
     "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "copy-the-input L1 (copy_a_l1)"),
     "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "independent pixels: 24.50 nats"),
     "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "translations accepted by a domain classifier"),
+    # equal epochs, the same IWAE k=5000 test NLL: the IWAE objective (k=5) against the VAE's
+    "vae_100ep": ("specs/vae.gen", ["--epochs", "100"], ["nll"], "88.71 nats at 3280 epochs (Burda et al. 2016)"),
+    "iwae_k5_100ep": ("specs/iwae.gen", ["--epochs", "100"], ["nll"], "below the vae_100ep row"),
+    "hvae_100ep": ("specs/hvae.gen", ["--epochs", "100"], ["nll"], "below the vae_100ep row (two layers, "
+                   "3280 epochs: 85.33 vs 86.76 nats on dynamic binarization, Burda et al. table 1)"),
 }
 
 

@@ -60,30 +60,35 @@ def train(path: str | Path, out: str | Path | None = None, set: list[str] = (), 
           **options) -> Path:
     """Train a spec into a run folder (default runs/SPEC_NAME); options as the CLI's flags:
     steps, epochs, seed, device, resume, amp, compile, quiet, log_every, checkpoint_every,
-    sample_every."""
+    sample_every, validate_every, patience, accumulate."""
+    from gendsl.runtime.errors import run_time_diagnostics
     from gendsl.runtime.loop import Options, Trainer
     from gendsl.runtime.run import create
 
     folder = Path(out or Path("runs") / Path(path).stem)
     run, _ = create(folder, str(path), list(set), model, resume=bool(options.get("resume")))
-    Trainer(run, Options(**{"quiet": True, **options})).fit()
+    with run_time_diagnostics():
+        Trainer(run, Options(**{"quiet": True, **options})).fit()
     return folder
 
 
-def load(run: str | Path, device: str = "cpu"):
-    """The trained model of a run folder (EMA weights when the spec keeps an EMA), in eval mode."""
+def load(run: str | Path, device: str = "cpu", best: bool = False):
+    """The trained model of a run folder (EMA weights when the spec keeps an EMA), in eval mode;
+    best=True: the weights of the lowest valid loss (best.pt) instead of the last ones."""
     from gendsl.runtime.run import load_trained
 
-    return load_trained(Path(run), device)[1]
+    return load_trained(Path(run), device, best)[1]
 
 
 def sample(run: str | Path, out: str | Path, n: int | None = None, mean: bool = False, device: str = "cpu"):
     """Draw samples into a PNG (a grid, or a scatter plot for 2-D data); returns the path."""
     from gendsl.runtime.draw import held_out, write_samples
+    from gendsl.runtime.errors import run_time_diagnostics
     from gendsl.runtime.run import load_trained
 
     trained, model, torch_device = load_trained(Path(run), device)
-    return write_samples(model, trained.spec, Path(out), held_out(trained.spec, torch_device), n, None, mean)
+    with run_time_diagnostics():
+        return write_samples(model, trained.spec, Path(out), held_out(trained.spec, torch_device), n, None, mean)
 
 
 def evaluate(run: str | Path, metrics: list[str] = ("nll",), split: str = "valid", k: int = 5000,
@@ -91,8 +96,10 @@ def evaluate(run: str | Path, metrics: list[str] = ("nll",), split: str = "valid
     """Held-out metrics by name (see `gendsl evaluate --help`), as a dict."""
     from gendsl.evaluation.metrics import Context, importance_samples, run_metric
     from gendsl.runtime.draw import held_out
+    from gendsl.runtime.errors import run_time_diagnostics
     from gendsl.runtime.run import load_trained
 
     trained, model, torch_device = load_trained(Path(run), device)
     context = Context(model, trained.spec, held_out(trained.spec, torch_device, split), batch, True)
-    return {name: run_metric(context, name, importance_samples(name, k)) for name in metrics}
+    with run_time_diagnostics():
+        return {name: run_metric(context, name, importance_samples(name, k)) for name in metrics}

@@ -22,6 +22,7 @@ examples:
   gendsl check specs/vae.gen --set beta=4         override a param
   gendsl render specs/gan_ring.gen -o gan.svg     draw the model (compute view)
   gendsl render specs/vae.gen -o vae.png --view pgm   the graphical model only
+  gendsl check my.gen --plugin mylayers.py        use the layers a plugin file registers
 """
 
 
@@ -56,12 +57,16 @@ def build_parser() -> Parser:
     parser = Parser(prog="gendsl", description="A declarative language for deep generative models: "
                     "check, draw, compile and train .gen specs.",
                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the versions of gendsl, PyTorch and Python")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a param of the spec (repeatable), e.g. --set beta=4")
         p.add_argument("--model", help="which model of the file (default: the last one)")
+        p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                       help="load a plugin: a Python file that registers layers, functions or distributions "
+                            "(repeatable; also read from [tool.gendsl] plugins in the nearest pyproject.toml)")
 
     check = sub.add_parser("check", help="check specs and summarize their networks",
                            description="Parse and check specs: names, types and shapes, roles and "
@@ -84,6 +89,9 @@ def build_parser() -> Parser:
     render.add_argument("--view", choices=("compute", "pgm"), default="compute", help="what to draw")
     common(render)
     add_run_commands(sub, common)
+    from gendsl.tools import register as add_tool_commands  # fmt, lsp: front end only, no torch
+
+    add_tool_commands(sub)
     return parser
 
 
@@ -97,32 +105,49 @@ def add_run_commands(sub, common: Callable) -> None:
 
 
 def cmd_check(args, out: Output) -> int:
-    from gendsl.graph.check import check_file
-    from gendsl.summary import format_summary, summarize
-
     results = []
     for path in args.files:
-        checked = check_file(path, args.set, args.model)
-        out.add(checked.diagnostics, checked.sources)
-        summary = summarize(checked.graph) if checked.ok else None
-        results.append({"file": path, "ok": checked.ok, "summary": summary,
-                        "diagnostics": [as_json(d) for d in checked.diagnostics]})
-        if summary is not None and out.format == "text":
-            print(format_summary(summary, path))
+        ok, summary, diagnostics, plugins = _check_one(args, path, out)
+        results.append({"file": path, "ok": ok, "summary": summary, "diagnostics": [as_json(d) for d in diagnostics],
+                        **({"plugins": [p.describe() for p in plugins]} if plugins else {})})
     if out.format == "json":
         print(dumps({"ok": all(r["ok"] for r in results), "files": results}))
     return 0 if all(r["ok"] for r in results) else 1
 
 
+def _check_one(args, path: str, out: Output) -> tuple:
+    """Check one spec with its plugins: (ok, summary, diagnostics, plugins). A plugin's fault
+    (it fails to load, a rule raises) is that file's diagnostic; the other files are still checked."""
+    from gendsl.graph.check import check_file
+    from gendsl.plugins import plugins_loaded, requested_plugins
+    from gendsl.summary import format_summary, summarize
+
+    try:
+        with plugins_loaded(requested_plugins(args.plugin, path)) as plugins:
+            checked = check_file(path, args.set, args.model)
+            summary = summarize(checked.graph) if checked.ok else None
+    except GendslError as exc:
+        out.add(exc.diagnostics, getattr(exc, "sources", None))
+        return False, None, exc.diagnostics, ()
+    out.add(checked.diagnostics, checked.sources)
+    if summary is not None and out.format == "text":
+        for plugin in plugins:
+            print(f"plugin {plugin.describe()}")
+        print(format_summary(summary, path))
+    return checked.ok, summary, checked.diagnostics, plugins
+
+
 def cmd_render(args, out: Output) -> int:
     from gendsl.graph.check import check_file
     from gendsl.diagram import render_file
+    from gendsl.plugins import plugins_loaded, requested_plugins
 
-    checked = check_file(args.file, args.set, args.model)
-    out.add(checked.diagnostics, checked.sources)
-    if not checked.ok:
-        return 1
-    written, notes = render_file(checked.graph, Path(args.output), args.view)
+    with plugins_loaded(requested_plugins(args.plugin, args.file)):  # the diagram reads their entries too
+        checked = check_file(args.file, args.set, args.model)
+        out.add(checked.diagnostics, checked.sources)
+        if not checked.ok:
+            return 1
+        written, notes = render_file(checked.graph, Path(args.output), args.view)
     out.add(notes)
     for path in written:
         print(f"wrote {path}")
@@ -132,12 +157,29 @@ def cmd_render(args, out: Output) -> int:
 COMMANDS = {"check": cmd_check, "render": cmd_render}
 
 
+def versions() -> str:
+    """`gendsl 0.1.0 (torch 2.13.0+cpu, Python 3.11.7)`, read from package metadata (no torch import)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from gendsl import __version__
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"gendsl {__version__} (torch {torch}, Python {platform.python_version()})"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; never lets a traceback reach the user."""
     out = Output()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        if args.version:
+            print(versions())
+            return 0
         if args.command is None:
             parser.print_help()
             return 1
@@ -159,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug in gendsl: say so, with what to report
         import traceback
 
-        if _out_of_domain(exc):  # the spec's network gave a distribution a parameter it cannot take
-            out.add([error("E412", f"a distribution's parameter left its domain while the model ran: {exc}",
-                           hint="make scales positive (end them with `|> softplus` or `exp(...)`) and probs "
-                                "lie in [0, 1] (`|> sigmoid`), or give logits")])
+        from gendsl.runtime.errors import out_of_domain
+
+        found = out_of_domain(exc)  # the spec's network gave a distribution a parameter it cannot take
+        if found is not None:
+            out.add([found])
             return 1
 
         out.add([error("E999", f"internal error: {type(exc).__name__}: {exc}",
@@ -172,16 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     finally:
         out.flush()
-
-
-def _out_of_domain(exc: Exception) -> bool:
-    """Raised by torch.distributions on values of a distribution's parameters (a negative scale
-    from `|> tanh`, say): something only the run can see, not a bug of gendsl."""
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__)
-    return isinstance(exc, (RuntimeError, ValueError)) and any(
-        "torch/distributions" in f.filename.replace("\\", "/") for f in frames)
 
 
 def _where(frames):

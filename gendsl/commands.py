@@ -31,7 +31,8 @@ examples:
 """
 EVALUATE_EXAMPLES = """\
 examples:
-  gendsl evaluate runs/vae                           the spec's `evaluate` metrics on the valid split
+  gendsl evaluate runs/vae                           the spec's metrics on the valid split (IWAE k <= 100: quick)
+  gendsl evaluate runs/vae --full                    with the spec's own k (IWAE k=5000: the papers' number)
   gendsl evaluate runs/vae --split test --metric nll --k 5000
   gendsl evaluate runs/gan --metric coverage
 """
@@ -93,7 +94,18 @@ def register(sub, common) -> None:
                        metavar="N", help="checkpoint every N rounds")
     train.add_argument("--log-every", type=whole_number("--log-every", 1, "rounds between logged losses"),
                        metavar="N", help="log losses every N rounds")
-    train.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast)")
+    train.add_argument("--validate-every", type=whole_number("--validate-every", 0, "rounds between validations"),
+                       metavar="N", help="rounds between valid losses (default: the train block's validate_every, "
+                       "else once an epoch, or ten times a run by steps; 0: never)")
+    train.add_argument("--patience", type=whole_number("--patience", 0, "validations without improvement"),
+                       metavar="N", help="stop after N validations without a lower valid loss (default: the "
+                       "train block's patience; 0: never); best.pt keeps the best weights")
+    train.add_argument("--amp", nargs="?", const="auto", choices=("auto", "bf16", "fp16"), default=None,
+                       help="mixed precision: --amp alone is fp16 autocast with a GradScaler on CUDA and bf16 "
+                       "autocast on CPU; --amp bf16|fp16 picks one")
+    train.add_argument("--accumulate", type=whole_number("--accumulate", 1, "batches per update"), metavar="N",
+                       help="average the gradients of N batches in each update (an effective batch of "
+                       "batch x N; default: the train block's accumulate, else 1)")
     train.add_argument("--compile", action="store_true", help="torch.compile the train steps")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)
@@ -112,6 +124,7 @@ def register(sub, common) -> None:
     what.add_argument("--interpolate", action="store_true", help="rows between pairs of latent draws")
     what.add_argument("--traverse", metavar="LATENT", help="vary one latent dimension per row")
     sample.add_argument("--device", default="auto")
+    sample.add_argument("--best", action="store_true", help="the weights of the lowest valid loss (best.pt)")
     sample.add_argument("--seed", type=whole_number("--seed", 0, "the random seed"), default=0)
     sample.set_defaults(handler=cmd_sample)
 
@@ -126,10 +139,14 @@ def register(sub, common) -> None:
     evaluate.add_argument("--metric", action="append", help="nll, bpd, iwae, elbo, bound, coverage, mmd, swd, "
                           "recon, losses (repeatable; default: the spec's evaluate block)")
     evaluate.add_argument("--k", type=whole_number("--k", 1, "the number of importance samples per data point"),
-                          help="importance samples for iwae / nll / bpd of encoder models")
+                          help=f"importance samples for iwae / nll / bpd of encoder models (default: the "
+                          f"spec's, at most {QUICK_K} unless --full)")
+    evaluate.add_argument("--full", action="store_true", help="use the spec's k however long it takes (the "
+                          "estimate is printed first)")
     evaluate.add_argument("--batch", type=whole_number("--batch", 1, "the evaluation batch size"), default=500,
                           help="evaluation batch size")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--best", action="store_true", help="the weights of the lowest valid loss (best.pt)")
     evaluate.add_argument("--seed", type=whole_number("--seed", 0, "the random seed"), default=0)
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
     evaluate.add_argument("--quiet", action="store_true")
@@ -154,9 +171,11 @@ def register(sub, common) -> None:
 
 
 def cmd_compile(args, out) -> int:
+    from gendsl.plugins import plugins_loaded, requested_plugins
     from gendsl.runtime.run import compile_spec
 
-    checked, generated = compile_spec(args.file, args.set, args.model)
+    with plugins_loaded(requested_plugins(args.plugin, args.file)):
+        checked, generated = compile_spec(args.file, args.set, args.model)
     out.add(checked.diagnostics, checked.sources)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(generated.source, encoding="utf-8")
@@ -173,9 +192,7 @@ def _where(checked):
 
 def cmd_train(args, out) -> int:
     from gendsl.diagnostics import GendslError, error
-    from gendsl.diagram import render_file
-    from gendsl.runtime.loop import Options, Trainer
-    from gendsl.runtime.run import create
+    from gendsl.plugins import plugins_loaded, requested_plugins
 
     folder = Path(args.out or Path("runs") / Path(args.file).stem)
     if (folder / "checkpoint.pt").exists() and not (args.resume or args.force):
@@ -185,13 +202,47 @@ def cmd_train(args, out) -> int:
     if args.resume and not (folder / "checkpoint.pt").exists():
         raise GendslError(error("E408", f"--resume: no checkpoint in {folder}",
                                 hint="train without --resume first, or pass the run's --out"))
+    recorded = _recorded_plugins(folder) if args.resume else []  # a run remembers the plugins it was built with
+    with plugins_loaded(requested_plugins([*args.plugin, *recorded], args.file)) as plugins:
+        try:
+            return _train(args, out, folder)
+        except (GendslError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a plugin's PyTorch code failing is the plugin's fault, not gendsl's
+            from gendsl.plugin_code import implementation_fault
+
+            fault = implementation_fault(exc, plugins) if plugins else None
+            if fault is None:
+                raise
+            raise fault from None
+
+
+def _recorded_plugins(folder: Path) -> list[str]:
+    """The plugin files the run's model.py was compiled with (none when it cannot be read:
+    compiling the spec again reports what is wrong)."""
+    from gendsl.diagnostics import GendslError
+    from gendsl.runtime.run import open_run
+
+    try:
+        return list(open_run(folder).spec.plugins)
+    except GendslError:
+        return []
+
+
+def _train(args, out, folder: Path) -> int:
+    """Compile into the run folder and train (the spec's plugins are loaded)."""
+    from gendsl.diagram import render_file
+    from gendsl.runtime.loop import Options, Trainer
+    from gendsl.runtime.run import create
+
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 writes files
     run, checked = create(folder, args.file, args.set, args.model, write=main_process, resume=args.resume)
     out.add(checked.diagnostics, checked.sources)
     _, notes = render_file(checked.graph, folder / "diagram.svg", "compute") if main_process else (None, [])
     options = Options(device=args.device, seed=args.seed, steps=args.steps, epochs=args.epochs, resume=args.resume,
                       quiet=args.quiet, amp=args.amp, compile=args.compile, log_every=args.log_every,
-                      checkpoint_every=args.checkpoint_every, sample_every=args.sample_every)
+                      checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+                      validate_every=args.validate_every, patience=args.patience, accumulate=args.accumulate)
     trainer = Trainer(run, options, where=_where(checked))
     if trainer.main:
         print(f"training {run.spec.model} from {args.file}: {trainer.total} rounds on {trainer.device} "
@@ -199,10 +250,13 @@ def cmd_train(args, out) -> int:
     last = trainer.fit(on_sample=_sampler(trainer))
     if not trainer.main:
         return 0
-    final = _sampler(trainer)(trainer, "final")
+    final = trainer.final_samples
     losses = ", ".join(f"{k[5:]} {v:.4g}" for k, v in last.items() if k.startswith("loss/"))
-    print(f"done: {trainer.total} rounds in {last.get('seconds', 0):.1f} s; last losses: {losses}")
-    print(f"wrote {folder}/checkpoint.pt, {folder}/metrics.csv, {folder}/losses.png"
+    valid = trainer.validator
+    print(f"done: {trainer.round} rounds in {last.get('seconds', 0):.1f} s; last losses: {losses}"
+          + (f"; best valid {valid.best:.4g} at round {valid.best_round}" if valid and valid.best_round else ""))
+    print(f"wrote {folder}/checkpoint.pt" + (f", {folder}/best.pt" if valid and valid.best_round else "")
+          + f", {folder}/metrics.csv, {folder}/losses.png"
           + (f", {final}" if final else "") + (f", {folder}/diagram.svg" if not notes else ""))
     out.add(notes)
     return 0
@@ -239,7 +293,7 @@ def cmd_sample(args, out) -> int:
     from gendsl.runtime.run import load_trained
 
     torch.manual_seed(args.seed)
-    run, model, device = load_trained(Path(args.run), args.device)
+    run, model, device = load_trained(Path(args.run), args.device, args.best)
     target = Path(args.output or Path(args.run) / "samples" / ("interpolation.png" if args.interpolate else
                                                              "traversal.png" if args.traverse else "sample.png"))
     if args.interpolate:
@@ -263,13 +317,16 @@ def cmd_evaluate(args, out) -> int:
     from gendsl.runtime.run import load_trained
 
     torch.manual_seed(args.seed)
-    run, model, device = load_trained(Path(args.run), args.device)
+    run, model, device = load_trained(Path(args.run), args.device, args.best)
     wanted = [(m, m, {}) for m in args.metric] if args.metric else \
         [(m.alias, m.name, dict(m.options)) for m in run.spec.metrics] or [("losses", "losses", {})]
     context = Context(model, run.spec, held_out(run.spec, device, args.split), args.batch, args.quiet)
     results = {}
     for alias, name, options in wanted:
-        results[alias] = run_metric(context, name, {**options, **importance_samples(name, args.k)})
+        options = {**options, **importance_samples(name, args.k)}
+        if importance_samples(name, 1) and run.spec.likelihood.log_weights:  # an IWAE: slow with a large k
+            options = _quick_or_announced(context, alias, name, options, args)
+        results[alias] = run_metric(context, name, options)
     if args.format == "json":
         print(json.dumps({"run": args.run, "split": args.split, "metrics": results}, indent=2))
     else:
@@ -278,6 +335,49 @@ def cmd_evaluate(args, out) -> int:
             print(f"  {name:<9} " + _format(values))
     out.add(not_finite(results))
     return 0
+
+
+QUICK_K = 100          # IWAE samples of `gendsl evaluate` without --k or --full: a minute, not an hour
+ANNOUNCE_AFTER = 60    # seconds: an evaluation this long says so first
+
+
+def _quick_or_announced(context, alias: str, name: str, options: dict, args) -> dict:
+    """Without --k or --full, an IWAE takes at most QUICK_K samples, and says so; with more, one
+    that will clearly take minutes says so before it starts (timed on a few rows)."""
+    import sys
+
+    from gendsl.library.signature import parameters
+    from gendsl.library.training import METRICS
+    from gendsl.runtime.loop import format_duration
+
+    entry = METRICS[name]
+    k = options.get("k", next(p.default for p in parameters(entry.rule, entry.skip) if p.name == "k"))
+    if k <= QUICK_K:
+        return {**options, "k": k}
+    if args.k is None and not args.full:
+        print(f"{alias}: k={QUICK_K} importance samples, for speed (--full: the spec's k={k})", file=sys.stderr)
+        return {**options, "k": QUICK_K}
+    seconds = _timed_on_a_few_rows(context, name, {**options, "k": k})
+    if seconds > ANNOUNCE_AFTER:
+        print(f"{alias}: about {format_duration(seconds)} with k={k} on {len(context.groups[0]):,} rows "
+              f"(quicker: --k {QUICK_K})", file=sys.stderr)
+    return {**options, "k": k}
+
+
+def _timed_on_a_few_rows(context, name: str, options: dict) -> float:
+    """The seconds a metric would take on all held-out rows, from a run on the first few."""
+    import time
+    from dataclasses import replace
+
+    from gendsl.evaluation.metrics import ROWS_PER_CHUNK, run_metric
+    from gendsl.runtime.data import Group
+
+    rows = len(context.groups[0])
+    few = max(1, min(rows, context.batch, ROWS_PER_CHUNK // options["k"]))
+    groups = [Group(g.names, [t[:few] for t in g.tensors]) for g in context.groups]
+    started = time.perf_counter()
+    run_metric(replace(context, groups=groups, quiet=True), name, options)
+    return (time.perf_counter() - started) * rows / few
 
 
 def not_finite(results: dict[str, dict]) -> list:

@@ -62,6 +62,10 @@ class Train(Contract):
     checkpoint_every: int = 1000
     sample_every: int = 0
     eval_batch: int = 500
+    validate_every: int | None = None   # None: once an epoch, or ten times a run by steps; 0: never
+    validate_rows: int = 2000
+    patience: int = 0                   # validations without improvement before stopping (0: never)
+    accumulate: int = 1                 # batches whose mean gradient makes one update
 
 
 class Sample(Contract):
@@ -109,6 +113,7 @@ class RunSpec(Contract):
     samples: dict[str, Sample] = {}
     metrics: tuple[Metric, ...] = ()
     likelihood: Likelihood = Likelihood()
+    plugins: tuple[str, ...] = ()    # plugin files it was compiled with (`train --resume` loads them again)
 
     def variable(self, name: str) -> DataVar:
         """The data variable called `name`."""

@@ -52,7 +52,9 @@ def summarize(graph: nx.DiGraph) -> dict:
         "data": [{"name": k, "type": n.type.describe() if n.type else "?", "source": n.source}
                  for k, n in nodes if n.kind == "data"],
         "latents": [{"name": k, "type": n.type.describe() if n.type else "?",
-                     "prior": n.prior.family if n.prior is not None else "?"} for k, n in nodes if n.kind == "latent"],
+                     "prior": n.prior.family if n.prior is not None else (
+                         graph.nodes[n.prior_factor]["data"].term.describe() if n.prior_factor else "?")}
+                    for k, n in nodes if n.kind == "latent"],
         "networks": networks,
         "losses": [k for k, n in nodes if n.kind == "loss"],
         "steps": steps,

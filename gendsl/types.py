@@ -124,6 +124,7 @@ class ObjectType(Type):
     kind: Literal["flow", "diffusion", "sampler", "density", "layer", "function", "optimizer"]
     name: str
     value: TensorType | None = None
+    steps: int | None = None     # a diffusion's number of steps T (DDIM's `steps` may not exceed it)
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}"

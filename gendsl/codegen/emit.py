@@ -19,6 +19,7 @@ from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_
 from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
 from gendsl.codegen.sampling import likelihoods, samples
 from gendsl.graph import ir
+from gendsl.plugins import loaded_plugins
 from gendsl import spec as contract
 from gendsl.spec import DataVar, Likelihood, Metric, RunSpec, Sample, Step, Tensor, Train
 from gendsl.types import TensorType
@@ -41,10 +42,13 @@ class Generated:
     spec: RunSpec
 
 
-def spec_hash(text: str, params: dict) -> str:
-    """Identifies a spec and its param values (checkpoints carry it to catch changed specs)."""
+def spec_hash(text: str, params: dict, plugins: tuple[str, ...] = ()) -> str:
+    """Identifies a spec, its param values and the plugins it was compiled with (their digests):
+    checkpoints carry it to catch a changed spec or plugin."""
     digest = hashlib.sha256(text.encode("utf-8"))
     digest.update(repr(sorted(params.items())).encode("utf-8"))
+    if plugins:
+        digest.update(repr(plugins).encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
@@ -96,10 +100,14 @@ def _callees_first(graph: nx.DiGraph) -> list[str]:
 
 
 def helper_definitions() -> dict[str, tuple[ast.AST, str]]:
-    """Every helper's definition and its module's text, in the order of the helper modules."""
+    """Every helper's definition and its module's text, in the order of the helper modules, then
+    the classes and functions of the loaded plugins' implementation files (their names were
+    checked to differ from the helpers' when the plugins loaded)."""
+    texts = [resources.files("gendsl.codegen.helpers").joinpath(f"{module}.py").read_text(encoding="utf-8")
+             for module in MODULES]
+    texts += [plugin.implementation_text for plugin in loaded_plugins() if plugin.implementation]
     defs = {}
-    for module in MODULES:
-        text = resources.files("gendsl.codegen.helpers").joinpath(f"{module}.py").read_text(encoding="utf-8")
+    for text in texts:
         for node in ast.parse(text).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 defs[node.name] = (node, text)
@@ -176,6 +184,8 @@ def generate(graph: nx.DiGraph, spec_path: str, spec_text: str) -> Generated:
               "# Comments `name.gen:LINE` point back to the spec."]
     if params:
         header.append("# params: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    if spec.plugins:
+        header.append("# plugins (their classes are copied below): " + ", ".join(spec.plugins))
     parts = ["\n".join(header), IMPORTS, *helper_sources(helpers),
              *(m.source for m in modules.values()), model,
              f"def build():\n    \"\"\"A fresh {model_name} with random weights.\"\"\"\n    return {model_name}()",
@@ -193,9 +203,11 @@ def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[Step
     """The contract the runtime reads (gendsl/spec.py)."""
     params = graph.graph.get("params", {})
     train = graph.graph.get("train")
+    plugins = loaded_plugins()
     return RunSpec(
         version=contract.VERSION, model=graph.graph["model"], spec=Path(spec_path).name,
-        hash=spec_hash(text, params), params=dict(params),
+        hash=spec_hash(text, params, tuple(p.digest for p in plugins)), params=dict(params),
+        plugins=tuple(str(p.path.resolve()) for p in plugins),
         data=tuple(DataVar(name=k, **_tensor(n.type), group=n.group, position=n.position, source=n.source,
                            args=dict(n.source_args), **_bounds(graph, k)) for k, n in _nodes_of(graph, "data")),
         latents={k: Tensor(**_tensor(n.type)) for k, n in _nodes_of(graph, "latent")},

@@ -97,6 +97,10 @@ class Writer:
         return f"{paren(left, lp, prec)} {op} {paren(right, rp, prec + 1)}", prec
 
     def w_Apply(self, e: ir.Apply):
+        if e.draws:  # logmeanexp(w, k): w over k draws of its latents (losses only, where latents are drawn)
+            from gendsl.codegen.draws import over_draws
+
+            return over_draws(self, e)
         args = [self.emit(a) for a in e.args]
         if e.code == "{0}":  # the value as it is (identity, a reshape to the same shape)
             return args[0]

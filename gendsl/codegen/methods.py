@@ -16,7 +16,7 @@ from gendsl.codegen.names import Names, identifier, suffix
 from gendsl.graph import ir
 from gendsl.graph.dependencies import Reach
 from gendsl.library.methods import METHODS
-from gendsl.library.signature import bind, call_rule
+from gendsl.library.signature import bind, call_rule, parameters
 from gendsl.types import ObjectType, TensorType
 
 
@@ -110,6 +110,13 @@ class MethodWriter(Writer):
             dist = self.factor_dist(node.encoder)
             draw = "rsample" if _reparameterized(self.info, node.encoder, name) else "sample"
             self.lines.append(f"{local} = {dist}.{draw}()  # {name} ~ {self.info.node(node.encoder).term.describe()}")
+        elif node.prior_factor:  # a hierarchical prior p(z1 | z2): drawn given its parents' draws
+            dist = self.factor_dist(node.prior_factor)
+            draw = "rsample" if _reparameterized(self.info, node.prior_factor, name) else "sample"
+            value = f"{dist}.{draw}()"
+            if self.mode == "sample":  # `mean`: the mean of each draw's distribution, down the hierarchy
+                value = f"{dist}.mean if mean else {dist}.sample()"
+            self.lines.append(f"{local} = {value}  # {name} ~ {self.info.node(node.prior_factor).term.describe()}")
         else:
             draw = "rsample" if node.prior is not None and node.prior.type.reparameterized else "sample"
             prior = f"self.prior_{identifier(name)}().{draw}(({self.batch_size()},))"
@@ -175,8 +182,10 @@ class MethodWriter(Writer):
         node = self.info.node(e.obj)
         data = self.info.node(node.var).type
         entry = METHODS[f"{e.kind}.{e.method}"]
-        values, _ = bind(entry.name, entry.rule, [a.type for a in e.args], {}, skip=1)
-        use = call_rule(entry.rule, [ObjectType(kind=e.kind, name=e.obj, value=data)], values, skip=1)
+        args = _in_parameter_order(entry.rule, e)
+        values, _ = bind(entry.name, entry.rule, [], {name: a.type for name, a in args}, skip=1)
+        steps = node.process.options.get("steps") if e.kind == "diffusion" and node.process else None
+        use = call_rule(entry.rule, [ObjectType(kind=e.kind, name=e.obj, value=data, steps=steps)], values, skip=1)
         places = {"obj": f"self.{self.info.attrs[e.obj]}"}
         if "{data}" in use.code:
             places["data"] = self.data(node.var)
@@ -187,12 +196,19 @@ class MethodWriter(Writer):
         code = use.code
         for name, value in places.items():
             code = code.replace("{%s}" % name, value)
-        return fill(code, [self.emit(a) for a in e.args], self), CALL
+        return fill(code, [self.emit(a) for _, a in args], self), CALL
 
     def w_SamplerDraw(self, e: ir.SamplerDraw):
         node = self.info.node(e.sampler)
         code = f"self.{self.info.attrs[e.sampler]}({self.info.callable(node.target)}, {self.batch_size()})"
         return self.hoist(code, e.sampler), ATOM
+
+
+def _in_parameter_order(rule, e: ir.Method) -> list[tuple[str, ir.Expr]]:
+    """A method call's arguments by parameter, in the order of the entry's signature: the `{0}`,
+    `{1}`, ... of its code template count the arguments given, in that order."""
+    given = dict(zip(e.names, e.args))
+    return [(p.name, given[p.name]) for p in parameters(rule, 1) if p.name in given]
 
 
 def _reparameterized(info: ModelInfo, factor: str, latent: str) -> bool:
@@ -208,4 +224,24 @@ def mean_if_batched(code: str, expr: ir.Expr) -> str:
     return f"({code}).mean()" if batched and not code.isidentifier() else (f"{code}.mean()" if batched else code)
 
 
-__all__ = ["MethodWriter", "ModelInfo", "mean_if_batched", "literal"]
+def diffusion_bound(info: ModelInfo, key: str) -> list[str] | None:
+    """The body of `bound(self, batch)` for diffusion `key`: its variational bound with the denoiser
+    its loss trains. A conditional denoiser is given each row's own label (no dropout, no guidance),
+    so the bound is of log p(x | y). None when no loss trains the diffusion."""
+    use = next((e for _, d in info.graph.nodes(data=True) if d["data"].kind == "loss" and d["data"].expr is not None
+                for e in ir.walk(d["data"].expr)
+                if isinstance(e, ir.Method) and e.obj == key and e.method == "loss"), None)
+    if use is None or not isinstance(use.args[0], ir.Ref):
+        return None
+    writer = MethodWriter(info, "loss")
+    var = info.node(key).var
+    x = writer.data(var)
+    args = dict(zip(use.names, use.args))
+    eps = info.callable(use.args[0].name)
+    if "y" in args:
+        eps = f"self.{info.attrs[key]}.conditioned({eps}, {writer.code(args['y'])})"
+    return [*writer.lines, f"return self.{info.attrs[key]}.bound({eps}, {x})"]
+
+
+__all__ = ["MethodWriter", "ModelInfo", "diffusion_bound", "mean_if_batched", "literal"]
+

@@ -3,9 +3,10 @@ evaluation uses: log_prob (exact), log_weights / elbo (encoder models), bound (d
 
 from __future__ import annotations
 
-from gendsl.codegen.methods import MethodWriter
+from gendsl.codegen.methods import MethodWriter, diffusion_bound
 from gendsl.codegen.model import ModelSource, _nodes
 from gendsl.codegen.names import identifier, suffix
+from gendsl.codegen.weights import hierarchical_weights
 from gendsl.graph import ir
 from gendsl.spec import Likelihood, Sample
 
@@ -36,7 +37,8 @@ def samples(ms: ModelSource) -> dict[str, Sample]:
                   + (" (held-out data from `batch`)" if uses_batch else ""),
                   writer.lines + body, decorator="@torch.no_grad()")
         t = node.expr.type
-        latents = [v for v in writer.bound if v in info.graph and info.node(v).kind == "latent"]
+        latents = [v for v in writer.bound if v in info.graph and info.node(v).kind == "latent"
+                   and not info.node(v).prior_factor]  # those drawn from a prior alone: a caller may set them
         out[var] = Sample(method=f"sample_{suffix(var)}", kind=t.kind, shape=t.shape, needs_batch=uses_batch,
                           data=tuple(data), latents=tuple(latents))
     return out
@@ -70,14 +72,19 @@ def draw_density(ms: ModelSource, writer: MethodWriter, expr: ir.DrawDensity) ->
 
 
 def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
+    """Ancestral sampling over the positions of the order (graph/passes/order.py): the features of a
+    vector, the rows of a sequence [T, C] (a row's C values drawn together), the pixels of an image
+    [C, H, W] in raster order. Each position costs one pass of the block on the whole batch."""
     x = identifier(var)
-    shape = (t.shape[1] * t.shape[2]) if len(t.shape) == 3 else t.numel
+    positions = (t.shape[1] * t.shape[2]) if len(t.shape) == 3 else t.shape[0] if len(t.shape) == 2 else t.numel
     lines = [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}), device=self.device)",
-             f"for i in range({shape}):  # one position at a time, every sample at once",
+             f"for i in range({positions}):  # one position at a time, every sample at once",
              f"    dist = {info.call(key, [x])}",
              "    draw = dist.mean if mean else dist.sample()"]
     if len(t.shape) == 3:
         lines += [f"    h, w = divmod(i, {t.shape[2]})", f"    {x}[:, :, h, w] = draw[:, :, h, w]"]
+    elif len(t.shape) == 2:
+        lines += [f"    {x}[:, i] = draw[:, i]"]
     else:
         lines += [f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
     return lines + [f"return {x}"]
@@ -93,7 +100,7 @@ def likelihoods(ms: ModelSource) -> Likelihood:
         ms.method("log_prob(self, batch)", f"log p({var}) per sample, exact (nats)",
                   [f'{identifier(var)} = batch["{var}"]', f"return {code}"])
         found["log_prob"] = var
-    weights = importance_weights(info)
+    weights = hierarchical_weights(info) or importance_weights(info)  # latents given latents: codegen/weights.py
     if weights:
         var, body = weights
         ms.method("log_weights(self, batch, k)", f"log p({var}, z) - log q(z | {var}) for k draws "
@@ -102,11 +109,9 @@ def likelihoods(ms: ModelSource) -> Likelihood:
                   ["return self.log_weights(batch, 1)[0]"])
         found["log_weights"] = var
     for key, node in _nodes(info, "diffusion"):
-        net = diffusion_net(info, key)
-        if net:
-            x = identifier(node.var)
-            ms.method("bound(self, batch)", f"the negative variational bound of {node.var} per sample (nats)",
-                      [f'{x} = batch["{node.var}"]', f"return self.{info.attrs[key]}.bound({info.callable(net)}, {x})"])
+        body = diffusion_bound(info, key)
+        if body:
+            ms.method("bound(self, batch)", f"the negative variational bound of {node.var} per sample (nats)", body)
             found["bound"] = node.var
     return Likelihood(**found)
 

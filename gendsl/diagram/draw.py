@@ -80,7 +80,8 @@ def compute_view(graph: nx.DiGraph) -> graphviz.Digraph:
         if node.kind == "data":
             dot.node(nid, f"{key}\n{shape_text(node.type)}", **style.OBSERVED)
         elif node.kind == "latent":
-            prior = f" ~ {node.prior.family}" if node.prior is not None else ""
+            prior = f" ~ {node.prior.family}" if node.prior is not None else (
+                f" ~ {graph.nodes[node.prior_factor]['data'].term.describe()}" if node.prior_factor else "")
             dot.node(nid, f"{key}{prior}\n{shape_text(node.type)}", **style.LATENT)
         elif node.kind == "tensor":
             dot.node(nid, f"{key}\n{shape_text(node.type)}", **style.TENSOR)

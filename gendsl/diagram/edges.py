@@ -106,6 +106,10 @@ class FlowEdges:
             net = expr.args[0]
             if isinstance(net, ir.Ref):
                 self.add(obj, node_id(self.graph, net.name), "x_t, t")
+                for label in expr.args[1:]:  # a conditional denoiser's label (the options are constants)
+                    if isinstance(label, ir.Ref) and label.name in self.graph:
+                        self.add(node_id(self.graph, label.name), node_id(self.graph, net.name),
+                                 f"label {shape_text(label.type)}")
                 return [(node_id(self.graph, net.name), "predicted noise")]
         return [(obj, shape_text(expr.type))]
 

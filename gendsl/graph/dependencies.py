@@ -192,6 +192,12 @@ class Reach:
     def prior(self, latent: str) -> Found:
         """What a latent's prior is computed from (its tensors), honouring stops such as detach."""
         node = self.node(latent)
+        if node is not None and getattr(node, "prior_factor", None):  # p(z1 | z2): its factor, given z2's draw
+            found = {key: set(paths) for key, paths in self.of_node(node.prior_factor).items()}
+            for given in self.node(node.prior_factor).term.given:
+                if self.node(given) is not None and self.node(given).kind == "latent":
+                    _merge(found, self.latent_sample(given))
+            return found
         if node is None or node.prior is None:
             return {}
         return self.of_expr(node.prior)
@@ -204,7 +210,8 @@ class Reach:
         if node.encoder:
             origin, dist = self.of_node(node.encoder), self.encoder_dist(node.encoder, latent)
         else:
-            origin, dist = self.prior(latent), node.prior
+            origin, dist = self.prior(latent), (self.encoder_dist(node.prior_factor, latent)
+                                                if getattr(node, "prior_factor", None) else node.prior)
         # a missing draw was reported where it failed; don't add a gradient error on top
         reparameterized = dist is None or dist.type.reparameterized
         return {key: {replace(p, latent=latent, reparameterized=reparameterized and p.reparameterized)

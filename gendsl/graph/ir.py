@@ -69,6 +69,7 @@ class Apply(IR):
     helpers: tuple[str, ...] = ()
     differentiable: bool = True
     order: Order = Order()           # what it does to an autoregressive order (graph/passes/order.py)
+    draws: int = 0                   # k > 0: its argument is evaluated for k independent draws of the latents
 
 
 class LayerUse(BaseModel):
@@ -160,6 +161,7 @@ class Method(IR):
     kind: Literal["flow", "diffusion"]
     method: str
     args: tuple["Expr", ...]
+    names: tuple[str, ...] = ()      # the parameter of the method's entry each argument binds to
 
 
 class SamplerDraw(IR):

@@ -54,6 +54,7 @@ class LatentNode(NodeData):
     type: TensorType | None = None
     prior: Expr | None = None
     encoder: str | None = None   # the factor that infers it (an encoder), if any
+    prior_factor: str | None = None  # `latent z1 ~ p(z1 | z2)`: the factor that is its prior (then prior is None)
 
 
 class TensorNode(NodeData):

@@ -18,6 +18,7 @@ from math import prod
 
 from gendsl.library.entries import ELEMENTWISE, Order, Registry, require
 from gendsl.library.layers import ACTIVATIONS
+from gendsl.library.signature import Count
 from gendsl.types import LOSS_VALUE, NetType, NumberType, TensorType, Type, broadcast_shapes
 
 FUNCTIONS = Registry("function")
@@ -37,6 +38,7 @@ class Fn:
     order: Order = Order()           # what it does to an autoregressive order (default: anything)
     reduces_batch: bool = False      # one number for the whole batch: allowed in losses only
     no_gradient: tuple[int, ...] = ()  # operands no gradient flows back to (they are detached)
+    draws: int = 0                   # k > 0: the operand is evaluated for k independent draws of the latents
 
 
 # ---- operand code: per-sample meaning for batched and shared operands ----
@@ -264,6 +266,25 @@ function("mse", "squared error averaged per sample", skip=0,
 function("l1", "absolute error averaged per sample", skip=0, aliases=("l1_loss", "mae"))(_pair_loss("l1", "l1"))
 
 
+@function("cross_entropy", "-log softmax(logits)[y] for a label y: cat[K], or -sum_k y_k log softmax(logits)_k "
+          "for class probabilities y: real[K] (a classifier's loss; InfoGAN's -log Q(c | x))", skip=0,
+          aliases=("ce", "nll_loss", "categorical_crossentropy", "sparse_categorical_crossentropy"))
+def cross_entropy(logits: TensorType, y: TensorType) -> Fn:
+    numeric(logits, "cross_entropy", "its logits")
+    tensor(y, "cross_entropy", "its target")
+    require(logits.rank == 1, f"cross_entropy takes a vector of K logits, got {logits.describe()}",
+            "end the network with Linear(K)")
+    if y.kind == "cat":
+        require(logits.shape == (y.classes,), f"cross_entropy needs {y.classes} logits for {y.describe()}, got "
+                f"{logits.describe()}", f"end the network with Linear({y.classes})")
+    else:
+        require(y.shape == logits.shape, f"cross_entropy compares {logits.describe()} logits with class "
+                f"probabilities {y.describe()}: the shapes differ", "give one probability per class, or a label cat[K]")
+    # torch's cross_entropy takes a batch: a shared side is expanded to the other's batch
+    code = batch_first_call("F.cross_entropy", (logits, y), ', reduction="none"')
+    return Fn(out=TensorType(batched=logits.batched or y.batched), code=code)
+
+
 # ---- elementwise, with options ----
 
 @function("clamp", "limits values to [min, max]", skip=0)
@@ -341,3 +362,28 @@ function("attend", "soft attention: softmax(q k / sqrt(C)) v (Bahdanau / Vaswani
 # the choice is an argmax: no gradient reaches the query or the keys, only the chosen values
 function("hard_attend", "hard attention: the value of the best-matching key (argmax, no gradient "
          "through the choice)", skip=0)(_attention("hard_attend", "hard_attention", soft=False))
+
+
+# ---- importance sampling: k draws of the latents (Burda et al. 2016) ----
+
+def _over_draws(name: str, mean: bool):
+    """`logmeanexp(w, k)`: `w` is evaluated for k independent draws of the latents it uses (the
+    code generator lays them out k-major on a batch of k * n, gendsl/codegen/draws.py); the
+    result is log (1/k) sum_j exp(w_j) per sample (log sum_j exp(w_j) for logsumexp)."""
+    def rule(x: TensorType, k: Count) -> Fn:
+        numeric(x, name)
+        require(x.rank == 0, f"{name} averages one number per sample over draws, got {x.describe()}",
+                f"reduce it first, e.g. {name}(sum(h, dim=0), k={k})")
+        require(x.batched, f"{name} takes a per-sample value (its latents are drawn k times), "
+                f"got {x.describe()}", "a shared value is the same for every draw")
+        code = f"torch.logsumexp({{0}}.view({k}, -1), dim=0)"
+        code = f"({code} - math.log({k}))" if mean and k > 1 else code
+        return Fn(out=x.as_real(), code=code, draws=k)
+    return rule
+
+
+function("logmeanexp", "log of the mean of exp(value) over k independent draws of its latents: "
+         "-logmeanexp(log p(x | z) + log p(z) - log q(z | x), k=5) is the IWAE loss", skip=0,
+         aliases=("iwae", "log_mean_exp", "importance_weighted"))(_over_draws("logmeanexp", mean=True))
+function("logsumexp", "log of the sum of exp(value) over k independent draws of its latents "
+         "(logmeanexp plus log k)", skip=0, aliases=("log_sum_exp",))(_over_draws("logsumexp", mean=False))

@@ -7,6 +7,8 @@ Adding a layer is adding one function here.
 
 from __future__ import annotations
 
+import importlib
+
 from math import prod
 from typing import Literal
 
@@ -290,3 +292,8 @@ def reverse(x: TensorType) -> Built:
     features(x, "Reverse")
     require(x.rank == 1, f"Reverse expects a vector, got {x.describe()}", "flows act on vectors: flatten first")
     return Built(out=x.as_real(), code="Reverse()", helpers=("Reverse",), invertible=True)
+
+
+# more layers register themselves in LAYERS from their own modules (imported last: they use `layer`)
+for _module in ("layers_recurrent",):
+    importlib.import_module(f"gendsl.library.{_module}")

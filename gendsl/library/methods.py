@@ -1,5 +1,5 @@
-"""Methods of model objects: `f.inverse(z)` of a flow, `q.loss(eps)` and `q.reverse(eps)` of a
-diffusion.
+"""Methods of model objects: `f.inverse(z)` of a flow, `q.loss(eps, y, drop=0.1)` and
+`q.reverse(eps, y, guidance=3.0, steps=50, eta=0.0)` of a diffusion.
 
 An entry is named `KIND.METHOD`. Its rule takes the object (an ObjectType whose `value` is the
 type of the data it is over) and the call's arguments, and returns a `MethodUse`: the result type,
@@ -11,10 +11,10 @@ that gendsl does not implement are refused by name, with a hint saying what exis
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Annotated, Literal
 
 from gendsl.library.entries import Entry, Registry
-from gendsl.library.signature import EntryError
+from gendsl.library.signature import Count, EntryError, NonNegative, Range
 from gendsl.types import SCALAR, NetType, ObjectType, TensorType, Type, compatible
 
 METHODS = Registry("method")
@@ -78,30 +78,94 @@ def inverse(flow: ObjectType, z: TensorType) -> MethodUse:
     return MethodUse(out=data.as_batched(z.batched), contexts=("loss", "sample"), code=code)
 
 
+# ---- diffusion: a denoiser eps(x_t, t) or eps(x_t, t, y), DDPM or DDIM sampling, guidance ----
+
+Drop = Annotated[float, Range(0, 1, open_high=True)]   # label dropout: a probability below 1
+
+
 def denoiser(diffusion: ObjectType, net: NetType) -> None:
-    """The network of a diffusion method: a denoiser of the diffusion's data type."""
+    """The network of a diffusion method: a denoiser of the diffusion's data type, of (x_t, t)
+    or of (x_t, t, y) with a category label y."""
     data = diffusion.value
     if net.role == "denoiser" or data is None:
         return  # a denoiser's signature is checked once, at its declaration (E310)
-    if len(net.inputs) != 2 or not compatible(data, net.inputs[0]) or net.inputs[1] != TensorType(kind="step") \
-            or not compatible(net.output, data):
+    label = len(net.inputs) == 3 and isinstance(net.inputs[2], TensorType) and net.inputs[2].kind == "cat"
+    if len(net.inputs) not in (2, 3) or (len(net.inputs) == 3 and not label) or not compatible(data, net.inputs[0]) \
+            or net.inputs[1] != TensorType(kind="step") or not compatible(net.output, data):
         raise MethodError("E321", f"{net.name} must map (x_t: {data.describe()}, t: step) to {data.describe()}, "
                           f"but it is {net.describe()}",
                           f"declare `denoiser {net.name}(x_t: {data.describe()}, t: step) -> {data.describe()}`")
 
 
-@method("diffusion", "loss", "the simple noise-prediction loss of Ho et al. (2020), one number per sample")
-def diffusion_loss(diffusion: ObjectType, eps: NetType) -> MethodUse:
+def net_label(net: NetType) -> TensorType | None:
+    """The label a conditional denoiser takes (its third input), or None."""
+    return net.inputs[2] if len(net.inputs) == 3 else None
+
+
+def null_class(diffusion: ObjectType, eps: NetType, y: TensorType | None, why: str) -> int | None:
+    """Check that a method's label fits its denoiser; the denoiser's null class (the label K of a
+    `cat[K + 1]` input given labels `cat[K]`: "no label") when `why` needs one, else None."""
     denoiser(diffusion, eps)
-    return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data})")
+    declared = net_label(eps)
+    obj = diffusion.name
+    if declared is None and y is not None:
+        raise MethodError("E321", f"{eps.name} takes no label, but {obj} is given one",
+                          f"declare `denoiser {eps.name}(x_t: ..., t: step, y: {y.describe()}) -> ...` "
+                          "to condition on it, or leave the label out")
+    if declared is None:
+        if why:
+            raise MethodError("E321", f"{why} needs a conditional denoiser and its label",
+                              f"declare `denoiser {eps.name}(x_t: ..., t: step, y: cat[K + 1]) -> ...` and pass "
+                              f"the label, e.g. {obj}.reverse({eps.name}, y, guidance=3.0)")
+        return None
+    if y is None:
+        raise MethodError("E321", f"{eps.name} is conditional on a label {declared.describe()}, but {obj} is given "
+                          "none", f"pass the label after the denoiser, e.g. {obj}.loss({eps.name}, y)")
+    if y.kind != "cat" or not y.batched:
+        raise MethodError("E321", f"a denoiser's label is a category cat[K] per sample, got {y.describe()}",
+                          "declare the label as data, e.g. `data x: real[1, 8, 8], y: cat[10] from digits()`")
+    if declared.classes not in (y.classes, y.classes + 1):
+        raise MethodError("E321", f"{eps.name} takes labels {declared.describe()}, but {obj} is given "
+                          f"{y.describe()}", f"declare {eps.name}'s label as cat[{y.classes}], or "
+                          f"cat[{y.classes + 1}] for a null class")
+    if why and declared.classes != y.classes + 1:
+        raise MethodError("E321", f"{why} needs a null class (\"no label\"), but {eps.name} takes only the "
+                          f"{y.classes} classes of the label", f"declare {eps.name}'s label as "
+                          f"cat[{y.classes + 1}]: class {y.classes} is the null class")
+    return y.classes if why else None
 
 
-_DDIM = ("DDIM sampling is not implemented: {obj}.reverse runs the full ancestral chain of the process; "
-         "fewer steps come from the process itself, e.g. Gaussian(steps=100)")
+@method("diffusion", "loss", "the simple noise-prediction loss of Ho et al. (2020), one number per sample; "
+        "with a label y, its denoiser is conditional and `drop` is the probability of replacing y by the "
+        "null class (label dropout for classifier-free guidance, Ho & Salimans 2022)")
+def diffusion_loss(diffusion: ObjectType, eps: NetType, y: TensorType | None = None, drop: Drop = 0.0) -> MethodUse:
+    null = null_class(diffusion, eps, y, f"label dropout (drop={drop:g})" if drop > 0 else "")
+    if y is None:
+        return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data})")
+    if null is None and net_label(eps).classes == y.classes + 1:  # guidance would use an untrained null class
+        raise MethodError("E321", f"{eps.name} has a null class (label {y.classes} of "
+                          f"{net_label(eps).describe()}) that this loss never trains",
+                          f"drop the label to it some of the time, e.g. {diffusion.name}.loss({eps.name}, y, "
+                          f"drop=0.1), or declare {eps.name}'s label as {y.describe()}")
+    dropout = f", drop={drop!r}, null={null}" if null is not None else ""
+    return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data}, label={1}%s)" % dropout)
 
 
-@method("diffusion", "reverse", "samples by the reverse process, from noise to data (DDPM ancestral sampling)",
-        refused={"steps": _DDIM, "eta": _DDIM})
-def reverse(diffusion: ObjectType, eps: NetType) -> MethodUse:
-    denoiser(diffusion, eps)
-    return MethodUse(out=diffusion.value, contexts=("sample",), code="{obj}.reverse({0}, {n}, {shape}, self.device)")
+@method("diffusion", "reverse", "samples by the reverse process, from noise to data: DDPM's ancestral "
+        "chain over all steps, or DDIM (Song et al. 2021) when `steps` or `eta` is given (eta defaults to 0, "
+        "deterministic); with a label y, guidance w > 0 is classifier-free guidance: "
+        "(1 + w) eps(x_t, t, y) - w eps(x_t, t, null)")
+def reverse(diffusion: ObjectType, eps: NetType, y: TensorType | None = None, guidance: NonNegative = 0.0,
+            steps: Count | None = None, eta: NonNegative | None = None) -> MethodUse:
+    null = null_class(diffusion, eps, y, f"guidance={guidance:g}" if guidance > 0 else "")
+    total = diffusion.steps
+    if steps is not None and total is not None and steps > total:
+        raise MethodError("E328", f"{diffusion.name}.reverse takes at most the {total} steps of its process, "
+                          f"got steps={steps}", f"write steps={total} or fewer")
+    net = "{0}" if y is None else "{obj}.conditioned({0}, {1}, guidance=%r, null=%d)" % (guidance, null or 0)
+    if steps is None and eta is None:
+        code = "{obj}.reverse(%s, {n}, {shape}, self.device)" % net
+    else:
+        code = "{obj}.ddim(%s, {n}, {shape}, self.device, steps=%d, eta=%r)" % (
+            net, steps if steps is not None else total or 0, eta or 0.0)
+    return MethodUse(out=diffusion.value, contexts=("sample",), code=code)

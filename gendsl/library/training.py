@@ -82,6 +82,25 @@ def step_decay(every: Count, gamma: Positive = 0.1) -> Code:
     return _schedule("step_lr", every=every, gamma=gamma)
 
 
+@SCHEDULES.register("onecycle", "the one-cycle policy (Smith & Topin 2019): a cosine rise from lr/div to "
+                    "the optimizer's lr over the first `rise` share of the run, then a cosine fall to "
+                    "lr/(div x final_div)", skip=0)
+def one_cycle(rise: Fraction = 0.3, div: Positive = 25.0, final_div: Positive = 1e4) -> Code:
+    require(0 < rise < 1, f"onecycle needs 0 < rise < 1, got {rise}", "the share of the run spent rising, e.g. 0.3")
+    return _schedule("one_cycle_lr", rise=rise, div=div, final_div=final_div)
+
+
+@SCHEDULES.register("plateau", "multiply the LR by `factor` when its step's valid loss has not fallen "
+                    "for more than `patience` validations (torch's ReduceLROnPlateau; needs validation)", skip=0)
+def plateau(factor: Fraction = 0.1, patience: Size = 2, threshold: Fraction = 1e-4,
+            min_lr: NonNegative = 0.0) -> Code:
+    require(0 < factor < 1, f"plateau needs 0 < factor < 1, got {factor}", "e.g. plateau(factor=0.5)")
+    require(threshold < 1, f"plateau needs threshold < 1, got {threshold}",
+            "a valid loss counts as lower when it is below best x (1 - threshold), e.g. threshold=0.001")
+    return Code("torch.optim.lr_scheduler.ReduceLROnPlateau({optimizer}, "
+                + call_keywords(dict(factor=factor, patience=patience, threshold=threshold, min_lr=min_lr)) + ")")
+
+
 # ---- train settings: `name value` lines of a train block ----
 
 @dataclass(frozen=True)
@@ -107,6 +126,14 @@ SETTINGS: dict[str, Setting] = {
     "checkpoint_every": Setting("int", "steps between checkpoints", minimum=1),
     "sample_every": Setting("int", "steps between sample grids (0: only at the end)", minimum=0),
     "eval_batch": Setting("int", "batch size of evaluation and sampling", minimum=1),
+    "validate_every": Setting("int", "rounds between validations on the valid split (default: once an "
+                              "epoch, or ten times a run that trains by steps; 0: never)", minimum=0),
+    "validate_rows": Setting("int", "valid rows each validation scores (the first ones, the same each time)",
+                             minimum=1),
+    "accumulate": Setting("int", "batches whose gradients each update averages (an effective batch of "
+                          "batch x accumulate)", minimum=1),
+    "patience": Setting("int", "stop after this many validations without a lower valid loss (0: never)",
+                        minimum=0),
 }
 
 

@@ -92,19 +92,21 @@ def save_rows(flat: np.ndarray, path: Path, title: str = "") -> None:
 
 
 def save_loss_plot(rows: list[dict], path: Path) -> None:
-    """Each logged loss against the round, one panel."""
+    """Each logged loss against the round, and each valid loss (dashed, where it was measured)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in rows[0] if k.startswith("loss/")] if rows else []
+    keys = [k for k in rows[0] if k.startswith(("loss/", "valid/"))] if rows else []
     if not keys:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    rounds = [int(r["round"]) for r in rows]
-    for key in keys:
-        ax.plot(rounds, [float(r[key]) for r in rows], label=key[5:], linewidth=1.2)
+    for key in keys:  # a valid loss only on the rounds that validated
+        points = [(int(r["round"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
+        if points:
+            ax.plot(*zip(*points), label=key.removeprefix("loss/"), linewidth=1.2,
+                    linestyle="--" if key.startswith("valid/") else "-", marker="." if key.startswith("valid/") else None)
     ax.set_xlabel("round")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8, frameon=False)

@@ -8,14 +8,19 @@ from pathlib import Path
 
 
 class MetricLog:
-    """Appends rows to metrics.csv (header fixed by the first row) and mirrors them to TensorBoard."""
+    """Appends rows to metrics.csv and mirrors them to TensorBoard. The columns are fixed when the
+    log starts (those of the file a resumed run continues); a row leaves out what it lacks (the
+    valid losses of a round that did not validate)."""
 
-    def __init__(self, folder: Path, tensorboard: bool = True, resume: bool = False):
+    def __init__(self, folder: Path, fields: list[str], tensorboard: bool = True, resume: bool = False):
         self.path = folder / "metrics.csv"
+        self.fields = fields
         self.rows: list[dict] = []
         if resume and self.path.exists():
             with open(self.path, newline="") as handle:
-                self.rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                self.rows = list(reader)
+                self.fields = list(reader.fieldnames or fields)
         elif self.path.exists():
             self.path.unlink()
         self.writer = None
@@ -31,7 +36,7 @@ class MetricLog:
         first = not self.path.exists()
         self.rows.append(row)
         with open(self.path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
+            writer = csv.DictWriter(handle, fieldnames=self.fields, restval="", extrasaction="ignore")
             if first:
                 writer.writeheader()
             writer.writerow(row)
@@ -39,6 +44,21 @@ class MetricLog:
             for key, value in row.items():
                 if key not in ("round", "epoch") and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, int(row["round"]))
+
+    def image(self, tag: str, png: Path, round_: int) -> None:
+        """A picture the run wrote (a sample grid, a scatter plot) under `samples/TAG` in TensorBoard."""
+        if self.writer is not None:
+            import numpy as np
+            from PIL import Image
+
+            self.writer.add_image(f"samples/{tag}", np.asarray(Image.open(png).convert("RGB")), round_,
+                                  dataformats="HWC")
+
+    def histograms(self, named_parameters, round_: int) -> None:
+        """The distribution of every parameter tensor's values, under `weights/NAME`."""
+        if self.writer is not None:
+            for name, value in named_parameters:
+                self.writer.add_histogram(f"weights/{name}", value.detach().float().cpu(), round_)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -49,7 +69,7 @@ class MetricLog:
         self.rows = [r for r in self.rows if int(r["round"]) <= last_round]
         if self.rows:
             with open(self.path, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+                writer = csv.DictWriter(handle, fieldnames=self.fields, restval="", extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(self.rows)
         elif self.path.exists():

@@ -50,6 +50,8 @@ def create(folder: Path, spec_path: str, overrides: list[str], model: str | None
     checked, generated = compile_spec(spec_path, overrides, model)
     info = {"spec": str(spec_path), "set": list(overrides), "model": generated.spec.model,
             "hash": generated.spec.hash, "status": "created"}
+    if generated.spec.plugins:  # informative: model.py's SPEC is what `train --resume` reads
+        info["plugins"] = list(generated.spec.plugins)
     if resume and (folder / "run.json").exists():
         info = {**read_info(folder), **{k: v for k, v in info.items() if k != "status"}}
     if not write:
@@ -100,14 +102,19 @@ def open_run(folder: Path) -> Run:
     return Run(folder, module, info, spec)
 
 
-def load_trained(folder: Path, device_name: str):
-    """(run, model on device, device) with the checkpoint's weights (its EMA when there is one)."""
+def load_trained(folder: Path, device_name: str, best: bool = False):
+    """(run, model on device, device) with the checkpoint's weights (its EMA when there is one);
+    best: those of best.pt, the lowest valid loss of the run."""
     from gendsl.runtime import checkpoint
     from gendsl.runtime.loop import pick_device
 
     run = open_run(folder)
     device = pick_device(device_name)
-    state = checkpoint.load(folder / "checkpoint.pt", run.spec.hash, device)
+    if best and not (folder / "best.pt").exists():
+        raise GendslError(error("E408", f"--best: {folder} has no best.pt",
+                                hint="best.pt is written when training validates (validate_every > 0, the "
+                                     "default); use the last weights (leave out --best)"))
+    state = checkpoint.load(folder / ("best.pt" if best else "checkpoint.pt"), run.spec.hash, device)
     model = run.module.build().to(device)
     if state.get("ema"):
         model.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")})

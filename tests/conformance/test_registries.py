@@ -289,6 +289,15 @@ def reference_factor(name: str, options: dict, r: int, total: int) -> float:
         return max(0.0, 1.0 - progress)
     if name == "step":
         return options.get("gamma", 0.1) ** (r // options["every"])
+    if name == "onecycle":
+        rise, div = options.get("rise", 0.3), options.get("div", 25.0)
+        low = 1 / (div * options.get("final_div", 1e4))
+        peak = max(1, round(rise * total))
+        start, end, share = (1 / div, 1.0, r / peak) if r < peak else (1.0, low, (r - peak) / max(1, total - peak))
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * share))
+    if name == "plateau":  # the test reports the same valid loss each round: no round improves on the first
+        reductions = max(0, r - 1) // (options.get("patience", 2) + 1)
+        return max(options.get("factor", 0.1) ** reductions, min(options.get("min_lr", 0.0) / 0.1, 1.0))
     raise AssertionError(f"schedule {name} has no reference trajectory in this test: add one")
 
 
@@ -308,7 +317,7 @@ def test_schedule(name, tmp_path):
             expected = 0.1 * reference_factor(name, options, r, total)
             assert optimizer.param_groups[0]["lr"] == pytest.approx(expected), (call, r)
             optimizer.step()
-            scheduler.step()
+            scheduler.step(*([1.0] if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) else []))
     assert tried, f"no configuration of {name} passes its own rule"
 
 

@@ -229,6 +229,12 @@ def test_a_negative_scale_at_run_time_is_a_diagnostic(folder):
     assert gendsl("train", spec, "--out", folder / "tanh", "--quiet")[0] == 0
     code, _, err = gendsl("evaluate", folder / "tanh", "--quiet")
     assert code == 1 and "error[E412]" in err and "softplus" in err and "E999" not in err, err
+    import gendsl as api
+    from gendsl.diagnostics import GendslError
+
+    with pytest.raises(GendslError) as raised:  # the Python API reports it as the command does
+        api.evaluate(folder / "tanh", ["iwae"], k=4)
+    assert [d.code for d in raised.value.diagnostics] == ["E412"]
 
 
 def test_sample_metrics_on_a_split_of_one_row_are_a_diagnostic(folder):

@@ -158,3 +158,13 @@ def test_bench_test_and_example_specs_check():
     others = sorted(p for folder in ("bench/specs", "tests/specs", "examples") for p in (ROOT / folder).glob("*.gen"))
     done = gendsl("check", *(str(p.relative_to(ROOT)) for p in others))
     assert done.returncode == 0 and len(re.findall(r"^ok: model", done.stdout, flags=re.M)) == len(others), done.stderr
+
+
+def test_version_names_gendsl_torch_and_python() -> None:
+    import platform
+
+    from gendsl import __version__
+
+    done = gendsl("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"gendsl {__version__} (torch ") and platform.python_version() in done.stdout

@@ -1,6 +1,6 @@
-"""A run killed with SIGKILL and continued with --resume ends with exactly the weights of a run
-that was never interrupted (same seed): checkpoints hold the model, optimizers, schedules, EMA,
-the data order and every random state."""
+"""A run killed with SIGKILL, or stopped with Ctrl-C, and continued with --resume ends with exactly
+the weights of a run that was never interrupted (same seed): checkpoints hold the model,
+optimizers, schedules, EMA, the data order, the validation record and every random state."""
 
 from __future__ import annotations
 
@@ -38,6 +38,15 @@ def weights(folder: Path) -> dict:
     return {"model": state["model"], "ema": state["ema"]}
 
 
+def assert_resumes_to_the_same_weights(spec: Path, stopped: Path, whole: Path) -> None:
+    code, _, stderr = gendsl("train", spec, "--out", stopped, "--seed", "3", "--resume", "--quiet")
+    assert code == 0, stderr
+    expected, resumed = weights(whole), weights(stopped)
+    for part in ("model", "ema"):
+        for name, tensor in expected[part].items():
+            assert torch.equal(tensor, resumed[part][name]), f"{part}.{name} differs after resume"
+
+
 def checkpoint_round(folder: Path) -> int:
     try:
         return int(torch.load(folder / "checkpoint.pt", weights_only=True)["round"])
@@ -63,11 +72,36 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert 40 <= interrupted_at < 120, f"the kill came at round {interrupted_at}"
     assert json.loads((killed / "run.json").read_text())["status"] == "running"
 
-    code, _, stderr = gendsl("train", spec, "--out", killed, "--seed", "3", "--resume", "--quiet")
+    assert_resumes_to_the_same_weights(spec, killed, tmp_path / "whole")
+    assert logged_rounds(killed) == logged_rounds(tmp_path / "whole"), "metrics.csv holds each logged round once"
+
+
+def logged_rounds(folder: Path) -> list[int]:
+    return [int(line.split(",")[0]) for line in (folder / "metrics.csv").read_text().splitlines()[1:]]
+
+
+def test_ctrl_c_saves_the_round_it_stopped_at_and_resume_continues_it(tmp_path: Path) -> None:
+    """SIGINT at some round: a checkpoint of that very round, an honest run.json, a message that
+    says what was saved, exit 130; --resume then ends with the weights of an uninterrupted run."""
+    spec = tmp_path / "resumable.gen"
+    spec.write_text(SPEC)
+    code, _, stderr = gendsl("train", spec, "--out", tmp_path / "whole", "--seed", "3", "--quiet")
     assert code == 0, stderr
-    whole, resumed = weights(tmp_path / "whole"), weights(killed)
-    for part in ("model", "ema"):
-        for name, tensor in whole[part].items():
-            assert torch.equal(tensor, resumed[part][name]), f"{part}.{name} differs after resume"
-    rows = (killed / "metrics.csv").read_text().splitlines()
-    assert len(rows) == 1 + 12, "metrics.csv holds each logged round exactly once"
+
+    stopped = tmp_path / "stopped"
+    process = gendsl_process("train", spec, "--out", stopped, "--seed", "3", "--quiet",
+                             env={"GENDSL_TEST_STEP_DELAY": "0.05"})
+    deadline = time.time() + 120
+    while checkpoint_round(stopped) < 33 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.12)  # a round or two past the periodic checkpoint
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    info = json.loads((stopped / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert info["round"] == checkpoint_round(stopped), "the checkpoint holds the round training stopped at"
+    assert f"stopped at round {info['round']} of 120; saved" in stderr and "--resume" in stderr
+
+    assert_resumes_to_the_same_weights(spec, stopped, tmp_path / "whole")
+    assert json.loads((stopped / "run.json").read_text())["status"] == "finished"

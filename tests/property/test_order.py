@@ -4,7 +4,8 @@ to the data is zero wherever output position i meets an input at position >= i (
 reproducers 7 and 8). Networks are drawn by hypothesis: stacks, parallel paths, sums,
 concatenations, residuals, locals and direct connections; MaskedLinear on vectors, MaskedConv2d
 (mask A and B) and 1x1 convolutions on images, causal and strictly causal SelfAttention on
-sequences and images. Networks that leak by construction must be refused (E306/E307)."""
+sequences and images, recurrent layers (RNN, GRU, LSTM) and `shift` on sequences (shift also on
+vectors and images). Networks that leak by construction must be refused (E306/E307)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gendsl.source import SourceFile
 
 ACTIVATIONS = st.sampled_from(["relu", "tanh", "identity"])
 CAUSAL = {"causal": "true", "strict": '"strict"'}  # SelfAttention's option for each kind of causal attention
+RECURRENT = st.sampled_from(["RNN", "GRU", "LSTM"])
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -144,7 +146,8 @@ def vector_output(b: Block, n: int, depth: int) -> str:
 
 def image_value(b: Block, c: int, depth: int) -> tuple[str, int, bool]:
     """An image that depends on x: (text, channels, strict: pixel i sees only pixels before i)."""
-    kinds = ["x", "maskA", "maskB", "maskB", "conv1", "sum", "concat", "causal", "strict", "residual", "local"]
+    kinds = ["x", "maskA", "maskB", "maskB", "conv1", "sum", "concat", "causal", "strict", "shift", "residual",
+             "local"]
     kind = b.draw(st.sampled_from(kinds if depth else ["x"]))
     if kind == "x":
         return "x", c, False
@@ -157,6 +160,8 @@ def image_value(b: Block, c: int, depth: int) -> tuple[str, int, bool]:
         return f"({e} |> Conv2d({out}, kernel=1) |> {b.draw(ACTIVATIONS)})", out, strict
     if kind in ("causal", "strict"):
         return f"({e} |> SelfAttention(heads=1, causal={CAUSAL[kind]}))", ch, strict or kind == "strict"
+    if kind == "shift":
+        return f"({e} |> shift)", ch, True
     if kind == "sum":
         other, _, other_strict = image_value(b, c, depth - 1)
         return f"({e} + ({other} |> Conv2d({ch}, kernel=1)))", ch, strict and other_strict
@@ -171,7 +176,8 @@ def image_value(b: Block, c: int, depth: int) -> tuple[str, int, bool]:
 
 def sequence_value(b: Block, c: int, depth: int) -> tuple[str, int, bool]:
     """A sequence [T, C] that depends on x: (text, channels, strict: position t sees only positions < t)."""
-    kinds = ["x", "linear", "norm", "causal", "strict", "strict", "sum", "concat", "residual", "local"]
+    kinds = ["x", "linear", "norm", "causal", "strict", "strict", "recurrent", "shifted", "shift", "sum", "concat",
+             "residual", "local"]
     kind = b.draw(st.sampled_from(kinds if depth else ["x"]))
     if kind == "x":
         return "x", c, False
@@ -183,6 +189,14 @@ def sequence_value(b: Block, c: int, depth: int) -> tuple[str, int, bool]:
         return f"({e} |> LayerNorm)", ch, strict
     if kind in ("causal", "strict"):
         return f"({e} |> SelfAttention(heads=1, causal={CAUSAL[kind]}))", ch, strict or kind == "strict"
+    if kind == "recurrent":  # output t sees positions up to t: strict only if its input is
+        out, layers = b.draw(st.integers(1, 4)), b.draw(st.integers(1, 2))
+        return f"({e} |> {b.draw(RECURRENT)}({out}, layers={layers}))", out, strict
+    if kind == "shifted":  # teacher forcing: the recurrent layer reads positions before t
+        out = b.draw(st.integers(1, 4))
+        return f"({e} |> shift |> {b.draw(RECURRENT)}({out}))", out, True
+    if kind == "shift":
+        return f"({e} |> shift)", ch, True
     if kind == "sum":
         other, _, other_strict = sequence_value(b, c, depth - 1)
         return f"({e} + ({other} |> Linear({ch})))", ch, strict and other_strict
@@ -215,6 +229,8 @@ def _strictly(b: Block, e: str, ch: int, strict: bool, image: bool) -> str:
         return e
     if image and b.draw(st.booleans()):
         return f"({e} |> MaskedConv2d({ch}, kernel=3, mask=A))"
+    if not image and b.draw(st.booleans()):
+        return f"({e} |> shift |> {b.draw(RECURRENT)}({ch}))"
     return f"({e} |> SelfAttention(heads=1, causal=\"strict\"))"
 
 
@@ -244,6 +260,9 @@ def sequence_nets(draw, leak: bool = False):
         logits = draw(st.sampled_from([f"{logits} + x",
                                        f"(x |> SelfAttention(heads={c}, causal=true))",    # sees its own position
                                        f"({e} |> SelfAttention(heads=1) |> Linear({c}))",  # not causal
+                                       f"(x |> {draw(RECURRENT)}({c}))",                     # not shifted
+                                       f"((x |> shift |> LSTM({c}) |> Linear({c})) + x)",    # a skip around it
+                                       f"({e} |> GRU(2, bidirectional=true) |> Linear({c}))",  # reads later positions
                                        f"({logits} |> reshape({t * c}) |> Linear({t * c}) |> reshape({t}, {c}))"]))
     return (t, c), b.finish(logits)
 
@@ -348,6 +367,19 @@ GOOD = {
         (5,), ["h = x |> MaskedLinear(7) |> relu", "o = h |> MaskedLinear(5)",
                "x ~ Bernoulli(logits = o + (o |> MaskedLinear(5)) + (concat(h, x) |> MaskedLinear(5) |> tanh))"]),
     "a constant added to the logits": ((3,), ["x ~ Bernoulli(logits = (x |> MaskedLinear(3)) + 0.5)"]),
+    "row LSTM: shifted rows": ((6, 4), ["x ~ Bernoulli(logits = x |> shift |> LSTM(8, layers=2) |> Linear(4))"]),
+    "pixel GRU of a vector seen as a sequence": (
+        (7,), ["x ~ Bernoulli(logits = x |> reshape(7, 1) |> shift |> GRU(5) |> Linear(1) |> flatten)"]),
+    "recurrent layers after strict attention, with a residual": (
+        (5, 2), ["h = x |> Linear(4) |> SelfAttention(heads=2, causal=\"strict\") |> RNN(4, nonlinearity=relu)",
+                 "x ~ Bernoulli(logits = (h + (h |> LSTM(4))) |> Linear(2))"]),
+    "shifted vector added to MADE outputs": (
+        (5,), ["x ~ Bernoulli(logits = (x |> shift |> tanh) + (x |> MaskedLinear(5)))"]),
+    "shifted vector through MADE": ((6,), ["x ~ Bernoulli(logits = x |> shift |> MaskedLinear(9) |> relu "
+                                           "|> MaskedLinear(6))"]),
+    "shifted image through mask B": (
+        (2, 3, 3), ["x ~ Bernoulli(logits = x |> shift |> MaskedConv2d(3, kernel=3, mask=B) |> relu "
+                    "|> Conv2d(2, kernel=1))"]),
 }
 
 
@@ -377,6 +409,12 @@ BAD = {
     "data of four dims": ("bin[2, 2, 2, 2]", ["x ~ Bernoulli(logits = x |> tanh)"], "E306"),
     "an output MaskedLinear with too few outputs": (
         "bin[4]", ["x ~ Bernoulli(logits = (x |> MaskedLinear(1)) + (x |> MaskedLinear(4)))"], "E306"),
+    "a recurrent layer that is not shifted": (
+        "bin[5, 2]", ["x ~ Bernoulli(logits = x |> Linear(4) |> GRU(4) |> Linear(2))"], "E307"),
+    "a bidirectional recurrent layer": (
+        "bin[5, 2]", ["x ~ Bernoulli(logits = x |> shift |> LSTM(3, bidirectional=true) |> Linear(2))"], "E306"),
+    "a skip connection around a shifted LSTM": (
+        "bin[5, 2]", ["x ~ Bernoulli(logits = (x |> shift |> LSTM(3) |> Linear(2)) + x)"], "E306"),
     "a wide convolution after mask A": (
         "bin[1, 4, 4]", ["x ~ Bernoulli(logits = x |> MaskedConv2d(2, mask=A) |> Conv2d(1, kernel=3))"], "E306"),
 }

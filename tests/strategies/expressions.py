@@ -102,7 +102,7 @@ def expr_arithmetic(pick, b, v, env):
 # penalties, attention); any other entry of FUNCTIONS is tried as a map of one tensor by
 # `expr_function` (an entry whose rule refuses that is skipped, so a new one is drawn at once).
 SPECIAL_FUNCTIONS = {"concat", "onehot", "sinusoidal", "reshape", "mean", "sum", "bce", "mse", "l1",
-                     "gradient_penalty", "r1_penalty", "attend", "hard_attend"}
+                     "gradient_penalty", "r1_penalty", "attend", "hard_attend", "logmeanexp", "logsumexp"}
 # exp and sqrt on safe arguments (a NaN loss, E406, tests nothing)
 SAFE_FORMS = {"exp": "exp(-{0} ^ 2)", "sqrt": "sqrt({0} ^ 2 + 1)"}
 FUNCTION_POOLS = {"slope": [0.01, 0.2], "min": [-2.0, -1.0], "max": [1.0, 2.0], "std": [0.1, 0.3], "p": [0.1, 0.3]}

@@ -53,7 +53,8 @@ def layer_pool(name: str, param: inspect.Parameter, x: TensorType) -> list:
         "padding": [None, 0, 1, 2] if name == "Conv2d" else [0, 1],
         "groups": divisors(channels), "heads": divisors(channels)[:4], "scale": [1, 2],
         "p": [0.0, 0.1, 0.5], "slope": [0.01, 0.2], "bias": [True, False], "causal": [False, True],
-        "hidden": [[4], [4, 4], [3], []], "bins": [2, 3, 5], "bound": [1.0, 3.0],
+        "hidden": [[4], [4, 4], [3], []] if "list" in str(param.annotation) else WIDTHS,  # couplings' lists, RNN widths
+        "bins": [2, 3, 5], "bound": [1.0, 3.0],
     }
     return table.get(param.name, pool(name, param))
 

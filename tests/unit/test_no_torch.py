@@ -82,8 +82,8 @@ def test_check_and_render_do_not_import_torch(tmp_path):
     assert_no_torch(report)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["check", "--help"], ["render", "--help"], []],
-                         ids=["help", "check-help", "render-help", "no-command"])
+@pytest.mark.parametrize("argv", [["--help"], ["check", "--help"], ["render", "--help"], [], ["--version"]],
+                         ids=["help", "check-help", "render-help", "no-command", "version"])
 def test_help_does_not_import_torch(argv):
     report = probe(argv)
     assert report["codes"][0] in (0, 1, None)

@@ -175,3 +175,18 @@ def linear_lr(total, warmup=0):
 def step_lr(total, every, gamma=0.1):
     """The base rate multiplied by gamma every `every` rounds."""
     return lambda r: gamma ** (r // every)
+
+
+def one_cycle_lr(total, rise=0.3, div=25.0, final_div=1e4):
+    """The one-cycle policy (Smith & Topin 2019): a cosine rise from base/div to the base rate
+    over the first `rise` share of the rounds, then a cosine fall to base/(div * final_div)."""
+    peak = max(1, round(rise * total))
+
+    def between(start, end, share):
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * min(1.0, share)))
+
+    def factor(r):
+        if r < peak:
+            return between(1 / div, 1.0, r / peak)
+        return between(1.0, 1 / (div * final_div), (r - peak) / max(1, total - peak))
+    return factor

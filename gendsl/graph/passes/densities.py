@@ -23,7 +23,8 @@ class DensityResolver:
 
     def __init__(self, typer: ExprTyper, factors: dict[str, DensityTerm], factor_roles: dict[str, str],
                  latents: dict[str, TensorType], encoders: dict[str, str], flows: dict[str, tuple[str, str]],
-                 diffusions: dict[str, str], families: dict[tuple[str, str], str] | None = None):
+                 diffusions: dict[str, str], families: dict[tuple[str, str], str] | None = None,
+                 conditional: dict[str, DensityTerm] | None = None):
         self.typer = typer
         self.factors = factors            # factor key -> term
         self.factor_roles = factor_roles  # factor key -> encoder/decoder/observe/autoregressive
@@ -32,6 +33,7 @@ class DensityResolver:
         self.flows = flows                # flow name -> (data var, latent)
         self.diffusions = diffusions      # diffusion name -> data var
         self.families = families or {}    # (factor or latent, variable) -> distribution family
+        self.conditional = conditional or {}  # latent -> the term of its prior p(z1 | z2), in a hierarchy
 
     def report(self, code, message, span, **kw):
         return self.typer.report(code, message, span, **kw)
@@ -60,6 +62,12 @@ class DensityResolver:
                 return "factor", key
         if term.density == "p" and not term.given and len(term.vars) == 1:
             var = term.vars[0]
+            if var in self.conditional:
+                prior = self.conditional[var].describe()
+                self.report("E301", f"log p({var}) is intractable here: the prior of '{var}' is {prior}",
+                            span, label="a marginal over its parents", hint=f"use the factor itself, log {prior}, "
+                            "with its given latents drawn as in any loss")
+                return None
             if var in self.latents:
                 return "prior", var
             for name, (data_var, _) in self.flows.items():
@@ -151,6 +159,10 @@ class DensityResolver:
             return self.report("E231", "`sample x ~ ...` draws from a density term such as p(x) or p(x | z)",
                                decl.value.span, hint="use `sample x = expression` for a deterministic sample")
         term = self.term(call)
+        if term is not None and term.vars[0] in self.conditional:
+            return self.report("E231", f"`sample ~ {term.describe()}` of a latent is not drawn on its own here",
+                               call.span, hint=f"sample the data, whose ancestral draw goes through "
+                               f"{self.conditional[term.vars[0]].describe()}: `sample x ~ p(x | ...)`")
         ancestral = term is not None and not term.given and any(
             d.density == term.density and d.vars == term.vars for d in self.factors.values())
         resolved = ("factor", "") if ancestral else (self.resolve(term, call.span) if term else None)
@@ -192,8 +204,9 @@ class DensityResolver:
         if scope.context not in use.contexts:
             return self.report("E212", f"{name}.{attr.name}(...) belongs in {_places(use.contexts)}", e.span,
                                hint=_method_uses(name, binding.kind))
+        named = arguments_by_name(entry.rule, args, kwargs, skip=1)
         return ir.Method(span=e.span, type=use.out, obj=name, kind=binding.kind, method=attr.name,
-                         args=tuple(arguments_by_name(entry.rule, args, kwargs, skip=1).values()))
+                         args=tuple(named.values()), names=tuple(named))
 
     def method_arguments(self, e: ast.Call, entry, args: list, kwargs: dict) -> dict | None:
         """A method call's arguments bound to its entry, or None after reporting: the wrong number
@@ -202,7 +215,8 @@ class DensityResolver:
         called = f"{attr.target.id}.{attr.name}"
         shown = f"{attr.target.id}.{entry.signature.split('.', 1)[1]}"
         count = len(parameters(entry.rule, 1))
-        if len(args) > count or (len(args) < count and not kwargs):
+        required = sum(p.default is p.empty for p in parameters(entry.rule, 1))
+        if len(args) > count or (len(args) < required and not kwargs):
             self.report("E204", f"{called} takes {count} argument{'s' if count != 1 else ''}, got {len(args)}",
                         e.span, hint=f"write {shown}")
             return None

@@ -292,8 +292,30 @@ class ExprTyper(IndexTyper):
             return self.report("E236", f"{entry.name}(...) gives one number for the whole batch, which only a loss "
                                "can use", e.span, label="over the batch", hint=per_sample_hint(e, entry.name, by_name))
         args = tuple(detached(a) if i in fn.no_gradient else a for i, a in enumerate(operands(entry.rule, by_name)))
+        if fn.draws and not self.over_draws_allowed(e, entry.name, args, scope):
+            return ir.Const(span=e.span, type=UNKNOWN, value=None)
         return ir.Apply(span=e.span, type=fn.out, fn=entry.name, args=args, code=fn.code, helpers=fn.helpers,
-                        differentiable=fn.differentiable, order=fn.order)
+                        differentiable=fn.differentiable, order=fn.order, draws=fn.draws)
+
+    def over_draws_allowed(self, e: ast.Call, name: str, args: tuple[ir.Expr, ...], scope: Scope) -> bool:
+        """`logmeanexp(w, k)` draws the latents of `w` k times: only in a loss (E240), with no
+        loss named inside (a loss is already averaged over the batch) and no second level of draws."""
+        if scope.context != "loss":
+            self.report("E240", f"{name}(..., k) draws latents k times, which only a loss does", e.span,
+                        hint=f"use {name} in a loss, e.g. `loss iwae = -{name}(log p(x | z) + log p(z) "
+                             "- log q(z | x), k=5)`")
+            return False
+        for inner in ir.walk(args[0]):
+            if isinstance(inner, ir.Ref) and inner.scope == "loss":
+                self.report("E240", f"{name} cannot take the loss '{inner.name}': a loss is one number for "
+                            "the batch, not one per draw", inner.span,
+                            hint="write the loss's expression inside instead")
+                return False
+            if isinstance(inner, ir.Apply) and inner.draws:
+                self.report("E240", f"{inner.fn} inside {name}: draws of draws are not defined", inner.span,
+                            hint="use one logmeanexp around the whole log-weight")
+                return False
+        return True
 
     def distribution(self, e: ast.Call, scope: Scope) -> ir.Expr:
         entry = DISTRIBUTIONS[e.func.id]

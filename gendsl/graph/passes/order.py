@@ -29,12 +29,14 @@ UNITS = {0: "value", 1: "features", 2: "positions", 3: "pixels"}  # what the pos
 POSITION_AXES = {0: (), 1: (0,), 2: (0,), 3: (1, 2)}
 HINTS = {0: "the distribution of a single value cannot depend on the value itself",
          1: "MADE: mix features with MaskedLinear only; elementwise layers and functions keep the order",
-         2: "mix positions with SelfAttention(causal=true) or causal=strict; Linear, LayerNorm and "
+         2: "mix positions with a recurrent layer (RNN, GRU, LSTM; not bidirectional) or SelfAttention(causal=true "
+            "or causal=strict), after `shift` where they see the current position; Linear, LayerNorm and "
             "elementwise layers act on each position's channels",
          3: "mix pixels with MaskedConv2d (mask=A first, then mask=B) or SelfAttention(causal=...); "
             "1x1 Conv2d and elementwise layers act on each pixel"}
 STRICT_HINT = {1: "end each path from x with MaskedLinear, which sees only earlier features",
-               2: "put SelfAttention(causal=strict) on each path from x: it sees only earlier positions",
+               2: "shift the data one position on each path from x (`x |> shift |> LSTM(64)`), or put "
+                  "SelfAttention(causal=strict) on it: position t then sees only earlier positions",
                3: "put MaskedConv2d(mask=A) (or SelfAttention(causal=strict)) first on each path from x: "
                   "it hides the current pixel"}
 
@@ -348,7 +350,15 @@ class Analysis:
         else:
             self.report("E307", f"{witness.layer.describe()} lets each {unit} see itself, and its input already "
                         f"depends on {self.var} there, so the {name} at {unit} i would see {self.var}_i", witness.span,
-                        label=f"sees the current {unit}", hint=STRICT_HINT.get(rank, HINTS[0]), notes=[where])
+                        label=f"sees the current {unit}", hint=self.shift_hint(witness.layer, rank), notes=[where])
+
+    def shift_hint(self, layer: ir.LayerUse, rank: int) -> str:
+        """How to make a layer that keeps the current position strict: on a sequence, shift its input
+        one position (teacher forcing, as for a recurrent layer); on an image, a mask-A layer first."""
+        if rank != 2:
+            return STRICT_HINT.get(rank, HINTS[0])
+        return (f"shift its input one position first (`|> shift |> {layer.describe()}`): position t then sees "
+                f"only positions before t; or put SelfAttention(causal=strict) on each path from {self.var}")
 
 
 def drawn_input(program: ir.Program) -> tuple[str, TensorType] | None:

@@ -51,11 +51,13 @@ def check_nets(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
 def check_denoiser(key: str, node, diagnostics: list[Diagnostic]) -> None:
     inputs = node.type.inputs
     step = TensorType(kind="step")
-    if len(inputs) != 2 or inputs[1] != step or inputs[0] != node.type.output:
-        diagnostics.append(error("E310", f"denoiser {key} must map (x_t, t: step) to x_t's type, but it is "
-                                 f"{node.type.describe()}", node.span,
+    label = len(inputs) == 3 and isinstance(inputs[2], TensorType) and inputs[2].kind == "cat" and inputs[2].batched
+    if len(inputs) not in (2, 3) or inputs[1] != step or inputs[0] != node.type.output \
+            or (len(inputs) == 3 and not label):
+        diagnostics.append(error("E310", f"denoiser {key} must map (x_t, t: step) or (x_t, t: step, y: cat[K]) to "
+                                 f"x_t's type, but it is {node.type.describe()}", node.span,
                                  hint=f"declare `denoiser {key}(x_t: real[...], t: step) -> real[...]` with "
-                                      "equal shapes"))
+                                      "equal shapes, or add a label `y: cat[K]` as its third input"))
 
 
 def check_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:

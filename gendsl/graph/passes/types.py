@@ -20,6 +20,7 @@ from gendsl.graph.ir import DensityTerm
 from gendsl.graph.passes.densities import DensityResolver
 from gendsl.graph.passes.expressions import Binding, ExprTyper, Scope, compatible
 from gendsl.graph.passes.pipelines import PipelineTyper, resolve_type
+from gendsl.graph.passes.types_priors import PriorsMixin, conditional_prior
 from gendsl.graph.passes.types_uses import UsesMixin
 from gendsl.library import sources as source_registry
 from gendsl.library.entries import Configured
@@ -44,7 +45,7 @@ class Bound:
         return Configured(entry=self.name, options=dict(self.values))
 
 
-class _TypePass(UsesMixin):
+class _TypePass(PriorsMixin, UsesMixin):
     def __init__(self, graph: nx.DiGraph):
         self.graph = graph
         self.params: dict[str, Any] = graph.graph.get("params", {})
@@ -271,10 +272,16 @@ class _TypePass(UsesMixin):
                         f"{' | ' + ', '.join(given) if given else ''})", decl.name.span,
                         hint=f"rename '{decl.name.name}' to 'p'; encoders use another letter such as q")
         if decl.role in ("decoder", "autoregressive"):
-            wrong = [v for v in variables if kinds.get(v) != "data"]
+            # a decoder p(z1 | z2) of a latent is the prior that latent names: `latent z1 ~ p(z1 | z2)`
+            wrong = [v for v in variables if kinds.get(v) != "data"
+                     and not (decl.role == "decoder" and kinds.get(v) == "latent" and len(variables) == 1
+                              and conditional_prior(self.graph, v) is not None)]
             if wrong:
+                latent = kinds.get(wrong[0]) == "latent"
                 self.report("E309", f"a {decl.role} models data, but '{wrong[0]}' is {kinds.get(wrong[0])}",
-                            decl.name.span, hint="latents get their distribution from their prior")
+                            decl.name.span, hint=f"to make this block the prior of '{wrong[0]}', declare "
+                            f"`latent {wrong[0]}: ... ~ p({wrong[0]}{' | ' + ', '.join(given) if given else ''})`"
+                            if latent and decl.role == "decoder" else "latents get their distribution from their prior")
         if decl.role == "autoregressive" and given:
             self.report("E309", "an autoregressive density conditions only on its own earlier dimensions",
                         decl.span, hint="write `autoregressive p(x) { x ~ ... }`")
@@ -332,18 +339,6 @@ class _TypePass(UsesMixin):
                              stmts=(ir.Draw(span=decl.span, name=var, dist=dist),) if isinstance(dist, ir.Dist) else ())
         self.set(key, term=DensityTerm(density="p", vars=(var,), given=given), program=program)
 
-    def priors(self) -> None:
-        encoders = {term.vars[0]: k for k, n in self.nodes("factor") if n.role == "encoder"
-                    for term in [n.term] if term is not None}
-        for key, node in self.nodes("latent"):
-            prior = self.typer.expr(node.decl.prior, Scope(context="prior", owner=key))
-            if isinstance(prior, ir.Dist) and node.type is not None:
-                prior = self.fit(prior, node.type, key, node.decl.prior.span, drawn=True, numbers_fill=True)
-            elif prior.type is not UNKNOWN and not isinstance(prior, ir.Dist):
-                self.report("E226", f"the prior of '{key}' must be a distribution, got {prior.type.describe()}",
-                            node.decl.prior.span, hint="write e.g. `latent z: real[8] ~ Normal(0, 1)`")
-            self.set(key, prior=prior if isinstance(prior, ir.Dist) else None, encoder=encoders.get(key))
-
     def flows(self) -> None:
         for key, node in self.nodes("flow"):
             decl: ast.FlowDecl = node.decl
@@ -394,7 +389,8 @@ class _TypePass(UsesMixin):
                 betas = Configured(entry="linear", options={"start": 1e-4, "end": 0.02}) if chosen is None \
                     else self.schedule_value(chosen, decl.process)
             x_type = var.type if var is not None and isinstance(var.type, TensorType) else None
-            self.model[key] = Binding("diffusion", ObjectType(kind="diffusion", name=key, value=x_type), key)
+            steps = process.options.get("steps") if process is not None else None
+            self.model[key] = Binding("diffusion", ObjectType(kind="diffusion", name=key, value=x_type, steps=steps), key)
             self.set(key, process=process, betas=betas)
 
     def schedule_value(self, betas: Any, where: ast.Expr) -> Configured | None:
@@ -425,7 +421,9 @@ class _TypePass(UsesMixin):
             encoders={n.term.vars[0]: k for k, n in self.nodes("factor") if n.role == "encoder" and n.term},
             flows={k: (n.var, n.latent) for k, n in self.nodes("flow")},
             diffusions={k: n.var for k, n in self.nodes("diffusion")},
-            families=self.families())
+            families=self.families(),
+            conditional={k: self.graph.nodes[n.prior_factor]["data"].term for k, n in self.nodes("latent")
+                         if n.prior_factor})
 
     def families(self) -> dict[tuple[str, str], str]:
         """(factor or latent, variable) -> the family it draws the variable from."""
@@ -443,6 +441,7 @@ class _TypePass(UsesMixin):
         self.nets()
         self.factors()
         self.priors()
+        self.check_prior_order()
         self.flows()
         self.diffusions()
         self.samplers()

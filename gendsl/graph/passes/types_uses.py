@@ -151,7 +151,23 @@ class UsesMixin:
         elif "epochs" not in values and "steps" not in values:
             self.report("E313", "the train block needs `epochs N` or `steps N`", train.span,
                         hint="e.g. `epochs 10` or `steps 5000`; the command line can override it")
+        self.needs_validation(values, spans)
         self.graph.graph["train"] = TrainConfig(**values)
+
+    def needs_validation(self, values: dict, spans: dict) -> None:
+        """`patience` and the `plateau` schedule act on valid losses: `validate_every 0` leaves none."""
+        if values.get("validate_every") != 0:
+            return
+        from gendsl.diagnostics import Note
+
+        users = {"patience": "`patience`"} if values.get("patience") else {}
+        if "schedule" in values and values["schedule"].entry == "plateau":
+            users["schedule"] = "the `plateau` schedule"
+        for name, what in users.items():
+            self.report("E238", f"{what} acts on valid losses, but `validate_every 0` turns validation off",
+                        spans[name], notes=[Note(message="validation turned off here", span=spans["validate_every"])],
+                        hint="leave out `validate_every 0` (validation is cheap: the first 2,000 valid rows), or "
+                             f"drop {what}")
 
     def setting_value(self, setting, spec, value):
         if spec.kind == "int" and isinstance(value, float) and value.is_integer():

@@ -114,7 +114,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'AE',
  'spec': 'ae.gen',
- 'hash': '7821a4656e02a464',
+ 'hash': 'c1125cc6a7868596',
  'params': {'code': 8, 'hidden': 128},
  'data': [{'kind': 'real',
            'shape': [64],

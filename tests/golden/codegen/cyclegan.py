@@ -233,7 +233,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'CycleGAN',
  'spec': 'cyclegan.gen',
- 'hash': '86a0f0c3c2e099a9',
+ 'hash': 'af736ac01a4bae23',
  'params': {'ch': 32, 'cycle': 10.0, 'identity': 5.0, 'lr': 0.0002},
  'data': [{'kind': 'real',
            'shape': [1, 28, 28],

@@ -79,7 +79,7 @@ class DAE(nn.Module):
         return getattr(self, method)(batch)
 
     def loss_recon(self, batch):
-        """recon = mse(decode(encode(add_noise(x, std = noise))), x)  (dae.gen:7)"""
+        """recon = mse(decode(encode(add_noise(x, std=noise))), x)  (dae.gen:7)"""
         x = batch["x"]
         encode = self.encode((x + 0.3 * torch.randn_like(x)))
         decode_encode = self.decode(encode)
@@ -99,7 +99,7 @@ class DAE(nn.Module):
 
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
-        """sample x = decode(encode(add_noise(x, std = noise))): n samples (held-out data from `batch`)"""
+        """sample x = decode(encode(add_noise(x, std=noise))): n samples (held-out data from `batch`)"""
         x = batch["x"][:n]
         encode = self.encode((x + 0.3 * torch.randn_like(x)))
         decode_encode = self.decode(encode)
@@ -114,7 +114,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'DAE',
  'spec': 'dae.gen',
- 'hash': 'aa71c8b7e9dbcc4a',
+ 'hash': '1e1340a041941e7a',
  'params': {'code': 8, 'hidden': 128, 'noise': 0.3},
  'data': [{'kind': 'real',
            'shape': [64],

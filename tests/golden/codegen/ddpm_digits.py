@@ -39,8 +39,10 @@ def constant_lr(total, warmup=0):
 
 
 class GaussianDiffusion(nn.Module):
-    """DDPM (Ho et al. 2020): forward noising q(x_t | x_0), the simple loss, ancestral sampling
-    and the variational bound in nats."""
+    """DDPM (Ho et al. 2020) and DDIM (Song et al. 2021). Step index s = 0..T-1 stands for the
+    papers' t = s + 1: `bar[s]` is alpha-bar_t and `bar_prev[s]` is alpha-bar_{t-1} (1 at s = 0).
+    Every sampler takes the noise prediction as a function eps(x_t, t); a conditional denoiser is
+    turned into one by `conditioned`."""
 
     def __init__(self, steps, betas, levels=0):
         super().__init__()
@@ -63,17 +65,38 @@ class GaussianDiffusion(nn.Module):
         f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
         return (1 - f[1:] / f[:-1]).clamp(max=0.999)
 
+    @staticmethod
+    def conditioned(eps, label, guidance=0.0, null=0):
+        """eps(x_t, t) of a conditional denoiser at `label`. With guidance w > 0, classifier-free
+        guidance (Ho & Salimans 2022, eq. 6): (1 + w) eps(x_t, t, y) - w eps(x_t, t, null), both
+        predictions from one call on a doubled batch."""
+        def predict(x, t):
+            if guidance == 0:
+                return eps(x, t, label)
+            labels = torch.cat([label, torch.full_like(label, null)])
+            cond, free = eps(torch.cat([x, x]), torch.cat([t, t]), labels).chunk(2)
+            return (1 + guidance) * cond - guidance * free
+        return predict
+
     def _at(self, values, t, x):
         return values[t].view(-1, *([1] * (x.dim() - 1)))
 
     def noisy(self, x0, t, noise):
         return self._at(self.bar, t, x0).sqrt() * x0 + (1 - self._at(self.bar, t, x0)).sqrt() * noise
 
-    def loss(self, eps, x0):
-        """Per-sample mean squared error of the predicted noise at a uniform random step."""
+    def loss(self, eps, x0, label=None, drop=0.0, null=0):
+        """Per-sample mean squared error of the predicted noise at a uniform random step. A
+        conditional denoiser sees its label, replaced by the null class with probability `drop`
+        (label dropout, Ho & Salimans 2022), so that it also learns the unconditional prediction."""
         t = torch.randint(0, self.steps, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
-        return mse(eps(self.noisy(x0, t, noise), t), noise)
+        xt = self.noisy(x0, t, noise)
+        if label is None:
+            return mse(eps(xt, t), noise)
+        if drop > 0:
+            dropped = torch.rand(label.shape, device=label.device) < drop
+            label = torch.where(dropped, torch.full_like(label, null), label)
+        return mse(eps(xt, t, label), noise)
 
     def _mean(self, eps, x, t):
         pred = eps(x, t)
@@ -82,12 +105,43 @@ class GaussianDiffusion(nn.Module):
 
     @torch.no_grad()
     def reverse(self, eps, n, shape, device):
-        """Ancestral sampling, all n chains at once."""
+        """Ancestral sampling (Ho et al. 2020, algorithm 2, variance beta-tilde), all n chains at once."""
         x = torch.randn(n, *shape, device=device)
         for step in reversed(range(self.steps)):
             t = torch.full((n,), step, device=device, dtype=torch.long)
             mean = self._mean(eps, x, t)
             x = mean + (self._at(self.post_var, t, x).sqrt() * torch.randn_like(x) if step > 0 else 0)
+        return x
+
+    def ddim_steps(self, steps):
+        """The DDIM sub-sequence tau, last step first: `steps` evenly spaced step indices from
+        T - 1 down to 0, rounded half up (one step: T - 1 alone)."""
+        if steps == 1:
+            return [self.steps - 1]
+        span, gaps = self.steps - 1, steps - 1
+        return [(2 * span * (gaps - i) + gaps) // (2 * gaps) for i in range(steps)]
+
+    def ddim_update(self, x, pred, a_t, a_prev, eta, noise):
+        """One DDIM step (Song et al. 2021, eq. 12), sigma from eq. 16 scaled by eta."""
+        x0 = (x - (1 - a_t).sqrt() * pred) / a_t.sqrt()
+        sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+        direction = (1 - a_prev - sigma ** 2).clamp_min(0).sqrt() * pred
+        return a_prev.sqrt() * x0 + direction + sigma * noise
+
+    @torch.no_grad()
+    def ddim(self, eps, n, shape, device, steps, eta):
+        """DDIM sampling over `steps` steps of the process. eta = 0: deterministic from the
+        starting noise; eta = 1 with all T steps: ancestral sampling, draw for draw."""
+        x = torch.randn(n, *shape, device=device)
+        tau = self.ddim_steps(steps)
+        for i, step in enumerate(tau):
+            t = torch.full((n,), step, device=device, dtype=torch.long)
+            a_t = self._at(self.bar, t, x)
+            last = i + 1 == len(tau)
+            a_prev = torch.ones_like(a_t) if last else self._at(self.bar, torch.full_like(t, tau[i + 1]), x)
+            pred = eps(x, t)
+            noise = torch.zeros_like(x) if last or eta == 0 else torch.randn_like(x)
+            x = self.ddim_update(x, pred, a_t, a_prev, eta, noise)
         return x
 
     @torch.no_grad()

@@ -127,7 +127,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'EBM',
  'spec': 'ebm.gen',
- 'hash': 'a40ccdb2d7a36aba',
+ 'hash': 'd098f7252e820824',
  'params': {'width': 128, 'langevin': 60},
  'data': [{'kind': 'real',
            'shape': [2],

@@ -189,7 +189,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'GAN',
  'spec': 'gan_ring.gen',
- 'hash': '1ae903850c41c238',
+ 'hash': 'a2c22e17e6d4ba76',
  'params': {'width': 128, 'lr': 0.001, 'gamma': 1.0},
  'data': [{'kind': 'real',
            'shape': [2],

@@ -99,7 +99,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'GMM',
  'spec': 'gmm.gen',
- 'hash': 'e2009167b5fbd1eb',
+ 'hash': '2b7ee8859d63664b',
  'params': {'K': 8},
  'data': [{'kind': 'real',
            'shape': [2],

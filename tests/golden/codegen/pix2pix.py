@@ -176,7 +176,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'Pix2Pix',
  'spec': 'pix2pix.gen',
- 'hash': '77239bff06aad2ce',
+ 'hash': '2592aa7262a10d4e',
  'params': {'ch': 32, 'l1_weight': 100.0},
  'data': [{'kind': 'bin',
            'shape': [1, 28, 28],

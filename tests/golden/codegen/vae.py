@@ -149,7 +149,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'VAE',
  'spec': 'vae.gen',
- 'hash': '5f0ea7010da147e7',
+ 'hash': '6f75d1e07f293470',
  'params': {'latent': 50, 'hidden': 200, 'beta': 1.0},
  'data': [{'kind': 'bin',
            'shape': [784],

@@ -1,0 +1,153 @@
+"""Gaussian diffusion: the forward process, the simple loss (with label dropout), ancestral DDPM
+sampling, DDIM sampling, classifier-free guidance and the variational bound.
+
+See gendsl/codegen/helpers/__init__.py for how generated code uses these."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributions as D
+import torch.nn as nn
+
+from gendsl.codegen.helpers.basic import mse
+
+
+class GaussianDiffusion(nn.Module):
+    """DDPM (Ho et al. 2020) and DDIM (Song et al. 2021). Step index s = 0..T-1 stands for the
+    papers' t = s + 1: `bar[s]` is alpha-bar_t and `bar_prev[s]` is alpha-bar_{t-1} (1 at s = 0).
+    Every sampler takes the noise prediction as a function eps(x_t, t); a conditional denoiser is
+    turned into one by `conditioned`."""
+
+    def __init__(self, steps, betas, levels=0):
+        super().__init__()
+        self.levels = levels  # > 1: data quantized to `levels` values in [0, 1] (discretized decoder)
+        alphas = 1 - betas
+        bar = torch.cumprod(alphas, 0)
+        bar_prev = torch.cat([torch.ones(1, dtype=betas.dtype), bar[:-1]])
+        self.steps = steps
+        for name, value in dict(betas=betas, alphas=alphas, bar=bar, bar_prev=bar_prev,
+                                post_var=betas * (1 - bar_prev) / (1 - bar)).items():
+            self.register_buffer(name, value.float())
+
+    @staticmethod
+    def linear(steps, start, end):
+        return torch.linspace(start, end, steps, dtype=torch.float64)
+
+    @staticmethod
+    def cosine(steps, s):
+        t = torch.linspace(0, steps, steps + 1, dtype=torch.float64) / steps
+        f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+        return (1 - f[1:] / f[:-1]).clamp(max=0.999)
+
+    @staticmethod
+    def conditioned(eps, label, guidance=0.0, null=0):
+        """eps(x_t, t) of a conditional denoiser at `label`. With guidance w > 0, classifier-free
+        guidance (Ho & Salimans 2022, eq. 6): (1 + w) eps(x_t, t, y) - w eps(x_t, t, null), both
+        predictions from one call on a doubled batch."""
+        def predict(x, t):
+            if guidance == 0:
+                return eps(x, t, label)
+            labels = torch.cat([label, torch.full_like(label, null)])
+            cond, free = eps(torch.cat([x, x]), torch.cat([t, t]), labels).chunk(2)
+            return (1 + guidance) * cond - guidance * free
+        return predict
+
+    def _at(self, values, t, x):
+        return values[t].view(-1, *([1] * (x.dim() - 1)))
+
+    def noisy(self, x0, t, noise):
+        return self._at(self.bar, t, x0).sqrt() * x0 + (1 - self._at(self.bar, t, x0)).sqrt() * noise
+
+    def loss(self, eps, x0, label=None, drop=0.0, null=0):
+        """Per-sample mean squared error of the predicted noise at a uniform random step. A
+        conditional denoiser sees its label, replaced by the null class with probability `drop`
+        (label dropout, Ho & Salimans 2022), so that it also learns the unconditional prediction."""
+        t = torch.randint(0, self.steps, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        xt = self.noisy(x0, t, noise)
+        if label is None:
+            return mse(eps(xt, t), noise)
+        if drop > 0:
+            dropped = torch.rand(label.shape, device=label.device) < drop
+            label = torch.where(dropped, torch.full_like(label, null), label)
+        return mse(eps(xt, t, label), noise)
+
+    def _mean(self, eps, x, t):
+        pred = eps(x, t)
+        return (x - self._at(self.betas, t, x) / (1 - self._at(self.bar, t, x)).sqrt() * pred) \
+            / self._at(self.alphas, t, x).sqrt()
+
+    @torch.no_grad()
+    def reverse(self, eps, n, shape, device):
+        """Ancestral sampling (Ho et al. 2020, algorithm 2, variance beta-tilde), all n chains at once."""
+        x = torch.randn(n, *shape, device=device)
+        for step in reversed(range(self.steps)):
+            t = torch.full((n,), step, device=device, dtype=torch.long)
+            mean = self._mean(eps, x, t)
+            x = mean + (self._at(self.post_var, t, x).sqrt() * torch.randn_like(x) if step > 0 else 0)
+        return x
+
+    def ddim_steps(self, steps):
+        """The DDIM sub-sequence tau, last step first: `steps` evenly spaced step indices from
+        T - 1 down to 0, rounded half up (one step: T - 1 alone)."""
+        if steps == 1:
+            return [self.steps - 1]
+        span, gaps = self.steps - 1, steps - 1
+        return [(2 * span * (gaps - i) + gaps) // (2 * gaps) for i in range(steps)]
+
+    def ddim_update(self, x, pred, a_t, a_prev, eta, noise):
+        """One DDIM step (Song et al. 2021, eq. 12), sigma from eq. 16 scaled by eta."""
+        x0 = (x - (1 - a_t).sqrt() * pred) / a_t.sqrt()
+        sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+        direction = (1 - a_prev - sigma ** 2).clamp_min(0).sqrt() * pred
+        return a_prev.sqrt() * x0 + direction + sigma * noise
+
+    @torch.no_grad()
+    def ddim(self, eps, n, shape, device, steps, eta):
+        """DDIM sampling over `steps` steps of the process. eta = 0: deterministic from the
+        starting noise; eta = 1 with all T steps: ancestral sampling, draw for draw."""
+        x = torch.randn(n, *shape, device=device)
+        tau = self.ddim_steps(steps)
+        for i, step in enumerate(tau):
+            t = torch.full((n,), step, device=device, dtype=torch.long)
+            a_t = self._at(self.bar, t, x)
+            last = i + 1 == len(tau)
+            a_prev = torch.ones_like(a_t) if last else self._at(self.bar, torch.full_like(t, tau[i + 1]), x)
+            pred = eps(x, t)
+            noise = torch.zeros_like(x) if last or eta == 0 else torch.randn_like(x)
+            x = self.ddim_update(x, pred, a_t, a_prev, eta, noise)
+        return x
+
+    @torch.no_grad()
+    def bound(self, eps, x0):
+        """Negative variational bound per sample (nats): sum of KL terms, with a Gaussian
+        decoder of variance beta_1 at t = 0 and the prior term at T."""
+        total = torch.zeros(x0.shape[0], device=x0.device)
+        dims = tuple(range(1, x0.dim()))
+        for step in range(self.steps):
+            t = torch.full((x0.shape[0],), step, device=x0.device, dtype=torch.long)
+            xt = self.noisy(x0, t, torch.randn_like(x0))
+            mean = self._mean(eps, xt, t)
+            if step == 0:
+                total += self._decoder_nll(x0, mean, self._at(self.betas, t, x0)).sum(dims)
+            else:
+                true_mean = (self._at(self.bar_prev, t, x0).sqrt() * self._at(self.betas, t, x0) * x0
+                             + self._at(self.alphas, t, x0).sqrt() * (1 - self._at(self.bar_prev, t, x0)) * xt) \
+                    / (1 - self._at(self.bar, t, x0))
+                total += (0.5 * (true_mean - mean) ** 2 / self._at(self.post_var, t, x0)).sum(dims)
+        bar_T = self.bar[-1]
+        prior = 0.5 * (bar_T * x0 ** 2 + (1 - bar_T) - 1 - torch.log(1 - bar_T))
+        return total + prior.sum(dims)
+
+    def _decoder_nll(self, x0, mean, var):
+        """-log p(x0 | x1): a Gaussian density, or for quantized data the probability of x0's bin
+        (Ho et al. 2020, eq. 13; the outer bins reach to infinity)."""
+        if self.levels < 2:
+            return 0.5 * ((x0 - mean) ** 2 / var + torch.log(2 * math.pi * var))
+        normal = D.Normal(mean, var.sqrt())
+        half = 0.5 / (self.levels - 1)
+        upper = torch.where(x0 >= 1 - half, torch.ones_like(x0), normal.cdf(x0 + half))
+        lower = torch.where(x0 <= half, torch.zeros_like(x0), normal.cdf(x0 - half))
+        return -torch.log((upper - lower).clamp_min(1e-12))
