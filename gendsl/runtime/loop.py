@@ -118,6 +118,18 @@ class Trainer:
         self.log_every = options.log_every or train.log_every
         self.checkpoint_every = options.checkpoint_every or train.checkpoint_every
         self.sample_every = train.sample_every if options.sample_every is None else options.sample_every
+        self.setup_validation(by_epochs, where)
+        self.signalled: str | None = None  # the signal that asked training to stop
+        self.final_samples = None           # the grid `fit` wrote at the end
+        self.round = 0
+        self.logged_at = 0  # the round of the last log row: the losses since then are summed
+        self.sums: dict[str, torch.Tensor] = {}  # each step's summed loss since the last log
+        self.delay = float(os.environ.get("GENDSL_TEST_STEP_DELAY", "0"))  # only for the kill/resume test
+
+    def setup_validation(self, by_epochs: bool, where) -> None:
+        """How often to validate, the patience, and the steps whose schedule follows the valid loss.
+        Every process validates (on the same rows), so that all take the same decisions."""
+        options, train = self.options, self.run.spec.train
         self.validate_every = options.validate_every if options.validate_every is not None else \
             train.validate_every if train.validate_every is not None else \
             default_every(self.total, self.rounds_per_epoch(), by_epochs)
@@ -128,14 +140,8 @@ class Trainer:
             raise GendslError(error("E505", f"{needs} needs validation, which validate_every 0 turns off",
                                     hint="validate (leave out validate_every 0 / --validate-every 0), or drop "
                                          f"{needs}"))
-        self.validator = Validator(spec, self.device, train.validate_rows, train.eval_batch, where) \
-            if self.validate_every and self.main else None
-        self.signalled: str | None = None  # the signal that asked training to stop
-        self.final_samples = None           # the grid `fit` wrote at the end
-        self.round = 0
-        self.logged_at = 0  # the round of the last log row: the losses since then are summed
-        self.sums: dict[str, torch.Tensor] = {}  # each step's summed loss since the last log
-        self.delay = float(os.environ.get("GENDSL_TEST_STEP_DELAY", "0"))  # only for the kill/resume test
+        self.validator = Validator(self.run.spec, self.device, train.validate_rows, train.eval_batch, where) \
+            if self.validate_every else None
 
     def setup_device(self) -> torch.device:
         if self.world == 1:
