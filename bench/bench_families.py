@@ -28,7 +28,8 @@ from tests.reference.domain_scores import cyclegan_scores  # noqa: E402
 RUNS = {
     "made": ("specs/made.gen", ["--epochs", "50"], ["nll"], "88.04 nats (Germain et al. 2015)"),
     "pixelcnn": ("specs/pixelcnn.gen", ["--epochs", "20"], ["nll"], "81.30 nats (van den Oord et al. 2016)"),
-    "rnn_mnist": ("specs/rnn_mnist.gen", ["--epochs", "20"], ["nll"], "NADE 88.33, PixelRNN 79.20 nats (van den Oord et al. 2016)"),
+    "rnn_mnist": ("specs/rnn_mnist.gen", ["--epochs", "20"], ["nll"],
+                  "NADE 88.33, PixelRNN 79.20 nats (van den Oord et al. 2016)"),
     "realnvp_ring": ("specs/realnvp.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "realnvp_grid": ("bench/specs/realnvp_grid.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "spline_grid": ("specs/spline_flow.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
