@@ -164,11 +164,3 @@ def importance_weights(info) -> tuple[str, list[str]] | None:
     body.append(f"log_px = {info.call(dec_key, args)}.log_prob({x}_k).view(k, -1)")
     body.append(f"return log_px + {' + '.join(log_prior)} - {' - '.join(log_q)}")
     return var, body
-
-
-def diffusion_net(info, key: str) -> str | None:
-    for _, node in _nodes(info, "loss"):
-        for e in ir.walk(node.expr) if node.expr is not None else ():
-            if isinstance(e, ir.Method) and e.obj == key and e.kind == "diffusion":
-                return e.args[0].name
-    return None

@@ -240,12 +240,13 @@ class Trainer:
                 part = loss / self.accumulate
                 (scaler.scale(part) if scaler else part).backward()
             total = total + loss.detach()
-        graded = any(p.grad is not None for p in parameters_of(optimizer))
-        if scaler and graded:
+        # a scaler can only step an optimizer it has seen gradients of (a zero update has none)
+        scaled = scaler is not None and any(p.grad is not None for p in parameters_of(optimizer))
+        if scaled:
             scaler.unscale_(optimizer)  # clip the true gradients
         if self.run.spec.train.clip:
             torch.nn.utils.clip_grad_norm_(parameters_of(optimizer), self.run.spec.train.clip)
-        if scaler and graded:
+        if scaled:
             scaler.step(optimizer)  # skipped when the scaled gradients overflowed
             scaler.update()
         else:
