@@ -80,13 +80,16 @@ def build_parser() -> Parser:
     render = sub.add_parser("render", help="draw a spec as a diagram (SVG, PNG or DOT)",
                             description="Draw a checked spec with graphviz. The compute view shows "
                             "networks as clusters with their layers, data and latent variables "
-                            "(observed shaded), losses and the train steps with what each updates; "
-                            "the pgm view shows only random variables and their dependencies.",
+                            "(observed shaded), calls between networks, losses as formulas and a "
+                            "schedule of the train steps; the pgm view shows the random variables in a "
+                            "plate, with parameters theta (generative) and phi (encoders).",
                             epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     render.add_argument("file", metavar="FILE")
     render.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="output file; the extension picks the format: .svg, .png, .pdf or .dot")
-    render.add_argument("--view", choices=("compute", "pgm"), default="compute", help="what to draw")
+    render.add_argument("--view", choices=("compute", "pgm"), default="compute",
+                        help="compute: networks, losses and the training schedule (default); "
+                        "pgm: the graphical model with theta and phi")
     common(render)
     add_run_commands(sub, common)
     from gendsl.tools import register as add_tool_commands  # fmt, lsp: front end only, no torch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from html import escape
 from pathlib import Path
 
 import graphviz
@@ -13,8 +14,8 @@ from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
 from gendsl.diagram import style
 from gendsl.diagram.edges import flow_edges, node_id, safe_id
+from gendsl.diagram.mathtext import PHI, THETA, Formula, label, loss_sym, normal_term, sym
 from gendsl.diagram.tables import program_rows, shape_text, table
-from gendsl.summary import label as node_label
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 PNG_DPI = "160"
@@ -38,55 +39,38 @@ class SourceText:
         lines[0], lines[-1] = lines[0][span.col - 1:], lines[-1][: span.end_col - 1]
         return re.sub(r"\s+", " ", " ".join(lines)).strip()
 
-    def expr(self, node: ir.Expr) -> str:
-        text = self(node.span)
-        if "|>" in text:  # the layers are listed below: keep what leads into the first pipeline
-            head = text.split("|>")[0].strip()
-            text = head + " |> ..." + ")" * (head.count("(") - head.count(")"))
-        return text
 
-
-def wrap_formula(formula: str, width: int = 56) -> str:
-    """Break a long loss at top-level ' + ' / ' - ' so the node stays compact (graphviz \\l lines)."""
-    if len(formula) <= width:
-        return formula
-    lines, line, depth, i = [], "", 0, 0
-    while i < len(formula):
-        ch = formula[i]
-        depth += (ch in "([") - (ch in ")]")
-        if depth == 0 and formula[i:i + 3] in (" + ", " - ") and len(line) > width // 3:
-            lines.append(line)
-            line = "    " + formula[i + 1]
-            i += 2
-            continue
-        line += ch
-        i += 1
-    lines.append(line)
-    return "\\l".join(lines) + "\\l"
+LOSS_WIDTH = 56  # characters of formula per line before a loss breaks at a top-level + or -
 
 
 def _cluster_name(key: str) -> str:
     return "cluster_" + re.sub(r"\W", "_", key)
 
 
+def with_shape(head: str, shape: str) -> str:
+    return label(f'{head}<BR/><FONT POINT-SIZE="9" COLOR="#555555">{escape(shape)}</FONT>' if shape else head)
+
+
 def compute_view(graph: nx.DiGraph) -> graphviz.Digraph:
-    """Networks as clusters with their layers; variables, losses, steps and data flow."""
-    text = SourceText(graph)
+    """Networks as clusters with their layers; variables, losses and data flow; the training
+    steps in one schedule panel after the losses (so no edge crosses the graph to reach a network)."""
+    text, math = SourceText(graph), math_for(graph)
     dot = graphviz.Digraph(graph.graph["model"], graph_attr={**style.GRAPH, "rankdir": "LR"},
                            node_attr=style.NODE, edge_attr=style.EDGE)
     for key, data in graph.nodes(data=True):
         node = data["data"]
         nid = node_id(graph, key)
         if node.kind == "data":
-            dot.node(nid, f"{key}\n{shape_text(node.type)}", **style.OBSERVED)
+            dot.node(nid, with_shape(sym(key), shape_text(node.type)), **style.OBSERVED)
         elif node.kind == "latent":
-            prior = f" ~ {node.prior.family}" if node.prior is not None else (
-                f" ~ {graph.nodes[node.prior_factor]['data'].term.describe()}" if node.prior_factor else "")
-            dot.node(nid, f"{key}{prior}\n{shape_text(node.type)}", **style.LATENT)
+            prior = f" ~ {math.html(text(node.prior.span))}" if node.prior is not None else (
+                f" ~ {math.html(graph.nodes[node.prior_factor]['data'].term.describe())}"
+                if node.prior_factor else "")
+            dot.node(nid, with_shape(sym(key) + prior, shape_text(node.type)), **style.LATENT)
         elif node.kind == "tensor":
-            dot.node(nid, f"{key}\n{shape_text(node.type)}", **style.TENSOR)
+            dot.node(nid, with_shape(sym(key), shape_text(node.type)), **style.TENSOR)
         elif node.kind in ("net", "factor", "flow"):
-            network_cluster(dot, graph, key, node, text)
+            network_cluster(dot, graph, key, node, math)
         elif node.kind == "diffusion":
             process, betas = node.process, node.betas
             dot.node(nid, f"{key}: {process.entry if process else ''} diffusion\n"
@@ -95,22 +79,40 @@ def compute_view(graph: nx.DiGraph) -> graphviz.Digraph:
         elif node.kind == "sampler":
             dot.node(nid, f"{key}\n{node.sampler}", **style.SAMPLER)
         elif node.kind == "loss":
-            dot.node(nid, wrap_formula(f"{key} = {text(node.decl.value.span)}"), **style.LOSS)
-    for (src, dst), attrs in flow_edges(graph).items():
+            lines = math.lines(text(node.decl.value.span), LOSS_WIDTH)
+            lines[0] = f"{loss_sym(key)} = {lines[0]}"
+            rows = "".join(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>' for line in lines)
+            dot.node(nid, label(f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="1">{rows}</TABLE>'), **style.LOSS)
+    shown_on_node = {node_id(graph, k): shape_text(getattr(d["data"], "type", None))
+                     for k, d in graph.nodes(data=True) if d["data"].kind in ("data", "latent", "tensor")}
+    for (src, dst), attrs in flow_edges(graph, math).items():
+        if not attrs.get("label") or attrs["label"] == shown_on_node.get(src):
+            attrs = {k: v for k, v in attrs.items() if k != "label"}  # the variable's node says its shape
         dot.edge(src, dst, **_compound(graph, src, dst), **attrs)
-    steps_row(dot, graph)
+    schedule_panel(dot, graph, math)
     return dot
 
 
-def network_cluster(dot: graphviz.Digraph, graph: nx.DiGraph, key: str, node, text: SourceText) -> None:
+def network_cluster(dot: graphviz.Digraph, graph: nx.DiGraph, key: str, node, math: Formula) -> None:
     role = getattr(node, "role", "flow")
-    title = f"{role} {node_label(graph, key)}" if node.kind != "flow" else \
-        f"flow {key}: {node.var} \u2194 {node.latent}"
+    if node.kind == "factor" and node.term is not None:
+        name = math.html(node.term.describe())
+    elif node.kind == "flow":
+        name = f"{sym(key)}: {sym(node.var)} \u2194 {sym(node.latent)}"
+    else:
+        name = sym(key)
     fill = style.ROLE_COLORS.get(role, style.CLUSTER["fillcolor"])
     with dot.subgraph(name=_cluster_name(key)) as cluster:
-        cluster.attr(label=f"{title}  ({node.params:,} params)", **{**style.CLUSTER, "fillcolor": fill})
-        rows = program_rows(node.program, text.expr) if node.program is not None else []
+        title = f'{role} {name}  <FONT POINT-SIZE="9">({node.params:,} params)</FONT>'
+        cluster.attr(label=label(title), **{**style.CLUSTER, "fillcolor": fill})
+        rows = program_rows(node.program, _call_head(key, node)) if node.program is not None else []
         cluster.node(node_id(graph, key), table(rows), shape="plaintext")
+
+
+def _call_head(key: str, node) -> str:
+    """`G(z, c)`: how the body's result is named in its table."""
+    inputs = ", ".join(sym(name) for name, _ in node.program.inputs)
+    return f"{sym(key)}({inputs})" if node.kind == "net" else "out"
 
 
 def _compound(graph: nx.DiGraph, src: str, dst: str) -> dict:
@@ -123,71 +125,145 @@ def _compound(graph: nx.DiGraph, src: str, dst: str) -> dict:
     return attrs
 
 
-def steps_row(dot: graphviz.Digraph, graph: nx.DiGraph) -> None:
+SCHEDULE = "schedule"
+
+
+def schedule_panel(dot: graphviz.Digraph, graph: nx.DiGraph, math: Formula) -> None:
+    """One table of the training steps, in order: which loss each minimizes over which networks,
+    with what optimizer. Each loss points at its step's row; nothing points back into the graph."""
     train = graph.graph.get("train")
-    for key, data in graph.nodes(data=True):
-        node = data["data"]
-        if node.kind != "step":
-            continue
+    steps = [(k, d["data"]) for k, d in graph.nodes(data=True) if d["data"].kind == "step"]
+    if not steps:
+        return
+    rows = ['<TR><TD ALIGN="LEFT" COLSPAN="2"><B>training schedule</B></TD></TR>']
+    for number, (key, node) in enumerate(steps, 1):
         optimizer = node.optimizer or (train.optimizer if train else None)
         repeat = f" \u00d7{node.repeat}" if node.repeat != 1 else ""
-        lr = f"\n{optimizer.entry} lr={optimizer.options.get('lr', '')}" if optimizer else ""
-        sid = node_id(graph, key)
-        dot.node(sid, f"step {key.split(':', 1)[1]}{repeat}{lr}", **style.STEP)
+        over = ", ".join(dict.fromkeys(_trainable(graph, target) for target in node.over))
+        opt = (f'<FONT COLOR="#666666" POINT-SIZE="9">{escape(optimizer.entry)}, lr = '
+               f'{escape(str(optimizer.options.get("lr", "")))}</FONT>') if optimizer else " "
+        what = f"{number}. {escape(key.split(':', 1)[1])}{repeat}: min {loss_sym(node.loss)} over {over}"
+        rows.append(f'<TR><TD ALIGN="LEFT" PORT="{safe_id("p", key)}">{what}</TD>'
+                    f'<TD ALIGN="LEFT">{opt}</TD></TR>')
+    dot.node(SCHEDULE, label('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3">'
+                            + "".join(rows) + "</TABLE>"), **style.SCHEDULE)
+    for key, node in steps:
         if node.loss in graph:
-            dot.edge(node_id(graph, node.loss), sid, label="minimize", color="#a33a3a", style="dashed",
-                     arrowsize="0.6")
-        for target in node.over:
-            dot.edge(sid, node_id(graph, target), label="updates", **style.UPDATES,
-                     **_compound(graph, sid, node_id(graph, target)))
+            dot.edge(node_id(graph, node.loss), f"{SCHEDULE}:{safe_id('p', key)}:w", **style.MINIMIZE)
+
+
+def _trainable(graph: nx.DiGraph, key: str) -> str:
+    """A step's target as the paper names it: the density blocks by their parameters (theta, phi),
+    networks and tensors by their names."""
+    node = graph.nodes[key]["data"] if key in graph else None
+    if node is not None and node.kind in ("factor", "flow"):
+        return f"<I>{PHI if getattr(node, 'role', '') == 'encoder' else THETA}</I>"
+    return sym(key.split(":", 1)[-1])
+
+
+def math_for(graph: nx.DiGraph) -> Formula:
+    """The formula writer of this model: which density terms carry theta or phi, which names are
+    networks (symbols) and which are losses."""
+    densities: dict[str, str] = {}
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind == "factor" and node.term is not None:
+            densities[normal_term(node.term.describe())] = PHI if node.role == "encoder" else THETA
+        elif node.kind == "flow":
+            densities[normal_term(f"p({node.var}{' | ' + ', '.join(node.given) if node.given else ''})")] = THETA
+        elif node.kind == "latent" and node.prior is not None and _tensors_expr(node.prior):
+            densities[normal_term(f"p({key})")] = THETA  # a prior with trained tensors
+    for key, data in graph.nodes(data=True):
+        node = data["data"]
+        if node.kind == "loss" and node.expr is not None:
+            for e in ir.walk(node.expr):
+                if isinstance(e, ir.LogDensity) and e.how == "marginal_enumerate":
+                    densities.setdefault(normal_term(e.term.describe()), THETA)
+    networks = {k for k, d in graph.nodes(data=True) if d["data"].kind in ("net", "tensor")}
+    names = {n.term.density for _, d in graph.nodes(data=True) if (n := d["data"]).kind == "factor" and n.term}
+    losses = {k for k, d in graph.nodes(data=True) if d["data"].kind == "loss"}
+    return Formula(densities, networks, names | {"p", "q"}, losses)
 
 
 def pgm_view(graph: nx.DiGraph) -> graphviz.Digraph:
-    """Random variables only: generative dependencies solid, inference (encoders) dashed."""
+    """Random variables in a plate over the N examples, as Kingma & Welling (2014) draw the VAE:
+    generative dependencies solid, inference (encoders) dashed; the parameters theta (generative
+    networks) and phi (encoders) outside the plate, pointing at the variables they parametrize."""
     dot = graphviz.Digraph(graph.graph["model"], graph_attr={**style.GRAPH, "rankdir": "TB"},
                            node_attr=style.NODE, edge_attr=style.EDGE)
     nodes = [(k, d["data"]) for k, d in graph.nodes(data=True)]
+    edges = pgm_edges(graph)
+    used = {src for src, _, _ in edges}
+    theta, phi = safe_id("w", "theta"), safe_id("w", "phi")
+    if phi in used:  # declared before the plate so that phi sits left of it and theta right
+        dot.node(phi, label(f"<I>{PHI}</I>"), **style.PARAMETER)
     with dot.subgraph(name="cluster_plate") as plate:
-        plate.attr(label="N", labeljust="r", labelloc="b", style="rounded", color="#555555")
+        plate.attr(label=label("<I>N</I>"), labeljust="r", labelloc="b", style="rounded", color="#555555")
         for key, node in nodes:
             if node.kind == "data":
-                plate.node(safe_id("v", key), key, **style.OBSERVED)
+                plate.node(safe_id("v", key), label(sym(key)), **style.OBSERVED)
             elif node.kind == "latent":
-                plate.node(safe_id("v", key), key, **style.LATENT)
+                plate.node(safe_id("v", key), label(sym(key)), **style.LATENT)
         for key, node in nodes:
             if node.kind == "diffusion":
-                plate.node(safe_id("c", key), f"{node.var}\u2081:\u209c", **style.LATENT)
+                plate.node(safe_id("c", key), label(f"{sym(node.var)}<SUB>1:<I>T</I></SUB>"), **style.LATENT)
+    if theta in used:
+        dot.node(theta, label(f"<I>{THETA}</I>"), **style.PARAMETER)
     for key, node in nodes:
         if node.kind == "tensor":
-            dot.node(safe_id("t", key), key, shape="plaintext", fontsize="10", fontcolor="#444444")
-    for src, dst, attrs in pgm_edges(graph):
+            dot.node(safe_id("t", key), label(sym(key)), shape="plaintext", fontsize="10", fontcolor="#444444")
+    variables = [safe_id("v", k) for k, n in nodes if n.kind in ("latent", "data")]
+    top = _top_variable(edges, variables + [safe_id("c", k) for k, n in nodes if n.kind == "diffusion"])
+    if top and used & {theta, phi}:  # the parameters level with the top of the plate, as in the paper
+        with dot.subgraph() as level:
+            level.attr(rank="same")
+            for nid in (phi, top, theta):
+                if nid == top or nid in used:
+                    level.node(nid)
+    for src, dst, attrs in edges:
         dot.edge(src, dst, **attrs)
     return dot
 
 
+def _top_variable(edges: list[tuple[str, str, dict]], variables: list[str]) -> str | None:
+    """The first variable that no generative edge from another variable points at."""
+    generated = {dst for src, dst, attrs in edges if src in variables and attrs.get("style") != "dashed"}
+    return next((v for v in variables if v not in generated), None)
+
+
 def pgm_edges(graph: nx.DiGraph) -> list[tuple[str, str, dict]]:
+    theta, phi = safe_id("w", "theta"), safe_id("w", "phi")
     edges: list[tuple[str, str, dict]] = []
     for key, data in graph.nodes(data=True):
         node = data["data"]
         if node.kind == "factor" and node.term is not None:
-            dashed = node.role == "encoder"
+            encoder = node.role == "encoder"
             for given in node.term.given:
                 for var in node.term.vars:
-                    edges.append((safe_id("v", given), safe_id("v", var), style.INFERENCE if dashed else {}))
+                    edges.append((safe_id("v", given), safe_id("v", var), style.INFERENCE if encoder else {}))
+            if node.params:
+                edges += [(phi if encoder else theta, safe_id("v", var), style.INFERENCE if encoder else {})
+                          for var in node.term.vars]
             for tensor in sorted(_tensors(node.program)):
                 edges += [(safe_id("t", tensor), safe_id("v", var), {}) for var in node.term.vars]
         elif node.kind == "latent" and node.prior is not None:
             edges += [(safe_id("t", t), safe_id("v", key), {}) for t in sorted(_tensors_expr(node.prior))]
         elif node.kind == "flow":
             edges.append((safe_id("v", node.latent), safe_id("v", node.var), {"label": key}))
+            edges += [(safe_id("v", given), safe_id("v", node.var), {}) for given in node.given]
+            edges.append((theta, safe_id("v", node.var), {}))
         elif node.kind == "diffusion":
-            edges.append((safe_id("v", node.var), safe_id("c", key), {**style.INFERENCE, "label": key}))
+            edges.append((safe_id("v", node.var), safe_id("c", key),
+                          {**style.INFERENCE, "label": label(sym(key))}))
             edges.append((safe_id("c", key), safe_id("v", node.var), {}))
+            edges.append((theta, safe_id("c", key), {}))
         elif node.kind == "sample" and node.expr is not None and not isinstance(node.expr, ir.DrawDensity):
             target = key.split(":", 1)[1]
             for ref in ir.walk(node.expr):
                 if isinstance(ref, ir.Ref) and ref.scope in ("latent", "data") and ref.name != target:
                     edges.append((safe_id("v", ref.name), safe_id("v", target), {}))
+                if isinstance(ref, (ir.CallNet, ir.Method)):  # a generator's weights parametrize its output
+                    edges.append((theta, safe_id("v", target), {}))
     unique: dict[tuple[str, str], dict] = {}
     for src, dst, attrs in edges:
         unique.setdefault((src, dst), attrs)

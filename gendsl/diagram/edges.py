@@ -7,6 +7,8 @@ import re
 import networkx as nx
 
 from gendsl.graph import ir
+from gendsl.diagram.mathtext import Formula, label as html_label
+from gendsl.diagram.style import CALL
 from gendsl.diagram.tables import shape_text
 
 
@@ -26,8 +28,8 @@ def safe_id(prefix: str, key: str) -> str:
 class FlowEdges:
     """Collects labelled edges (deduplicated, first label wins) while walking losses."""
 
-    def __init__(self, graph: nx.DiGraph):
-        self.graph = graph
+    def __init__(self, graph: nx.DiGraph, math: Formula):
+        self.graph, self.math = graph, math
         self.edges: dict[tuple[str, str], dict] = {}
         self.done_encoders: set[str] = set()
 
@@ -82,8 +84,9 @@ class FlowEdges:
 
     def log_density(self, expr: ir.LogDensity) -> list[tuple[str, str]]:
         source = node_id(self.graph, expr.source)
+        scored = html_label(f"log {self.math.html(expr.term.describe())}")
         if expr.how == "prior":
-            return [(source, f"log {expr.term.describe()}")]
+            return [(source, scored)]
         for given in expr.term.given:
             for src, label in self.reference(ir.Ref(span=expr.span, type=self.data(given).type, name=given,
                                                     scope="latent" if self.data(given).kind == "latent" else "data")):
@@ -96,7 +99,7 @@ class FlowEdges:
         if expr.how == "flow":
             latent = self.data(expr.source).latent
             self.add(source, node_id(self.graph, latent), "f(x)")
-        return [(source, f"log {expr.term.describe()}")]
+        return [(source, scored)]
 
     def method(self, expr: ir.Method) -> list[tuple[str, str]]:
         obj = node_id(self.graph, expr.obj)
@@ -105,7 +108,7 @@ class FlowEdges:
             self.add(node_id(self.graph, var), obj, shape_text(self.data(var).type))
             net = expr.args[0]
             if isinstance(net, ir.Ref):
-                self.add(obj, node_id(self.graph, net.name), "x_t, t")
+                self.add(obj, node_id(self.graph, net.name), html_label("<I>x</I><SUB>t</SUB>, <I>t</I>"))
                 for label in expr.args[1:]:  # a conditional denoiser's label (the options are constants)
                     if isinstance(label, ir.Ref) and label.name in self.graph:
                         self.add(node_id(self.graph, label.name), node_id(self.graph, net.name),
@@ -114,11 +117,15 @@ class FlowEdges:
         return [(obj, shape_text(expr.type))]
 
 
-def flow_edges(graph: nx.DiGraph) -> dict[tuple[str, str], dict]:
+def flow_edges(graph: nx.DiGraph, math: Formula) -> dict[tuple[str, str], dict]:
     """All data-flow edges of the compute view."""
-    flows = FlowEdges(graph)
+    flows = FlowEdges(graph, math)
     for key, data in graph.nodes(data=True):
         node = data["data"]
+        program = getattr(node, "program", None)
+        for call in (e for e in ir.walk_program(program) if isinstance(e, ir.CallNet)) if program else ():
+            # a body calling another network: the callee's output flows into the caller
+            flows.add(node_id(graph, call.net), node_id(graph, key), shape_text(call.type), **CALL)
         for expr in _expressions(node):
             for ref in ir.walk(expr):
                 if isinstance(ref, ir.Ref) and ref.scope == "tensor":
