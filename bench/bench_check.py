@@ -1,15 +1,21 @@
 """How fast the front end is: `gendsl check` as a fresh process, and parse + check in-process.
 
 DESIGN.md section 7: "`gendsl check` and `gendsl render` start in well under a second" and "parse
-+ check of a 500-line spec in tens of milliseconds". Measured here:
++ check of a 500-line spec in tens of milliseconds"; issue 13 asks for a cold `gendsl check` in
+0.3 s and parse + check of 500 lines in 20 ms, linear up to 8,000 lines. Measured here:
 
   (a) cold start: a fresh `python -m gendsl.cli check ...` process per run, for all of specs/*.gen
-      and for specs/vae.gen alone, against `python -c pass` (the interpreter's own start);
-  (b) parse + check (`gendsl.graph.check.check_source`) of a generated 500-line spec, in-process,
-      after warm-up (the LALR parser is built once per process);
-  (c) parsing alone (`gendsl.syntax.parse.parse_source`) of the same text, for reference.
+      and for specs/vae.gen alone, against `python -c pass` (the interpreter's own start), with
+      the bytecode cache on (as after `pip install`: see bytecode_env);
+  (b) parse + check (`gendsl.graph.check.check_source`) of generated specs of each --lines
+      length, in-process, after warm-up (the LALR parser is built once per process);
+  (c) parsing alone (`gendsl.syntax.parse.parse_source`) of the same texts, for reference;
+  and the scaling of (b) and (c): milliseconds per 1,000 lines at each length.
 
-    .venv/bin/python bench/bench_check.py [--runs 10] [--inner-runs 50] [--lines 500] [--write-spec FILE]
+The machine's load average is printed before and after: other processes inflate every row.
+
+    .venv/bin/python bench/bench_check.py [--runs 10] [--inner-runs 50] [--lines 500 1000 2000 4000 8000]
+                                          [--write-spec FILE]
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +42,12 @@ from gendsl.syntax.parse import parse_source  # noqa: E402
 
 # -- the generated spec ---------------------------------------------------------------------------
 
-def generate_spec(lines: int = 500, pairs: int = 8, stages: int = 20) -> str:
+def generate_spec(lines: int = 500, pairs: int | None = None, stages: int = 20) -> str:
     """One GAN-family model of exactly `lines` lines: `pairs` generator/discriminator pairs whose
     pipelines put one stage per line, a loss per network, a named step per loss, and as many params
-    (the networks' widths) as it takes to fill the rest."""
+    (the networks' widths) as it takes to fill the rest. By default 8 pairs per 500 lines, so that
+    every kind of declaration grows with the length, not only the params."""
+    pairs = pairs or max(1, lines * 8 // 500)
 
     def body(n_params: int) -> tuple[list[str], list[str], list[str]]:
         nets, losses, steps = [], [], []
@@ -80,81 +91,141 @@ NOTES: list[str] = []  # failures met while timing, printed under the table
 
 # -- timing ---------------------------------------------------------------------------------------
 
-def cold(argv: list[str], runs: int) -> tuple[list[float], str]:
-    """Wall seconds of `runs` fresh processes (stdout discarded), and a note when one failed
-    (timed anyway: a spec that does not check still goes through the whole front end)."""
-    times, note = [], ""
+def bytecode_env() -> tuple[dict, str]:
+    """The children's environment: with PYTHONDONTWRITEBYTECODE set, every start would compile
+    gendsl's modules again, which no installed copy does; the bytecode then goes to a temporary
+    folder (PYTHONPYCACHEPREFIX), not into the source tree."""
+    env = dict(os.environ)
+    if not env.pop("PYTHONDONTWRITEBYTECODE", None):
+        return env, "bytecode cache: Python's default"
+    env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), "gendsl-bench-pycache"))
+    return env, f"bytecode cache: {env['PYTHONPYCACHEPREFIX']} (PYTHONDONTWRITEBYTECODE was set)"
+
+
+CHILD_ENV, CHILD_ENV_NOTE = bytecode_env()
+
+
+@dataclass
+class Timing:
+    """Seconds per run: wall clock, and the CPU time of the process that did the work (less
+    sensitive to other processes on a shared machine, though not immune)."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    note: str = ""
+
+
+def cold(argv: list[str], runs: int) -> Timing:
+    """`runs` fresh processes (stdout discarded) after one untimed run that fills the bytecode and
+    parser caches, and a note when one failed (timed anyway: a spec that does not check still
+    goes through the whole front end)."""
+    subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV)
+    timing = Timing()
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0 and not note:
-            note = f"exit {done.returncode}"
+        done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CHILD_ENV)
+        timing.wall.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        timing.cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        if done.returncode != 0 and not timing.note:
             first = done.stderr.decode(errors="replace").strip().splitlines()[:1]
-            note += f": {first[0]}" if first else ""
-    return times, note
+            timing.note = f"exit {done.returncode}" + (f": {first[0]}" if first else "")
+    return timing
 
 
-def warm(fn, runs: int, warmup: int = 5) -> list[float]:
-    """Wall seconds of `runs` calls of fn() after `warmup` calls."""
+def warm(fn, runs: int, warmup: int = 5) -> Timing:
+    """`runs` calls of fn() after `warmup` calls."""
     for _ in range(warmup):
         fn()
-    times = []
+    timing = Timing()
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return times
+        timing.wall.append(time.perf_counter() - start)
+        timing.cpu.append(time.process_time() - start_cpu)
+    return timing
 
 
-def row(name: str, times: list[float] | tuple[list[float], str], unit: str = "s") -> str:
-    times, note = times if isinstance(times, tuple) else (times, "")
+HEADER = f"{'measurement':<46} {'runs':>4}  {'min':>9}  {'median':>9}  {'max':>9}  {'cpu median':>10}"
+
+
+def row(name: str, timing: Timing, unit: str = "s") -> str:
     scale = 1000.0 if unit == "ms" else 1.0
-    lo, mid, hi = (scale * t for t in (min(times), statistics.median(times), max(times)))
-    flag = f"  ({note.split(':')[0]})" if note else ""
-    if note:
-        NOTES.append(f"{name}: {note}")
-    return f"{name:<46} {len(times):>4}  {lo:>9.3f}  {mid:>9.3f}  {hi:>9.3f}  {unit}{flag}"
+    wall = timing.wall
+    lo, mid, hi, cpu = (scale * t for t in (min(wall), statistics.median(wall), max(wall),
+                                             statistics.median(timing.cpu)))
+    flag = f"  ({timing.note.split(':')[0]})" if timing.note else ""
+    if timing.note:
+        NOTES.append(f"{name}: {timing.note}")
+    return f"{name:<46} {len(wall):>4}  {lo:>9.3f}  {mid:>9.3f}  {hi:>9.3f}  {cpu:>10.3f}  {unit}{flag}"
+
+
+def load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg())
+
+
+def checked_clean(text: str):
+    """The check of a generated spec, which must have no errors (else its timing means nothing)."""
+    checked = check_source(SourceFile("<bench>/big.gen", text))
+    errors = [f"{d.code} {d.span.line}:{d.span.col} {d.message}" for d in checked.diagnostics if d.is_error]
+    assert checked.ok and not errors, "the generated spec must check clean:\n" + "\n".join(errors)
+    return checked
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="fresh processes per cold measurement")
-    parser.add_argument("--inner-runs", type=int, default=50, help="in-process repetitions (after warm-up)")
-    parser.add_argument("--lines", type=int, default=500, help="length of the generated spec")
-    parser.add_argument("--write-spec", type=Path, help="also write the generated spec to this file")
+    parser.add_argument("--inner-runs", type=int, default=50,
+                        help="in-process repetitions (after warm-up) at the first length; proportionally fewer for longer specs")
+    parser.add_argument("--lines", type=int, nargs="+", default=[500, 1000, 2000, 4000, 8000],
+                        help="lengths of the generated specs")
+    parser.add_argument("--write-spec", type=Path, help="also write the first generated spec to this file")
     args = parser.parse_args()
 
-    text = generate_spec(args.lines)
-    source = SourceFile("<bench>/big.gen", text)
-    checked = check_source(source)
-    errors = [f"{d.code} {d.span.line}:{d.span.col} {d.message}" for d in checked.diagnostics if d.is_error]
-    assert checked.ok and not errors, "the generated spec must check clean:\n" + "\n".join(errors)
-    warnings = [d.code for d in checked.diagnostics if not d.is_error]
+    texts = {lines: generate_spec(lines) for lines in args.lines}
+    checks = {lines: checked_clean(text) for lines, text in texts.items()}
+    first = args.lines[0]
     if args.write_spec:
-        args.write_spec.write_text(text, encoding="utf-8")
+        args.write_spec.write_text(texts[first], encoding="utf-8")
 
     specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.gen"))
     python = [sys.executable]
-    lines = text.count("\n")
-    summary = checked.graph.graph.get("size", {})
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}), "
           f"{platform.system()} {platform.release()}")
     print(f"python:  {platform.python_implementation()} {platform.python_version()} ({sys.executable})")
-    print(f"generated spec: {lines} lines, {len(text):,} characters, "
-          f"{sum(1 for _, d in checked.graph.nodes(data=True) if d['data'].kind in ('net', 'factor'))} networks, "
-          f"{summary.get('total', 0):,} parameters, warnings: {', '.join(warnings) or 'none'}")
+    print(CHILD_ENV_NOTE)
+    for lines, checked in checks.items():
+        text, summary = texts[lines], checked.graph.graph.get("size", {})
+        warnings = [d.code for d in checked.diagnostics if not d.is_error]
+        print(f"generated spec: {text.count(chr(10))} lines, {len(text):,} characters, "
+              f"{sum(1 for _, d in checked.graph.nodes(data=True) if d['data'].kind in ('net', 'factor'))} networks, "
+              f"{summary.get('total', 0):,} parameters, warnings: {', '.join(warnings) or 'none'}")
+    print(f"before: {load()}")
     print()
-    print(f"{'measurement':<46} {'runs':>4}  {'min':>9}  {'median':>9}  {'max':>9}")
+    print(HEADER)
     print(row("(a) python -c pass (interpreter start)", cold([*python, "-c", "pass"], args.runs)))
     print(row("(a) gendsl check specs/vae.gen, cold", cold([*python, "-m", "gendsl.cli", "check", "specs/vae.gen"],
                                                           args.runs)))
     print(row(f"(a) gendsl check specs/*.gen ({len(specs)} files), cold",
               cold([*python, "-m", "gendsl.cli", "check", *specs], args.runs)))
-    print(row(f"(b) parse + check, {lines}-line spec, warm", warm(lambda: check_source(source), args.inner_runs),
-              "ms"))
-    print(row(f"(c) parse only, {lines}-line spec, warm", warm(lambda: parse_source(source), args.inner_runs), "ms"))
+    timed: dict[int, tuple[Timing, Timing]] = {}
+    for lines, text in texts.items():
+        source = SourceFile("<bench>/big.gen", text)
+        runs = max(3, args.inner_runs * first // lines)
+        both = warm(lambda: check_source(source), runs, warmup=min(5, runs))
+        alone = warm(lambda: parse_source(source), runs, warmup=min(5, runs))
+        print(row(f"(b) parse + check, {lines}-line spec, warm", both, "ms"))
+        print(row(f"(c) parse only, {lines}-line spec, warm", alone, "ms"))
+        timed[lines] = both, alone
+    print()
+    print("ms per 1000 lines (medians; a linear front end keeps each column flat)")
+    print(f"{'lines':>6}  {'parse+check':>11}  {'(cpu)':>7}  {'parse':>7}  {'(cpu)':>7}")
+    for lines, timings in timed.items():
+        cells = [1e6 * statistics.median(t) / lines for timing in timings for t in (timing.wall, timing.cpu)]
+        print(f"{lines:>6}  {cells[0]:>11.1f}  {cells[1]:>7.1f}  {cells[2]:>7.1f}  {cells[3]:>7.1f}")
+    print(f"after: {load()}")
     for note in NOTES:
         print(f"note: {note}")
 

@@ -212,8 +212,11 @@ class DensityDecl(Node):
 
 
 class FlowDecl(Node):
+    """flow f(x) <-> z, or f(x | y) <-> z: a conditional flow whose couplings also see y."""
+
     name: Ident
     param: NetParam
+    given: tuple[Ident, ...] = ()
     latent: Ident
     stages: tuple[Stage, ...]
 
@@ -312,9 +315,8 @@ class Module(Node):
     models: tuple[ModelDef, ...]
 
 
-for _cls in list(globals().values()):
-    if isinstance(_cls, type) and issubclass(_cls, Node):
-        _cls.model_rebuild(raise_errors=False, _types_namespace=globals())
+# No eager model_rebuild: the parser builds nodes without validation, so `gendsl check` never needs
+# their schemas; pydantic builds one (resolving names in this module) where a node is validated.
 
 
 def hint_text(e: Node) -> str:

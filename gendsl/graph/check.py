@@ -17,6 +17,7 @@ from gendsl.graph.passes.roles import check_roles
 from gendsl.graph.passes.size import estimate_size
 from gendsl.graph.passes.types import infer_types
 from gendsl.source import SourceFile
+from gendsl.syntax.parse import collector_paused
 
 
 @dataclass
@@ -35,7 +36,8 @@ class Checked:
 def check_source(source: SourceFile, overrides: list[str] = (), model: str | None = None) -> Checked:
     """Parse, build and run every pass; passes still run after errors so all of them are reported."""
     try:
-        return _check(source, overrides, model)
+        with collector_paused():
+            return _check(source, overrides, model)
     except RecursionError:
         from gendsl.syntax.parse import too_deep
 

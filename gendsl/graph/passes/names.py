@@ -81,6 +81,7 @@ class _Resolver:
                           if data["data"].kind == "factor"} | {GENERATIVE}
         self.blocks: dict[str, ast.BlockDef] = graph.graph["blocks"]
         self.params = {n for n, d in graph.nodes(data=True) if d["data"].kind == "param"}
+        self.losses = {n for n, d in graph.nodes(data=True) if d["data"].kind == "loss"}  # once, not per step
         self.reported: set[int] = set()  # callees already reported (an unknown distribution)
 
     # -- reporting --
@@ -107,13 +108,16 @@ class _Resolver:
 
     # -- expressions --
     def expr(self, expr, user: str, local: set[str] | None = None, symbols: bool = False) -> None:
-        visible = self.model_names | self.densities | (local or set())
+        local = local or set()
+
+        def visible() -> set[str]:  # built only to report: a union per expression made the pass quadratic
+            return self.model_names | self.densities | local
 
         def on_name(node: ast.Name) -> None:
-            if node.id in visible or node.id in TRUE_FALSE:
+            if node.id in self.model_names or node.id in self.densities or node.id in local or node.id in TRUE_FALSE:
                 self.use(node.id, user)
             elif not symbols:
-                self.unknown("name", node.id, node.span, visible,
+                self.unknown("name", node.id, node.span, visible(),
                              "declare it first (param, data, latent, tensor, or a network)")
 
         def on_callee(node: ast.Name, call: ast.Call) -> None:
@@ -123,7 +127,7 @@ class _Resolver:
                 self.use(node.id, user)
             elif node.id not in FUNCTIONS and node.id not in DISTRIBUTIONS and node.id not in BUILTIN_CALLS \
                     and node.id not in LAYERS:
-                candidates = set(FUNCTIONS) | set(DISTRIBUTIONS) | visible | BUILTIN_CALLS
+                candidates = set(FUNCTIONS) | set(DISTRIBUTIONS) | visible() | BUILTIN_CALLS
                 suggestion = did_you_mean(node.id, candidates)
                 close = ALIASES.get(node.id) or (suggestion.split("'")[1] if suggestion else "")
                 what = "distribution" if close in DISTRIBUTIONS else "function"
@@ -267,13 +271,15 @@ class _Resolver:
 
     def flow(self, key: str, decl: ast.FlowDecl) -> None:
         self.variable(decl.latent, key)
+        for given in decl.given:
+            self.variable(given, key)
         if decl.param.type is None:
             self.variable(decl.param.name, key)
         for stage in decl.stages:
             self.stage(stage, key, set())
 
     def step(self, key: str, decl: ast.TrainStep) -> None:
-        losses = {n for n, d in self.graph.nodes(data=True) if d["data"].kind == "loss"}
+        losses = self.losses
         if decl.loss.name not in losses:
             self.unknown("loss", decl.loss.name, decl.loss.span, losses,
                          "declare it with `loss NAME = ...`")
