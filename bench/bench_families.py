@@ -40,6 +40,10 @@ RUNS = {
     "ddpm_guided_digits": ("specs/ddpm_guided.gen", [], ["bound"],
                            "bound of log p(x | y); classifier accuracy: bench/bench_diffusion_sampling.py"),
     "ebm": ("specs/ebm.gen", [], ["coverage"], "8 modes"),
+    "cond_ebm_digits": ("specs/cond_ebm.gen", [], ["accuracy"], ">= 90% accuracy (issue 11); samples given y: "
+                        "tests/e2e/test_conditional_models.py"),
+    "cond_flow_ring": ("specs/cond_flow.gen", [], ["nll"], "gap <= 0.05 nats to the true p(x | mode)"),
+    "hmm": ("specs/hmm.gen", [], ["nll", "viterbi"], "the true HMM that drew the data (gap 0)"),
     "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "copy-the-input L1 (copy_a_l1)"),
     "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "independent pixels: 24.50 nats"),
     "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "translations accepted by a domain classifier"),

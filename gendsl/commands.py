@@ -411,6 +411,10 @@ def cmd_score(args, out) -> int:
 
 def _format(values: dict) -> str:
     if "nats" in values:
-        return (f"{values['nats']:.3f} nats (+/- {values['stderr']:.3f}), {values['bpd']:.4f} bits/dim "
+        text = (f"{values['nats']:.3f} nats (+/- {values['stderr']:.3f}), {values['bpd']:.4f} bits/dim "
                 f"[{values['method']}]")
+        if "gap" in values:  # data of known density: the true model's NLL of the same points
+            text += (f"\n            true density {values['true_nats']:.3f} nats, gap {values['gap']:.4f} "
+                     f"(+/- {values['gap_stderr']:.4f})")
+        return text
     return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())

@@ -90,13 +90,21 @@ class Metric(Contract):
 class Likelihood(Contract):
     """Which data variable each likelihood method of the model scores (None: no such method)."""
 
-    log_prob: str | None = None      # exact log p(x)
+    log_prob: str | None = None      # exact log p(x), or log p(x | given) for a conditional flow
+    given: tuple[str, ...] = ()
     log_weights: str | None = None   # importance weights of an encoder model (IWAE, ELBO)
     bound: str | None = None         # the diffusion variational bound
 
     def scored(self) -> str | None:
         """The variable any likelihood scores (they all score the same one)."""
         return self.log_prob or self.log_weights or self.bound
+
+
+class Classifier(Contract):
+    """The model's `predict(batch)` gives, for each row of x, the label y of lowest energy."""
+
+    x: str
+    y: str
 
 
 class RunSpec(Contract):
@@ -113,6 +121,7 @@ class RunSpec(Contract):
     samples: dict[str, Sample] = {}
     metrics: tuple[Metric, ...] = ()
     likelihood: Likelihood = Likelihood()
+    classifier: Classifier | None = None
     plugins: tuple[str, ...] = ()    # plugin files it was compiled with (`train --resume` loads them again)
 
     def variable(self, name: str) -> DataVar:

@@ -44,7 +44,7 @@ class TensorType(Type):
 
     def describe(self) -> str:
         if self.kind == "cat":
-            text = f"cat[{self.classes}]"
+            text = f"cat[{', '.join(map(str, (self.classes, *self.shape)))}]"
         elif self.kind == "step":
             text = "step"
         else:
@@ -125,9 +125,15 @@ class ObjectType(Type):
     name: str
     value: TensorType | None = None
     steps: int | None = None     # a diffusion's number of steps T (DDIM's `steps` may not exceed it)
+    given: tuple[TensorType, ...] = ()   # what a conditional flow is given
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}"
+
+
+def context_width(t: TensorType) -> int:
+    """The features a conditioning value gives a network: one-hot for a category, else its numbers."""
+    return t.classes * t.numel if t.kind == "cat" else t.numel
 
 
 def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -148,7 +154,7 @@ def compatible(found: Type, expected: Type) -> bool:
         return isinstance(found, NumberType) and isinstance(expected, TensorType) and expected.shape == () \
             and expected.kind != "cat"
     if expected.kind == "cat" or found.kind == "cat":
-        return found.kind == expected.kind and found.classes == expected.classes
+        return found.kind == expected.kind and found.classes == expected.classes and found.shape == expected.shape
     if "step" in (expected.kind, found.kind):
         return found.kind == expected.kind
     if found.shape != expected.shape:

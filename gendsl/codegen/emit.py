@@ -17,11 +17,11 @@ from gendsl.codegen.methods import ModelInfo
 from gendsl.codegen.model import ModelSource
 from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_class
 from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
-from gendsl.codegen.sampling import likelihoods, samples
+from gendsl.codegen.sampling import classifier, likelihoods, samples
 from gendsl.graph import ir
 from gendsl.plugins import loaded_plugins
 from gendsl import spec as contract
-from gendsl.spec import DataVar, Likelihood, Metric, RunSpec, Sample, Step, Tensor, Train
+from gendsl.spec import Classifier, DataVar, Likelihood, Metric, RunSpec, Sample, Step, Tensor, Train
 from gendsl.types import TensorType
 
 VERSION = "0.1.0"
@@ -156,11 +156,12 @@ def generate(graph: nx.DiGraph, spec_path: str, spec_text: str) -> Generated:
     steps = ms.steps()
     sample_info = samples(ms)
     found = likelihoods(ms)
+    classifies = classifier(ms)
     helpers = set(ms.helpers)
     for module in modules.values():
         helpers |= module.helpers
     params = graph.graph.get("params", {})
-    spec = spec_metadata(graph, spec_path, spec_text, steps, sample_info, found)
+    spec = spec_metadata(graph, spec_path, spec_text, steps, sample_info, found, classifies)
     model = "\n".join([
         f"class {model_name}(nn.Module):",
         f'    """model {graph.graph["model"]}, compiled from {Path(spec_path).name}"""',
@@ -199,7 +200,7 @@ def _tensor(t: TensorType) -> dict:
 
 
 def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[Step],
-                  sample_info: dict[str, Sample], found: Likelihood) -> RunSpec:
+                  sample_info: dict[str, Sample], found: Likelihood, classifies: Classifier | None = None) -> RunSpec:
     """The contract the runtime reads (gendsl/spec.py)."""
     params = graph.graph.get("params", {})
     train = graph.graph.get("train")
@@ -217,7 +218,7 @@ def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[Step
         samples=sample_info,
         metrics=tuple(Metric(name=n.metric, alias=k.split(":", 1)[1], options=dict(n.options))
                       for k, n in _nodes_of(graph, "metric")),
-        likelihood=found)
+        likelihood=found, classifier=classifies)
 
 
 def _bounds(graph: nx.DiGraph, var: str) -> dict:

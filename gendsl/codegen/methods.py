@@ -166,7 +166,8 @@ class MethodWriter(Writer):
         if e.how == "prior":
             return f"self.prior_{identifier(var)}().log_prob({self.latent(var)})", CALL
         if e.how in ("marginal_enumerate", "flow"):
-            return f"self.log_p_{identifier(var)}({self.data(var)})", CALL
+            given = [self.data(g) for g in self.info.node(e.source).given] if e.how == "flow" else []
+            return f"self.log_p_{identifier(var)}({', '.join([self.data(var), *given])})", CALL
         dist = self.factor_dist(e.source)
         return f"{dist}.log_prob({self.variable(var)})", CALL
 
@@ -185,7 +186,9 @@ class MethodWriter(Writer):
         args = _in_parameter_order(entry.rule, e)
         values, _ = bind(entry.name, entry.rule, [], {name: a.type for name, a in args}, skip=1)
         steps = node.process.options.get("steps") if e.kind == "diffusion" and node.process else None
-        use = call_rule(entry.rule, [ObjectType(kind=e.kind, name=e.obj, value=data, steps=steps)], values, skip=1)
+        given = tuple(self.info.node(g).type for g in node.given) if e.kind == "flow" else ()
+        use = call_rule(entry.rule, [ObjectType(kind=e.kind, name=e.obj, value=data, steps=steps, given=given)],
+                        values, skip=1)
         places = {"obj": f"self.{self.info.attrs[e.obj]}"}
         if "{data}" in use.code:
             places["data"] = self.data(node.var)
@@ -200,7 +203,8 @@ class MethodWriter(Writer):
 
     def w_SamplerDraw(self, e: ir.SamplerDraw):
         node = self.info.node(e.sampler)
-        code = f"self.{self.info.attrs[e.sampler]}({self.info.callable(node.target)}, {self.batch_size()})"
+        given = f", given={self.data(node.given)}" if node.given else ""
+        code = f"self.{self.info.attrs[e.sampler]}({self.info.callable(node.target)}, {self.batch_size()}{given})"
         return self.hoist(code, e.sampler), ATOM
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from gendsl.codegen.chains import chain_methods
 from gendsl.codegen.methods import MethodWriter, ModelInfo, mean_if_batched
 from gendsl.codegen.modules import where
 from gendsl.codegen.names import identifier, suffix
 from gendsl.graph import ir
 from gendsl.graph.dependencies import Reach
+from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.library.entries import Code, Configured, Registry, emitted
 from gendsl.library.training import BETA_SCHEDULES, INITS, OPTIMIZERS, PROCESSES, SAMPLERS, SCHEDULES
 from gendsl.spec import Step
@@ -57,8 +59,12 @@ class ModelSource:
             code = self.entry_code(PROCESSES, node.process).fill(betas=betas)
             lines.append(f"self.{self.info.attrs[key]} = {code}  # {where(node.span)}")
         for key, node in _nodes(self.info, "sampler"):
-            code = self.entry_code(SAMPLERS, Configured(entry=node.sampler, options=node.options), energy=node.target)
-            lines.append(f"self.{self.info.attrs[key]} = {code.fill(shape=_shape(node.type))}  # {where(node.span)}")
+            code = self.entry_code(SAMPLERS, Configured(entry=node.sampler, options=node.options), energy=node.target,
+                                   given=node.given or None)
+            given = self.info.node(node.given).type if node.given else None
+            classes = given.classes if given is not None and given.kind == "cat" else 0
+            lines.append(f"self.{self.info.attrs[key]} = {code.fill(shape=_shape(node.type), classes=classes)}"
+                         f"  # {where(node.span)}")
         return lines
 
     def entry_code(self, registry: Registry, chosen: Configured, **extra: Any) -> Code:
@@ -89,7 +95,8 @@ class ModelSource:
                 else:
                     writer = MethodWriter(self.info, "loss")
                     parts[pname] = writer.code(value)
-            code = node.prior.code.format(**parts)
+            code = node.prior.code.format(**parts, length=node.type.shape[-1] if node.type.shape else 1)  # a chain's T
+            self.helpers.update(DISTRIBUTIONS[node.prior.family].helpers)
             rank = len(node.type.shape) if node.type.kind != "cat" else 0
             dist = f"D.Independent({code}, {rank})" if rank else code
             self.method(f"prior_{identifier(key)}(self)", f"p({key}): {node.prior.family} over "
@@ -98,15 +105,22 @@ class ModelSource:
     def marginals(self) -> None:
         for key, node in _nodes(self.info, "flow"):
             x = identifier(node.var)
-            self.method(f"log_p_{x}(self, {x})", f"log p({node.var}) = log p(z = {key}({node.var})) + "
+            args = ", ".join([x, *map(identifier, node.given)])
+            term = f"{node.var} | {', '.join(node.given)}" if node.given else node.var
+            self.method(f"log_p_{x}(self, {args})", f"log p({term}) = log p(z = {key}({args})) + "
                         "log |det dz/dx|: exact", [
-                            f"z, logdet = self.{self.info.attrs[key]}({x})",
+                            f"z, logdet = self.{self.info.attrs[key]}({args})",
                             f"return self.prior_{identifier(node.latent)}().log_prob(z) + logdet"])
         for key, node in _nodes(self.info, "factor"):
             if node.role != "observe" or not node.term.given:
                 continue
             if not all(self.info.node(g).kind == "latent" and self.info.node(g).type.kind == "cat"
                        for g in node.term.given):
+                continue
+            if any(self.info.node(g).type.shape for g in node.term.given):  # a chain: summed step by step
+                for method in chain_methods(self.info, key, node):
+                    self.method(*method)
+                self.helpers.update(("MarkovChain", "every_state", "per_step_log_prob"))
                 continue
             self.enumerated_marginal(key, node)
 

@@ -10,7 +10,7 @@ from gendsl.codegen.masks import mask_lines
 from gendsl.codegen.names import LOCALS, Names, identifier
 from gendsl.graph import ir
 from gendsl.source import Span
-from gendsl.types import NumberType, TensorType
+from gendsl.types import NumberType, TensorType, context_width
 
 
 def where(span: Span) -> str:
@@ -185,20 +185,36 @@ def flow_class(key: str, node) -> ModuleClass:
     helpers = {h for use in layers.layers for h in use.helpers} | {"FlowSequence"}
     name = class_name("Flow", key)
     x = identifier(node.var)
+    given = [identifier(g) for g in node.given]
+    context_types = [t for _, t in node.program.inputs[1:]]
+    width = sum(context_width(t) for t in context_types)
+    args = "".join(f", {g}" for g in given)
+    context = _flow_context(given, context_types)
     source = "\n".join([
         f"class {name}(nn.Module):",
-        f'    """flow {key}: {node.var} <-> {node.latent}, invertible  ({where(node.span)})"""',
+        f'    """flow {key}: {node.var} <-> {node.latent}, invertible'
+        + (f", given {', '.join(node.given)}" if given else "") + f'  ({where(node.span)})"""',
         "",
         "    def __init__(self):",
         "        super().__init__()",
         f"        self.layers = FlowSequence(  # {where(layers.span)}",
         *rows,
+        *([f"            context={width},  # the couplings' conditioners also read {', '.join(node.given)}"]
+          if given else []),
         "        )",
         "",
-        f"    def forward(self, {x}):",
-        f"        return self.layers({x})",
+        f"    def forward(self, {x}{args}):",
+        f"        return self.layers({x}{context})",
         "",
-        "    def inverse(self, z):",
-        "        return self.layers.inverse(z)",
+        f"    def inverse(self, z{args}):",
+        f"        return self.layers.inverse(z{context})",
     ])
-    return ModuleClass(key=key, class_name=name, source=source, inputs=[node.var], helpers=helpers)
+    return ModuleClass(key=key, class_name=name, source=source, inputs=[node.var, *node.given], helpers=helpers)
+
+
+def _flow_context(given: list[str], types: list[TensorType]) -> str:
+    """`, context` for a conditional flow's calls: a category one-hot, other values flattened."""
+    if not given:
+        return ""
+    g, t = given[0], types[0]
+    return f", F.one_hot({g}, {t.classes}).flatten(1).float()" if t.kind == "cat" else f", {g}.flatten(1).float()"

@@ -8,7 +8,8 @@ from gendsl.codegen.model import ModelSource, _nodes
 from gendsl.codegen.names import identifier, suffix
 from gendsl.codegen.weights import hierarchical_weights
 from gendsl.graph import ir
-from gendsl.spec import Likelihood, Sample
+from gendsl.graph.passes.roles import label_energy
+from gendsl.spec import Classifier, Likelihood, Sample
 
 
 def samples(ms: ModelSource) -> dict[str, Sample]:
@@ -96,10 +97,12 @@ def likelihoods(ms: ModelSource) -> Likelihood:
     found: dict[str, str] = {}
     exact = exact_likelihood(info)
     if exact:
-        var, code = exact
-        ms.method("log_prob(self, batch)", f"log p({var}) per sample, exact (nats)",
-                  [f'{identifier(var)} = batch["{var}"]', f"return {code}"])
+        var, given, code = exact
+        term = f"{var} | {', '.join(given)}" if given else var
+        ms.method("log_prob(self, batch)", f"log p({term}) per sample, exact (nats)",
+                  [f'{identifier(v)} = batch["{v}"]' for v in (var, *given)] + [f"return {code}"])
         found["log_prob"] = var
+        found["given"] = given
     weights = hierarchical_weights(info) or importance_weights(info)  # latents given latents: codegen/weights.py
     if weights:
         var, body = weights
@@ -116,19 +119,35 @@ def likelihoods(ms: ModelSource) -> Likelihood:
     return Likelihood(**found)
 
 
-def exact_likelihood(info) -> tuple[str, str] | None:
+def classifier(ms: ModelSource) -> Classifier | None:
+    """`predict(batch)`: the label of lowest energy F(x, y) for each row, where the model has an
+    energy of a data variable and its label (graph/passes/roles.py)."""
+    found = label_energy(ms.info.graph)
+    if found is None:
+        return None
+    energy, x, y = found
+    classes = ms.info.node(y).type.classes
+    ms.helpers.add("each_label")
+    ms.method("predict(self, batch)", f"the label {y} of lowest energy {energy}({x}, {y}) for each row of {x}",
+              [f"return each_label({ms.info.callable(energy)}, batch[\"{x}\"], {classes}).argmin(-1)"])
+    return Classifier(x=x, y=y)
+
+
+def exact_likelihood(info) -> tuple[str, tuple[str, ...], str] | None:
+    """(the variable, what its density is given, code of log p) where it is exact."""
     for _, flow in _nodes(info, "flow"):
-        return flow.var, f"self.log_p_{identifier(flow.var)}({identifier(flow.var)})"
+        args = ", ".join(map(identifier, (flow.var, *flow.given)))
+        return flow.var, flow.given, f"self.log_p_{identifier(flow.var)}({args})"
     for key, node in _nodes(info, "factor"):
         var = node.term.vars[0]
         x = identifier(var)
         if node.role == "autoregressive":
-            return var, f"{info.call(key, [x])}.log_prob({x})"
+            return var, (), f"{info.call(key, [x])}.log_prob({x})"
         if node.role == "observe" and node.term.given and all(
                 info.node(g).kind == "latent" and info.node(g).type.kind == "cat" for g in node.term.given):
-            return var, f"self.log_p_{x}({x})"
+            return var, (), f"self.log_p_{x}({x})"
         if node.role == "observe" and not node.term.given:  # p(x) is the factor itself
-            return var, f"{info.call(key, [])}.log_prob({x})"
+            return var, (), f"{info.call(key, [])}.log_prob({x})"
     return None
 
 

@@ -22,17 +22,19 @@ _CHUNK = 65536
 
 
 def ring(n: int, seed: int, modes: int = 8, radius: float = 2.0,
-         std: float = 0.02) -> tuple[np.ndarray]:
-    """Equal-weight mixture of `modes` isotropic Gaussians equally spaced on a circle."""
+         std: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-weight mixture of `modes` isotropic Gaussians equally spaced on a circle; the points
+    and the mode each was drawn from."""
     centres, std = ring_modes(modes, radius, std)
-    return _as_output("ring", _draw_mixture("ring", n, seed, centres, std))
+    return _labelled_output("ring", *_draw_mixture("ring", n, seed, centres, std))
 
 
 def grid(n: int, seed: int, side: int = 5, spacing: float = 2.0,
-         std: float = 0.05) -> tuple[np.ndarray]:
-    """Equal-weight mixture of side*side isotropic Gaussians on a square grid centred at 0."""
+         std: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-weight mixture of side*side isotropic Gaussians on a square grid centred at 0; the
+    points and the mode each was drawn from."""
     centres, std = grid_modes(side, spacing, std)
-    return _as_output("grid", _draw_mixture("grid", n, seed, centres, std))
+    return _labelled_output("grid", *_draw_mixture("grid", n, seed, centres, std))
 
 
 def moons(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray]:
@@ -85,20 +87,30 @@ def modes(name: str, **kwargs: Any) -> tuple[np.ndarray, float]:
     return builder(**kwargs)
 
 
-def log_density(name: str, x: np.ndarray, **kwargs: Any) -> np.ndarray:
-    """Exact log density (float64, one value per row) of points x (N, 2) under ring or grid."""
+def log_density(name: str, x: np.ndarray, labels: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
+    """Exact log density (float64, one value per row) of points x (N, 2) under ring or grid, or
+    given `labels`, each point's own mode: log p(x | y). Sequences (hmm) have their own density."""
+    if name in SEQUENCE_DENSITIES:
+        return SEQUENCE_DENSITIES[name][0](x, **kwargs)
     centres, std = modes(name, **kwargs)
     points = np.asarray(x, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2:
         raise DataError("E403", f"log_density: expected points of shape (N, 2), found {points.shape}",
                         "pass one 2-D point per row")
-    return _mixture_log_density(points, centres, std)
+    if labels is None:
+        return _mixture_log_density(points, centres, std)
+    return _mode_log_density(points, centres[np.asarray(labels).reshape(-1)], std)
 
 
-def entropy(name: str, n: int = 1_000_000, seed: int = 12345, **kwargs: Any) -> float:
-    """Monte-Carlo estimate (nats) of the differential entropy of ring or grid: mean -log p."""
+def entropy(name: str, n: int = 1_000_000, seed: int = 12345, conditional: bool = False, **kwargs: Any) -> float:
+    """Monte-Carlo estimate (nats) of the differential entropy of ring or grid, mean -log p(x), or
+    with `conditional`, of x given its mode, mean -log p(x | y). Sequences (hmm) have their own."""
+    if name in SEQUENCE_DENSITIES:
+        return SEQUENCE_DENSITIES[name][1](n, seed, **kwargs)
     centres, std = modes(name, **kwargs)
-    points = _draw_mixture(name, n, seed, centres, std)
+    points, labels = _draw_mixture(name, n, seed, centres, std)
+    if conditional:
+        return float(-_mode_log_density(points, centres[labels], std).mean())
     return float(-_mixture_log_density(points, centres, std).mean())
 
 
@@ -151,11 +163,11 @@ def _mixture_builder(name: str) -> Callable[..., tuple[np.ndarray, float]]:
     return resolve_runtime(entry.density)
 
 
-def _draw_mixture(source: str, n: int, seed: int, centres: np.ndarray, std: float) -> np.ndarray:
+def _draw_mixture(source: str, n: int, seed: int, centres: np.ndarray, std: float) -> tuple[np.ndarray, np.ndarray]:
     n = require_int(source, "n", n, minimum=1)
     rng = np.random.default_rng(seed)
     component = rng.integers(len(centres), size=n)
-    return centres[component] + std * rng.standard_normal((n, 2))
+    return centres[component] + std * rng.standard_normal((n, 2)), component
 
 
 def _mixture_log_density(points: np.ndarray, centres: np.ndarray, std: float) -> np.ndarray:
@@ -168,6 +180,11 @@ def _mixture_log_density(points: np.ndarray, centres: np.ndarray, std: float) ->
         top = logits.max(axis=1)
         out[start:start + len(block)] = top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
     return out + log_norm
+
+
+def _mode_log_density(points: np.ndarray, centres: np.ndarray, std: float) -> np.ndarray:
+    # log N(x; c, s^2 I) in 2-D, one centre per point
+    return -((points - centres) ** 2).sum(axis=1) / (2.0 * std * std) - math.log(2.0 * math.pi * std * std)
 
 
 def _nearest_centres(points: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,5 +203,97 @@ def _squared_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
 
 
+def _labelled_output(source: str, points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return check_arrays(source, {"x": points.astype(np.float32), "y": labels.astype(np.int64)})  # type: ignore
+
+
 def _as_output(source: str, points: np.ndarray) -> tuple[np.ndarray]:
     return check_arrays(source, {"x": points.astype(np.float32)})  # type: ignore[return-value]
+
+
+# ---- sequences from a known hidden Markov model ----
+
+def hmm(n: int, seed: int, states: int = 4, symbols: int = 6, length: int = 20,
+        truth: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n sequences (n, length) of symbols from the HMM that seed `truth` gives (hmm_parameters),
+    and the hidden states (n, length) each was drawn from."""
+    n = require_int("hmm", "n", n, minimum=1)
+    init, trans, emit = hmm_parameters(states, symbols, truth)
+    x, z = _draw_hmm(np.random.default_rng(seed), n, length, init, trans, emit)
+    return check_arrays("hmm", {"x": x, "z": z})  # type: ignore[return-value]
+
+
+def hmm_parameters(states: int = 4, symbols: int = 6, truth: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true model's initial (K,), transition (K, K) and emission (K, V) probabilities: sticky
+    transitions (a state tends to persist, so the hidden chain matters) and peaked emissions."""
+    states = require_int("hmm", "states", states, minimum=1)
+    symbols = require_int("hmm", "symbols", symbols, minimum=2)
+    rng = np.random.default_rng(require_int("hmm", "truth", truth, minimum=0))
+    init = rng.dirichlet(np.ones(states))
+    trans = np.stack([rng.dirichlet(np.ones(states) + 4.0 * (np.arange(states) == k)) for k in range(states)])
+    emit = rng.dirichlet(0.5 * np.ones(symbols), size=states)
+    return init, trans, emit
+
+
+def hmm_log_density(x: np.ndarray, states: int = 4, symbols: int = 6, length: int = 20,
+                    truth: int = 0) -> np.ndarray:
+    """Exact log p(x) (float64, one value per sequence) of sequences x (N, length) under the true
+    model: the forward algorithm in log space."""
+    init, trans, emit = hmm_parameters(states, symbols, truth)
+    x = np.asarray(x).astype(np.int64).reshape(len(x), -1)
+    if x.shape[1] != length or (x.size and (x.min() < 0 or x.max() >= symbols)):
+        raise DataError("E403", f"hmm log density: expected sequences (N, {length}) of symbols 0..{symbols - 1}, "
+                        f"found shape {x.shape}", "pass one sequence per row")
+    log_emit = np.log(emit).T[x]                                   # (N, T, K)
+    log_trans = np.log(trans)
+    alpha = np.log(init) + log_emit[:, 0]
+    for t in range(1, x.shape[1]):
+        alpha = _logsumexp(alpha[:, :, None] + log_trans[None], axis=1) + log_emit[:, t]
+    return _logsumexp(alpha, axis=1)
+
+
+def hmm_entropy(n: int = 200_000, seed: int = 12345, states: int = 4, symbols: int = 6, length: int = 20,
+                truth: int = 0) -> float:
+    """Monte-Carlo estimate (nats per sequence) of the entropy of the true model: mean -log p(x)."""
+    init, trans, emit = hmm_parameters(states, symbols, truth)
+    x, _ = _draw_hmm(np.random.default_rng(seed), n, length, init, trans, emit)
+    return float(-hmm_log_density(x, states, symbols, length, truth).mean())
+
+
+# Sources whose density is not a mixture's: log density and entropy functions by source name.
+SEQUENCE_DENSITIES = {"hmm": (hmm_log_density, hmm_entropy)}
+
+
+def _draw_hmm(rng: np.random.Generator, n: int, length: int, init: np.ndarray, trans: np.ndarray,
+              emit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Ancestral sampling, every sequence at once: each step inverts the CDF of the row it is in.
+    def pick(probs: np.ndarray) -> np.ndarray:
+        return np.minimum((probs.cumsum(axis=1) < rng.random((len(probs), 1))).sum(axis=1), probs.shape[1] - 1)
+
+    z = np.empty((n, length), dtype=np.int64)
+    z[:, 0] = pick(np.broadcast_to(init, (n, len(init))))
+    for t in range(1, length):
+        z[:, t] = pick(trans[z[:, t - 1]])
+    x = pick(emit[z.reshape(-1)]).reshape(n, length)
+    return x, z
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    top = a.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(a - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def hmm_viterbi(x: np.ndarray, states: int = 4, symbols: int = 6, length: int = 20, truth: int = 0) -> np.ndarray:
+    """The true model's most probable state path (N, length) for each sequence x (N, length)."""
+    init, trans, emit = hmm_parameters(states, symbols, truth)
+    x = np.asarray(x).astype(np.int64).reshape(len(x), -1)
+    log_emit, log_trans = np.log(emit).T[x], np.log(trans)       # (N, T, K), (K, K)
+    delta, back = np.log(init) + log_emit[:, 0], []
+    for t in range(1, x.shape[1]):
+        scores = delta[:, :, None] + log_trans[None]              # (N, from, to)
+        back.append(scores.argmax(axis=1))
+        delta = scores.max(axis=1) + log_emit[:, t]
+    path = [delta.argmax(axis=1)]
+    for pointers in reversed(back):
+        path.append(np.take_along_axis(pointers, path[-1][:, None], axis=1)[:, 0])
+    return np.stack(path[::-1], axis=1)

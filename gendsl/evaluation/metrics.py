@@ -6,6 +6,7 @@ the IWAE bound (encoder models) or the variational bound (diffusion)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -125,16 +126,26 @@ def known_density(spec: RunSpec, var: str, groups: list[Group], values: torch.Te
     from gendsl.data.synthetic import entropy, log_density
 
     data = spec.variable(var)
-    if not SOURCES[data.source].density:
+    if "known_density" not in SOURCES[data.source].tags:
         return {}
     args = {k: v for k, v in data.args.items() if k != "n" and v is not None}
-    x = next(g.tensors[g.names.index(var)] for g in groups if var in g.names)
+    group = next(g for g in groups if var in g.names)
+    x = group.tensors[group.names.index(var)]
     points = x.double().cpu().numpy().reshape(len(x), -1)  # the declared type may reshape the source's rows
-    true = -torch.as_tensor(log_density(data.source, points, **args))
+    given = spec.likelihood.given
+    if given and not _is_mode_label(spec, var, given):
+        return {}
+    labels = group.tensors[group.names.index(given[0])].cpu().numpy() if given else None
+    true = -torch.as_tensor(log_density(data.source, points, labels=labels, **args))
     gap = values.double().cpu() - true
     return {"true_nats": float(true.mean()), "gap": float(gap.mean()),
             "gap_stderr": float(gap.std() / math.sqrt(len(gap))),
-            "entropy": entropy(data.source, n=200_000, **args)}
+            "entropy": entropy(data.source, n=200_000, conditional=bool(given), **args)}
+
+
+def _is_mode_label(spec: RunSpec, var: str, given: tuple[str, ...]) -> bool:
+    """A likelihood given the mode label of the same ring or grid data (its true density is known)."""
+    return len(given) == 1 and spec.variable(given[0]).group == spec.variable(var).group
 
 
 def coverage(ctx: Context, k: float = 3.0, samples: int = 2500) -> dict:
@@ -207,6 +218,20 @@ def swd(ctx: Context, samples: int = 2000, projections: int = 128) -> dict:
             "shuffled": _swd(shuffled, a, projections), "samples": len(x), "projections": projections}
 
 
+def accuracy(ctx: Context) -> dict:
+    """The share of held-out rows whose label the model predicts: the label of lowest energy."""
+    found = ctx.spec.classifier
+    if found is None:  # a run compiled before `predict` existed, or a model without a label energy
+        raise GendslError(error("E312", f"model {ctx.spec.model} has no label energy to classify with",
+                                hint="accuracy needs an energy F(x, y: cat[K]); retrain the run to recompile it"))
+    right = total = 0
+    with torch.no_grad():
+        for chunk in iterate(ctx.groups, ctx.batch):
+            right += int((ctx.model.predict(chunk) == chunk[found.y]).sum())
+            total += len(chunk[found.y])
+    return {"accuracy": right / total, "n": total}
+
+
 def recon(ctx: Context) -> dict:
     """Squared and absolute error of a sample computed from held-out data against the data it
     should equal (`sample x = decode(encode(x))`, `sample b = G(a)`). For a translation, also the
@@ -234,6 +259,52 @@ def recon(ctx: Context) -> dict:
         for key, error_ in errors.items():
             per_sample.setdefault(key, []).append(error_.reshape(len(target), -1).mean(1))
     return {key: float(torch.cat(values).mean()) for key, values in per_sample.items()}
+
+
+@torch.no_grad()
+def viterbi(ctx: Context) -> dict:
+    """The most probable path of the chain for each held-out sequence (the model's viterbi_Z): the
+    mean log p(x, z*), and beside true states declared on x's data line (`data x: ..., s: cat[K, T]
+    from hmm(...)`), the share of steps decoded right under the best relabelling of the states (a
+    model learns its states in any order), with the true model's own share for hmm data."""
+    spec, model = ctx.spec, ctx.model
+    var = spec.likelihood.log_prob
+    chain = next(name for name in spec.latents if hasattr(model, f"viterbi_{name}"))
+    group = next(g for g in ctx.groups if var in g.names)
+    x = group.tensors[group.names.index(var)]
+    paths, joints = [], []
+    for start in range(0, len(x), ctx.batch):
+        path, log_joint = getattr(model, f"viterbi_{chain}")(x[start:start + ctx.batch])
+        paths.append(path.cpu())
+        joints.append(log_joint.double().cpu())
+    decoded = torch.cat(paths).numpy()
+    result = {"log_joint": float(torch.cat(joints).mean()), "n": len(decoded)}
+    data = spec.variable(var)
+    truth = next((name for name in group.names if name != var and spec.variable(name).kind == "cat"
+                  and tuple(spec.variable(name).shape) == decoded.shape[1:]), None)
+    if truth is None:
+        return result
+    states = group.tensors[group.names.index(truth)].cpu().numpy()
+    accuracy, relabelling = _relabelled_accuracy(decoded, states)
+    result |= {"accuracy": accuracy, "relabelling": relabelling, "states": truth}
+    if data.source == "hmm":  # the ceiling: the true model's own Viterbi paths
+        from gendsl.data.synthetic import hmm_viterbi
+
+        args = {k: v for k, v in data.args.items() if k != "n" and v is not None}
+        result["true_accuracy"] = float((hmm_viterbi(x.cpu().numpy(), **args) == states).mean())
+    return result
+
+
+def _relabelled_accuracy(decoded: np.ndarray, truth: np.ndarray) -> tuple[float, str]:
+    """The share of steps where decoded states equal the truth after the best one-to-one relabelling
+    (every permutation, up to 8 states), or, with more states, each mapped to its most frequent truth."""
+    size = int(max(decoded.max(), truth.max())) + 1
+    counts = np.zeros((size, size))
+    np.add.at(counts, (decoded.ravel(), truth.ravel()), 1)
+    if size > 8:
+        return float(counts.max(axis=1).sum() / decoded.size), "many-to-one"
+    perms = np.array(list(itertools.permutations(range(size))))
+    return float(counts[np.arange(size), perms].sum(axis=1).max() / decoded.size), "one-to-one"
 
 
 @torch.no_grad()

@@ -35,7 +35,8 @@ def _nodes_of(stmt, group: int) -> list[N.NodeData]:
         return [N.FactorNode(name=factor_key("p", (stmt.name.name,)), span=span, decl=stmt, role="observe")]
     if isinstance(stmt, ast.FlowDecl):
         return [N.FlowNode(name=stmt.name.name, span=stmt.name.span, decl=stmt,
-                           var=stmt.param.name.name, latent=stmt.latent.name)]
+                           var=stmt.param.name.name, latent=stmt.latent.name,
+                           given=tuple(g.name for g in stmt.given))]
     if isinstance(stmt, ast.DiffusionDecl):
         return [N.DiffusionNode(name=stmt.name.name, span=stmt.name.span, decl=stmt, var=stmt.var.name)]
     if isinstance(stmt, ast.SamplerDecl):

@@ -87,6 +87,7 @@ class LayerUse(BaseModel):
     order: Order = Order()
     batch_statistics: bool = False
     invertible: bool = False
+    context_units: int = 0
 
     def describe(self) -> str:
         """`Conv2d(64, kernel=4, stride=2)`: the main arguments, leaving out defaults."""

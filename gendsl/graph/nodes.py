@@ -88,6 +88,7 @@ class FlowNode(NodeData):
     kind: Literal["flow"] = "flow"
     var: str = ""
     latent: str = ""
+    given: tuple[str, ...] = ()    # a conditional flow's context: data its couplings also see
     program: Program | None = None
     params: int = 0
 
@@ -105,6 +106,7 @@ class SamplerNode(NodeData):
     target: str = ""     # the energy network
     options: dict[str, Any] = {}
     type: TensorType | None = None
+    given: str = ""      # the data a conditional sampler draws x given (`given=y`)
 
 
 class LossNode(NodeData):

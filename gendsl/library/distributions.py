@@ -29,6 +29,7 @@ class Support:
     scores: tuple[Kind, ...]          # data kinds it can score: `log p(x)` of such data is a density
     notes: tuple[tuple[Kind, str], ...] = ()   # conditions the checker cannot see, per kind
     everywhere: bool = False          # a density at every real number (a flow's latent needs one)
+    chain: bool = False               # draws a whole sequence cat[K, T] (Markov): T comes from the variable
     bounds: tuple[float, float] | None = None  # real data it scores must lie here (checked when loaded)
 
     def can_score(self, kind: str) -> bool:
@@ -49,6 +50,7 @@ class DistributionEntry(Entry):
     """A distribution's registry entry: an Entry that also declares its support."""
 
     support: Support = Support("real", ("real",))
+    helpers: tuple[str, ...] = ()     # classes of gendsl/codegen/helpers/ its code calls
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,14 @@ class Family:
     reparameterized: bool
 
 
-def distribution(name: str, doc: str, support: Support, aliases: tuple[str, ...] = ()):
-    """Register a distribution family with its support."""
+def distribution(name: str, doc: str, support: Support, aliases: tuple[str, ...] = (),
+                 helpers: tuple[str, ...] = ()):
+    """Register a distribution family with its support (and the helpers its code calls)."""
     def decorate(rule):
         DISTRIBUTIONS.register(name, doc, skip=0, aliases=aliases)(rule)
         entry = DISTRIBUTIONS[name]
         DISTRIBUTIONS[name] = DistributionEntry(**{f.name: getattr(entry, f.name) for f in fields(entry)},
-                                                support=support)
+                                                support=support, helpers=helpers)
         return rule
     return decorate
 
@@ -183,9 +186,28 @@ def categorical(logits: Operand | None = None, probs: Operand | None = None) -> 
     require(len(shape) >= 1, f"Categorical's {key} need a last dimension of K categories, "
             f"got {value.describe()}", f"give a vector of K {key} (e.g. a tensor real[K]), or one number "
             "for K equal categories")
+    code = f"D.Categorical({key}={{{key}}})"
+    if len(shape) > 1:  # a sequence of labels: one density over the whole sequence
+        code = f"D.Independent({code}, {len(shape) - 1})"
     return Family(event=TensorType(kind="cat", shape=shape[:-1], classes=shape[-1],
-                                   batched=_batched(value)),
-                  code=f"D.Categorical({key}={{{key}}})", reparameterized=False)
+                                   batched=_batched(value)), code=code, reparameterized=False)
+
+
+@distribution("Markov", "a chain of labels cat[K, T]: z_1 from softmax(init), z_t from softmax(trans[z_(t-1)])",
+              Support("cat", (), chain=True), aliases=("HMM", "MarkovChain", "markov"), helpers=("MarkovChain",))
+def markov(init: TensorType, trans: TensorType) -> Family:
+    for value, what, example in ((init, "init", "real[K]"), (trans, "trans", "real[K, K]")):
+        require(isinstance(value, TensorType) and value.kind == "real" and not value.batched,
+                f"Markov's {what} must be a shared tensor {example} of logits, got {value.describe()}",
+                f"declare `tensor {what}_logits: {example} = zeros` and write Markov({what} = {what}_logits)")
+    k = init.shape[0] if init.rank == 1 else 0
+    require(k > 0, f"Markov's init must be a vector real[K] of K logits, got {init.describe()}",
+            "one logit per state: `tensor pi: real[K] = zeros`")
+    require(trans.shape == (k, k), f"Markov's trans must be real[{k}, {k}] (from each of the {k} states of init, "
+            f"logits of the next), got {trans.describe()}", f"declare `tensor A: real[{k}, {k}] = zeros`")
+    # {length}: the chain's T, filled from the declared type of the latent it draws
+    return Family(event=TensorType(kind="cat", classes=k, batched=False),
+                  code="MarkovChain({init}, {trans}, length={length})", reparameterized=False)
 
 
 # ---- fitting a distribution to the variable it models ----
@@ -210,8 +232,10 @@ def fit_event(family: str, params: dict[str, Type], declared: TensorType, var: s
     per-sample tensor needs as many dims: its first is the batch)."""
     support = support_of(family)
     kind = declared.kind
+    if support.chain or (drawn and kind == "cat" and declared.shape):
+        return _fit_chain(family, params, declared, var, drawn)
     if drawn and not support.can_draw_into(kind):
-        fits = families_for(kind, drawn=True)
+        fits = [f for f in families_for(kind, drawn=True) if not support_of(f).chain]  # chains: cat[K, T] only
         return Misfit(f"{family} draws {support.draws} values, but '{var}' is {declared.describe()}",
                       f"a {kind} latent takes {_listing(fits)}" if fits else f"no distribution draws {kind} values")
     if not drawn and not support.can_score(kind):
@@ -243,6 +267,29 @@ def fit_event(family: str, params: dict[str, Type], declared: TensorType, var: s
         return _too_small(family, params, wanted, declared, var, shape)
     return TensorType(kind=support.draws, shape=declared.shape,
                       classes=declared.classes if support.draws == "cat" else 0, batched=_batched(*params.values()))
+
+
+def _fit_chain(family: str, params: dict[str, Type], declared: TensorType, var: str, drawn: bool
+               ) -> TensorType | Misfit:
+    """A chain family draws a latent sequence cat[K, T] with as many states as its logits; a latent
+    sequence is drawn by a chain (its steps depend on each other: summed out by the forward algorithm)."""
+    example = f"`latent {var if drawn else 'z'}: cat[K, T] ~ Markov(init = pi, trans = A)`"
+    if not support_of(family).chain:
+        return Misfit(f"'{var}' is a sequence of labels {declared.describe()}, which {family} does not draw",
+                      f"a latent sequence is a Markov chain: {example}")
+    if not drawn:
+        return Misfit(f"{family} is the prior of a latent chain, not a distribution of data",
+                      f"draw the chain as a latent, {example}, and observe each step given it: "
+                      "`observe x ~ Categorical(logits = E[z])`")
+    if declared.kind != "cat" or len(declared.shape) != 1:
+        return Misfit(f"{family} draws a sequence of labels, but '{var}' is {declared.describe()}",
+                      f"declare '{var}' as cat[K, T]: one of K states at each of T steps")
+    states = params["init"].shape[0] if isinstance(params.get("init"), TensorType) and params["init"].shape else 0
+    if states != declared.classes:
+        return Misfit(f"{family} has {states} states, but '{var}' is {declared.describe()}",
+                      f"give init real[{declared.classes}] and trans real[{declared.classes}, {declared.classes}], "
+                      f"or declare '{var}' as cat[{states}, {declared.shape[0]}]", "init")
+    return declared.as_batched(False)
 
 
 def _lines_up(family: str, name: str, value: TensorType, wanted: tuple[int, ...], declared: TensorType,

@@ -48,6 +48,8 @@ class Built:
     order: Order = Order()               # what it does to an autoregressive order
     batch_statistics: bool = False       # normalizes over the batch (BatchNorm): not for shared values
     invertible: bool = False
+    context_units: int = 0               # units of a coupling's conditioner that also read a conditional
+                                         # flow's context: each context feature adds this many weights
 
 
 @dataclass(frozen=True)

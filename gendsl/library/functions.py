@@ -199,7 +199,8 @@ def reshape(x: TensorType, *dims: int) -> Fn:
 def onehot(y: TensorType) -> Fn:
     tensor(y, "onehot")
     require(y.kind == "cat", f"onehot takes a category label cat[K], got {y.describe()}")
-    return Fn(out=TensorType(shape=(y.classes,), batched=y.batched), code=f"F.one_hot({{0}}, {y.classes}).float()")
+    return Fn(out=TensorType(shape=(*y.shape, y.classes), batched=y.batched),  # cat[K, T]: T one-hot vectors
+              code=f"F.one_hot({{0}}, {y.classes}).float()")
 
 
 @function("sinusoidal", "the sinusoidal embedding of a time step (Vaswani et al. 2017)", skip=0)
@@ -275,6 +276,8 @@ def cross_entropy(logits: TensorType, y: TensorType) -> Fn:
     require(logits.rank == 1, f"cross_entropy takes a vector of K logits, got {logits.describe()}",
             "end the network with Linear(K)")
     if y.kind == "cat":
+        require(not y.shape, f"cross_entropy takes one label per sample, got a sequence {y.describe()}",
+                "score a sequence with `observe y ~ Categorical(logits = ...)` and -log p(y | ...)")
         require(logits.shape == (y.classes,), f"cross_entropy needs {y.classes} logits for {y.describe()}, got "
                 f"{logits.describe()}", f"end the network with Linear({y.classes})")
     else:
@@ -283,6 +286,24 @@ def cross_entropy(logits: TensorType, y: TensorType) -> Fn:
     # torch's cross_entropy takes a batch: a shared side is expanded to the other's batch
     code = batch_first_call("F.cross_entropy", (logits, y), ', reduction="none"')
     return Fn(out=TensorType(batched=logits.batched or y.batched), code=code)
+
+
+@function("each_label", "[F(x, 0), ..., F(x, K-1)]: a network F(x, y: cat[K]) of one number at every label, "
+          "so that -each_label(F, x) are a classifier's logits (Grathwohl et al. 2020)", skip=0)
+def each_label(net: NetType, x: TensorType) -> Fn:
+    require(isinstance(net, NetType), "each_label's first argument is a network F(x, y: cat[K])")
+    tensor(x, "each_label", "its second argument")
+    label = net.inputs[1] if len(net.inputs) == 2 else None
+    require(isinstance(label, TensorType) and label.kind == "cat",
+            f"each_label needs a network of (x, y: cat[K]), got {net.describe()}",
+            f"declare e.g. `energy {net.name}(x: {x.describe()}, y: cat[10]) -> real`")
+    require(isinstance(net.inputs[0], TensorType) and net.inputs[0].shape == x.shape,
+            f"{net.name} takes {net.inputs[0].describe()} first, got {x.describe()}")
+    require(isinstance(net.output, TensorType) and net.output.shape == (),
+            f"each_label needs a network of one number per sample, but {net.name} gives {net.output.describe()}",
+            "end it with Linear(1) and declare it `-> real`")
+    code = batch_first_call("each_label", (net, x), f", {label.classes}")
+    return Fn(out=TensorType(shape=(label.classes,), batched=x.batched), code=code, helpers=("each_label",))
 
 
 # ---- elementwise, with options ----

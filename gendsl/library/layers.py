@@ -212,7 +212,7 @@ def reshape(x: TensorType, *dims: int) -> Built:
 def embedding(x: TensorType, dim: Count) -> Built:
     require(x.kind == "cat", f"Embedding takes a category label cat[K], got {x.describe()}",
             "for real inputs use Linear")
-    return Built(out=TensorType(shape=(dim,)), params=x.classes * dim,
+    return Built(out=TensorType(shape=(*x.shape, dim)), params=x.classes * dim,  # cat[K, T]: T vectors
                  code=f"nn.Embedding({x.classes}, {dim})")
 
 
@@ -236,23 +236,24 @@ def self_attention(x: TensorType, heads: Count = 4, causal: bool | Literal["stri
 
 # ---- invertible layers: the only stages allowed in a flow ----
 
-def coupling_size(x: TensorType, name: str, hidden: list[int], per_dim: int) -> tuple[int, int]:
-    """A coupling's width and parameter count: its conditioner MLP maps the vector to `per_dim`
-    numbers per dimension (as helpers.Coupling builds it)."""
+def coupling_size(x: TensorType, name: str, hidden: list[int], per_dim: int) -> tuple[int, int, int]:
+    """A coupling's width, parameter count and first layer's width: its conditioner MLP maps the
+    vector to `per_dim` numbers per dimension (as helpers.Coupling builds it); in a conditional
+    flow the first layer also reads the context."""
     n = features(x, name)
     require(x.rank == 1, f"{name} expects a vector, got {x.describe()}")
     require(n >= 2, f"{name} needs at least 2 dimensions to split")
     widths = [n, *hidden, per_dim * n]
-    return n, sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return n, sum(a * b + b for a, b in zip(widths, widths[1:])), widths[1]
 
 
 @layer("AffineCoupling", "RealNVP affine coupling: half the dims scale and shift the other half",
        tags=("invertible",), shown=("mask",))
 def affine_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "checker"] = "alternate",
                     hidden: list[Count] = [64, 64]) -> Built:
-    n, params = coupling_size(x, "AffineCoupling", hidden, 2)
+    n, params, first = coupling_size(x, "AffineCoupling", hidden, 2)
     return Built(out=x.as_real(), params=params, code=f'AffineCoupling({n}, {list(hidden)}, mask="{mask}")',
-                 helpers=("AffineCoupling",), invertible=True)
+                 helpers=("AffineCoupling",), invertible=True, context_units=first)
 
 
 @layer("SplineCoupling", "rational-quadratic spline coupling (Durkan et al. 2019): half the dims set a "
@@ -264,10 +265,10 @@ def spline_coupling(x: TensorType, mask: Literal["alternate", "even", "odd", "ch
             "8 to 16 bins suit most data, e.g. SplineCoupling(bins=8)")
     require(bound > 0, f"SplineCoupling needs a positive bound, got {bound}",
             "the spline acts on [-bound, bound]; after ActNorm, bound=4.0 covers the data")
-    n, params = coupling_size(x, "SplineCoupling", hidden, 3 * bins - 1)
+    n, params, first = coupling_size(x, "SplineCoupling", hidden, 3 * bins - 1)
     return Built(out=x.as_real(), params=params,
                  code=f'SplineCoupling({n}, {list(hidden)}, bins={bins}, bound={float(bound)}, mask="{mask}")',
-                 helpers=("SplineCoupling",), invertible=True)
+                 helpers=("SplineCoupling",), invertible=True, context_units=first)
 
 
 @layer("ActNorm", "Glow's activation normalization: a learned per-dimension scale and shift",

@@ -65,17 +65,36 @@ def methods_of(kind: str) -> dict[str, MethodEntry]:
     return {entry.method: entry for entry in METHODS.values() if entry.kind == kind}
 
 
-@method("flow", "inverse", "the data a latent value maps back to: x = f^-1(z)",
+@method("flow", "inverse", "the data a latent value maps back to: x = f^-1(z), or x = f^-1(z; y) for a "
+        "conditional flow f(x | y) given y",
         refused={"temperature": "sampling at a temperature is not an option of {obj}.inverse: scale the latent "
                                 "instead, e.g. {obj}.inverse(0.7 * z)"})
-def inverse(flow: ObjectType, z: TensorType) -> MethodUse:
+def inverse(flow: ObjectType, z: TensorType, y: TensorType | None = None) -> MethodUse:
     data = flow.value
     if data is not None and not compatible(z, data):
         raise MethodError("E203", f"{flow.name}.inverse expects {data.describe()}, got {z.describe()}",
                           f"{flow.name} maps {data.describe()} to its latent and back")
+    if flow.given:
+        return conditional_inverse(flow, z, y)
+    if y is not None:
+        raise MethodError("E203", f"{flow.name} is given nothing, but {flow.name}.inverse is given {y.describe()}",
+                          f"write {flow.name}.inverse(z), or declare `flow {flow.name}(x | y) <-> z` to condition on y")
     # the flow runs on a batch: a shared latent value is inverted as a batch of one
     code = "{obj}.inverse({0})" if z.batched else "{obj}.inverse({0}[None])[0]"
     return MethodUse(out=data.as_batched(z.batched), contexts=("loss", "sample"), code=code)
+
+
+def conditional_inverse(flow: ObjectType, z: TensorType, y: TensorType | None) -> MethodUse:
+    """x = f^-1(z; y) of a flow `f(x | y)`: z and y per sample, y of the type the flow is given."""
+    wanted = flow.given[0]
+    if y is None or not compatible(y, wanted) or (y.kind == "cat") != (wanted.kind == "cat"):
+        found = f", got {y.describe()}" if y is not None else ""
+        raise MethodError("E203", f"{flow.name} is conditional: {flow.name}.inverse needs z and a "
+                          f"{wanted.describe()}{found}", f"write {flow.name}.inverse(z, y)")
+    if not (z.batched and y.batched):
+        raise MethodError("E203", f"{flow.name}.inverse(z, y) inverts one latent per sample, given that sample's y",
+                          "give it a latent and a label per sample, e.g. a declared latent and a data label")
+    return MethodUse(out=flow.value, contexts=("loss", "sample"), code="{obj}.inverse({0}, {1})")
 
 
 # ---- diffusion: a denoiser eps(x_t, t) or eps(x_t, t, y), DDPM or DDIM sampling, guidance ----

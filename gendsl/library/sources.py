@@ -43,16 +43,18 @@ def _file(name: str, doc: str):
     return source(name, doc, skip=0, runtime=f"gendsl.data.files:{name}")
 
 
-@_synthetic("ring", "a ring of equally weighted Gaussians (PacGAN's ring of 8)", known_density=True)
+@_synthetic("ring", "a ring of equally weighted Gaussians (PacGAN's ring of 8), with each point's mode",
+            known_density=True)
 def ring(n: Rows = 20000, modes: Modes = 8, radius: Positive = 2.0, std: Positive = 0.02) -> Outputs:
     require(modes >= 1 and radius > 0 and std > 0, "ring needs modes >= 1, radius > 0 and std > 0")
-    return (real(2),)
+    return (real(2), _labels(modes))
 
 
-@_synthetic("grid", "a side x side grid of Gaussians (PacGAN's grid of 25)", known_density=True)
+@_synthetic("grid", "a side x side grid of Gaussians (PacGAN's grid of 25), with each point's mode",
+            known_density=True)
 def grid(n: Rows = 20000, side: Side = 5, spacing: Positive = 2.0, std: Positive = 0.05) -> Outputs:
     require(side >= 1 and spacing > 0 and std > 0, "grid needs side >= 1, spacing > 0 and std > 0")
-    return (real(2),)
+    return (real(2), _labels(side * side))
 
 
 @_synthetic("moons", "two interleaved half circles")
@@ -109,3 +111,12 @@ def npy(path: str) -> Outputs:
 @_file("image_folder", "PNG/JPEG images, one subfolder per class; fixed 80/10/10 split")
 def image_folder(path: str, size: int | list[int] | None = None, grayscale: bool = True) -> Outputs:
     return None
+
+
+@source("hmm", "sequences of `length` symbols from a random hidden Markov model with `states` states, and the "
+        "states each was drawn from; the model's parameters come from seed `truth`; known density; n for train, "
+        "n/4 for valid and test", skip=0, tags=("synthetic", "known_density"), runtime="gendsl.data.synthetic:hmm")
+def hmm(n: Rows = 20000, states: Annotated[int, Range(1, 64)] = 4, symbols: Annotated[int, Range(2, 1000)] = 6,
+        length: Annotated[int, Range(1, 10_000)] = 20, truth: Annotated[int, Range(0)] = 0) -> Outputs:
+    return (TensorType(kind="cat", classes=symbols, shape=(length,)),
+            TensorType(kind="cat", classes=states, shape=(length,)))

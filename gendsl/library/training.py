@@ -140,16 +140,20 @@ SETTINGS: dict[str, Setting] = {
 # ---- samplers ----
 
 @SAMPLERS.register("Langevin", "stochastic gradient Langevin dynamics on an energy, with a replay "
-                   "buffer (Du & Mordatch 2019)", skip=0)
+                   "buffer (Du & Mordatch 2019); given=y: x from exp(-E(x, y)) given each row's y, a buffer per label",
+                   skip=0)
 def langevin(energy: Any, steps: Count = 60, step_size: Positive = 10.0, noise: NonNegative = 0.005,
-             buffer: Size = 10000, reinit: Fraction = 0.05, low: float = -1.0, high: float = 1.0) -> Code:
+             buffer: Size = 10000, reinit: Fraction = 0.05, low: float = -1.0, high: float = 1.0,
+             given: Any = None) -> Code:
     require(steps >= 1 and step_size > 0 and noise >= 0, "Langevin needs steps >= 1, step_size > 0, "
             "noise >= 0")
     require(0 <= reinit <= 1, f"Langevin reinit is a probability, got {reinit}")
     require(low < high, f"Langevin's init range needs low < high, got [{low}, {high}]")
     options = call_keywords(dict(steps=steps, step_size=step_size, noise=noise, buffer=buffer, reinit=reinit,
                                  low=low, high=high))
-    return Code(f"Langevin({{shape}}, {options})", ("Langevin",))
+    # {classes}: the labels of a `given` category (a buffer each), else 0
+    return Code(f"Langevin({{shape}}, {options}" + (", classes={classes})" if given is not None else ")"),
+                ("Langevin",))
 
 
 # ---- diffusion ----
@@ -272,6 +276,18 @@ def mmd(samples: Pairs = 2000) -> MetricRule:
 @_metric("swd", "sliced Wasserstein distance between samples and held-out data", "samples")
 def swd(samples: Pairs = 2000, projections: Count = 128) -> MetricRule:
     return MetricRule("samples", dict(samples=samples, projections=projections))
+
+
+@_metric("viterbi", "the most probable path of a latent chain for each held-out sequence (Viterbi): its log "
+         "p(x, z) and, beside the true states on the data line, the share of steps it decodes right", "chain")
+def viterbi() -> MetricRule:
+    return MetricRule("chain", {})
+
+
+@_metric("accuracy", "share of held-out rows whose label has the lowest energy F(x, y) of all labels",
+         "classifier")
+def accuracy() -> MetricRule:
+    return MetricRule("classifier", {})
 
 
 @_metric("losses", "every loss of the model on held-out data", "losses")

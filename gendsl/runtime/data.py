@@ -37,10 +37,11 @@ def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
     shape = tuple(var.shape)
     per_sample = int(np.prod(array.shape[1:], dtype=np.int64))
     if var.kind == "cat":
-        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
-            raise DataError("E403", f"'{var.name}' is declared cat[{var.classes}] but the {split} array "
+        if array.shape[1:] != shape or not np.issubdtype(array.dtype, np.integer):  # cat[K, T]: T labels
+            declared = ", ".join(map(str, (var.classes, *shape)))
+            raise DataError("E403", f"'{var.name}' is declared cat[{declared}] but the {split} array "
                             f"has shape {array.shape} and type {array.dtype}",
-                            "labels are one integer per sample")
+                            "labels are one integer per sample" + (f", {shape[0]} per sequence" if shape else ""))
         if n and (array.min() < 0 or array.max() >= var.classes):
             raise DataError("E403", f"'{var.name}' is cat[{var.classes}] but the labels range over "
                             f"{array.min()}..{array.max()}", f"declare cat[{int(array.max()) + 1}]")

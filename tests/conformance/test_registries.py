@@ -24,6 +24,7 @@ test, by name.
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 import pkgutil
 
@@ -154,8 +155,9 @@ def function_calls(name: str) -> list[str]:
     for args in configurations(entry):
         for types in _operand_types(operands):
             contexts = ("loss",) if any("NetType" in str(p.annotation) for p in operands) else ("net", "loss")
-            for context in contexts:  # (a network calling another network takes it as an extra input)
-                spec = function_spec(name, operands, types, args, context)
+            for context, labelled in itertools.product(contexts, (False, True)):
+                # (a network calling another network takes it as an extra input)
+                spec = function_spec(name, operands, types, args, context, labelled)
                 if checks(spec).ok:
                     found.append(spec)
                     break
@@ -173,18 +175,23 @@ def _operand_types(operands) -> list[tuple[str, ...]]:
     return [tuple(t for _ in tensors) for t in OPERAND_TYPES] + [("real[4]",) + ("real",) * (len(tensors) - 1)]
 
 
-def function_spec(name: str, operands, types: tuple[str, ...], args: list[str], context: str) -> str:
+def function_spec(name: str, operands, types: tuple[str, ...], args: list[str], context: str,
+                  labelled: bool = False) -> str:
     """`net f(a0: T0, ...) { NAME(a0, ..., options) }`, or the call as `loss l` over data a0, ...;
-    a network operand (the penalties' critic) is a critic D over the first input's type."""
+    a network operand (the penalties' critic) is a critic D over the first input's type (and, when
+    `labelled`, a label: D(x, y: cat[3]), as each_label takes)."""
     inputs = ", ".join(f"a{i}: {t}" for i, t in enumerate(types))
     names = iter(f"a{i}" for i in range(len(types)))
     call_args = ["D" if "NetType" in str(p.annotation) else next(names) for p in operands
                  if p.kind.name != "VAR_POSITIONAL"] + list(names)
     call = f"{name}({', '.join(call_args + args)})"
-    critic = f"  critic D(x: {types[0]}) -> real {{ x |> flatten |> Linear(1) }}\n" if "D" in call_args else ""
+    critic = (f"  critic D(x: {types[0]}, y: cat[3]) -> real {{ concat(x |> flatten, onehot(y)) |> Linear(1) }}\n"
+              if labelled else f"  critic D(x: {types[0]}) -> real {{ x |> flatten |> Linear(1) }}\n")
+    critic = critic if "D" in call_args else ""
     if context == "net":
         return f"model C {{\n{critic}  net f({inputs}) {{ {call} }}\n}}\n"
-    return f"model C {{\n  data {inputs} from npz(path=\"d.npz\")\n{critic}  loss l = {call}\n}}\n"
+    value = f"mean({call})" if labelled else call  # a value at every label: the loss takes its mean
+    return f"model C {{\n  data {inputs} from npz(path=\"d.npz\")\n{critic}  loss l = {value}\n}}\n"
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -210,16 +217,18 @@ def test_function(name, tmp_path):
 # ---- distributions ----
 
 def distribution_specs(name: str) -> list[str]:
-    """`latent z ~ NAME(...)` with parameters given as shared tensors of 3 values."""
+    """`latent z ~ NAME(...)` with parameters given as shared tensors of 3 values (or 3 x 3, for a
+    chain's transitions)."""
     entry = DISTRIBUTIONS[name]
     operands = [p for p in parameters(entry.rule, entry.skip) if is_operand(p.annotation)]
     found = []
-    for chosen in _subsets(operands):
+    for chosen, shapes in itertools.product(_subsets(operands), ("3", "3, 3")):
         keywords = ", ".join(f"{p.name} = t{i}" for i, p in enumerate(chosen))
-        # positive values, increasing from one argument to the next (scale > 0, probs in (0, 1), low < high)
-        tensors = "".join(f"  tensor t{i}: real[3] = uniform(low={0.1 + 0.5 * i}, high={0.4 + 0.5 * i})\n"
-                          for i in range(len(chosen)))
-        for declared in ("real[3]", "bin[3]", "cat[3]"):
+        # positive values, increasing from one argument to the next (scale > 0, probs in (0, 1), low < high);
+        # after the first, either vectors or square matrices
+        tensors = "".join(f"  tensor t{i}: real[{shapes if i else 3}] = uniform(low={0.1 + 0.5 * i}, "
+                          f"high={0.4 + 0.5 * i})\n" for i in range(len(chosen)))
+        for declared in ("real[3]", "bin[3]", "cat[3]", "cat[3, 4]"):
             spec = f"model C {{\n{tensors}  latent z: {declared} ~ {name}({keywords})\n  sample z ~ p(z)\n}}\n"
             if checks(spec).ok:
                 found.append(spec)
@@ -435,12 +444,18 @@ def test_data_source(name, data_files):
             continue
         for array, t in zip(arrays, declared):
             if t.kind == "cat":
-                assert array.ndim == 1 and array.min() >= 0 and array.max() < t.classes
+                assert array.shape[1:] == t.shape and array.min() >= 0 and array.max() < t.classes
             else:
                 assert int(np.prod(array.shape[1:])) == t.numel, (name, array.shape, t)
-    if "known_density" in entry.tags:
+    if "known_density" in entry.tags and entry.density:
         centres, std = resolve_runtime(entry.density)()
         assert centres.shape[1] == 2 and std > 0
+    elif "known_density" in entry.tags:  # sequences: their own log density, one value per row
+        from gendsl.data.synthetic import log_density
+
+        x = load(name, args, "valid")[0]
+        density = log_density(name, x, **{k: v for k, v in args.items() if k != "n"})
+        assert density.shape == (len(x),) and np.isfinite(density).all() and (density < 0).all()
 
 
 # ---- metrics, on tiny trained runs ----
@@ -462,6 +477,15 @@ RUNS = {
            "  net dec(h: real[4]) -> real[64] { h |> Linear(64) }\n  loss recon = mse(dec(enc(x)), x)\n"
            "  train { minimize recon; batch 8; steps 2 }\n  sample x = dec(enc(x))\n}\n"),
     "ddpm": diffusion_spec("Gaussian(steps=5)"),
+    "hmm": ("model H {\n  data x: cat[3, 5], s: cat[2, 5] from hmm(n=40, states=2, symbols=3, length=5)\n"
+            "  tensor a: real[2] = zeros\n  tensor b: real[2, 2] = zeros\n  tensor e: real[2, 3] = normal\n"
+            "  latent z: cat[2, 5] ~ Markov(init=a, trans=b)\n  observe x ~ Categorical(logits=e[z])\n"
+            "  loss nll = -log p(x)\n  train { minimize nll; batch 8; steps 2 }\n  sample x ~ p(x)\n}\n"),
+    "jem": ("model J {\n  data x: real[64], y: cat[10] from digits()\n"
+            "  energy F(x: real[64], y: cat[10]) -> real { -sum((x |> Linear(10)) * onehot(y), dim=0) }\n"
+            "  sampler neg = Langevin(F, given=y, steps=2, buffer=20)\n"
+            "  loss l = mean(cross_entropy(-each_label(F, x), y)) + mean(F(x, y)) - mean(F(neg, y))\n"
+            "  train { minimize l; batch 8; steps 2 }\n  sample x = neg\n}\n"),
 }
 SMALL_OPTIONS = {"k": 4, "samples": 100, "projections": 8}
 

@@ -43,9 +43,9 @@ def test_iwae_beats_the_vae_at_equal_steps(tmp_path: Path) -> None:
 def test_two_stochastic_layers_learn(tmp_path: Path) -> None:
     """The two-layer VAE of specs/hvae.gen (z2 -> z1 -> x) trains through the CLI and its IWAE
     bound on held-out digits is well below independent pixels (about 206 nats). 1200 rounds,
-    seed 0: measured 190.4 nats. (Both VAEs first sit on the independent-pixels plateau; the
+    seed 0: measured 180.7 nats. (Both VAEs first sit on the independent-pixels plateau; the
     two-layer one leaves it later, so at CI length it does not yet beat the one-layer VAE: the
     equal-epochs comparison at full size is the hvae_100ep row of bench/bench_families.py.)"""
     run = train("hvae.gen", tmp_path / "hvae", "--steps", "1200", "--seed", "0")
     nll = iwae_nll(run)
-    assert nll < factorized_bernoulli_nll() - 8, nll
+    assert nll < factorized_bernoulli_nll() - 15, nll

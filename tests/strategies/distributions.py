@@ -27,6 +27,8 @@ def event_kind(name: str) -> str:
     """The kind of value a distribution of the registry draws, asked from its rule: with every
     parameter a real vector, else with the first one only (`logits` of Bernoulli/Categorical)."""
     entry = DISTRIBUTIONS[name]
+    if entry.support.chain:
+        return "chain"  # a latent sequence cat[K, T] (Markov): not a family of one value per sample
     params = parameters(entry.rule, entry.skip)
     for given in (params, params[:1]):
         try:

@@ -32,7 +32,7 @@ def raises(code: str, source: str, args: dict, split: str = "train") -> DataErro
 @pytest.mark.parametrize("source", SYNTHETIC)
 def test_synthetic_shapes_dtypes_and_split_sizes(source):
     for split in SPLITS:
-        (x,) = load(source, {"n": 400}, split)
+        x = load(source, {"n": 400}, split)[0]
         assert x.shape == (400 if split == "train" else 100, 2)
         assert x.dtype == np.float32 and np.isfinite(x).all()
 
@@ -59,9 +59,9 @@ def test_different_sources_use_different_seeds():
 
 
 def test_synthetic_geometry():
-    (ring,) = load("ring", {"n": 2000, "radius": 3.0}, "train")
+    ring = load("ring", {"n": 2000, "radius": 3.0}, "train")[0]
     assert abs(np.linalg.norm(ring, axis=1).mean() - 3.0) < 0.01
-    (grid,) = load("grid", {"n": 2000}, "train")
+    grid = load("grid", {"n": 2000}, "train")[0]
     assert np.abs(grid).max() < 4.5 and abs(grid.mean()) < 0.2
     (circles,) = load("circles", {"n": 2000, "noise": 0.0, "factor": 0.3}, "train")
     radii = np.linalg.norm(circles, axis=1)
@@ -111,6 +111,18 @@ def test_log_density_matches_direct_sum_and_is_stable(name):
     assert np.isfinite(far).all() and far[0] < -1e5  # direct sum underflows to log(0) here
 
 
+@pytest.mark.parametrize("name", ["ring", "grid"])
+def test_labels_are_each_points_mode_and_give_the_conditional_density(name):
+    centres, std = synthetic.modes(name)
+    x, y = load(name, {"n": 2000}, "valid")
+    assert y.dtype == np.int64 and set(np.unique(y)) == set(range(len(centres)))
+    assert np.abs(x - centres[y]).max() < 6 * std  # each point lies at its own mode
+    direct = -((x - centres[y]) ** 2).sum(1) / (2 * std ** 2) - np.log(2 * np.pi * std ** 2)
+    np.testing.assert_allclose(synthetic.log_density(name, x, labels=y), direct, rtol=1e-6)
+    # the entropy of a 2-D Gaussian, 1 + log(2 pi std^2), estimated from draws
+    assert abs(synthetic.entropy(name, n=200_000, conditional=True) - (1 + np.log(2 * np.pi * std ** 2))) < 0.01
+
+
 def test_modes_of_ring_and_grid():
     centres, std = synthetic.modes("ring", modes=4, radius=1.0)
     np.testing.assert_allclose(centres, [[1, 0], [0, 1], [-1, 0], [0, -1]], atol=1e-12)
@@ -126,7 +138,7 @@ def test_modes_of_ring_and_grid():
 @pytest.mark.parametrize("name", ["ring", "grid"])
 def test_coverage_of_true_and_collapsed_samples(name):
     centres, std = synthetic.modes(name)
-    (x,) = load(name, {"n": 5000}, "test")
+    x = load(name, {"n": 5000}, "test")[0]
     report = synthetic.coverage(x, centres, std)
     assert report["modes_covered"] == len(centres)
     assert report["high_quality"] > 0.95
@@ -357,4 +369,4 @@ def test_bad_argument_values_are_e405():
 def test_registry_names():
     assert set(SOURCES) == {"ring", "grid", "moons", "circles", "swiss_roll", "digits",
                             "binarized_mnist", "mnist_idx", "paired_mnist", "npz", "npy",
-                            "image_folder"}
+                            "image_folder", "hmm"}

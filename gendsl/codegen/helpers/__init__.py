@@ -7,4 +7,4 @@ which they appear in a generated file. This package's own import stays torch-fre
 generator reads the modules as text.
 """
 
-MODULES = ("basic", "autoregressive", "recurrent", "flows", "processes", "diffusion")
+MODULES = ("basic", "autoregressive", "recurrent", "flows", "processes", "diffusion", "hmm")

@@ -102,6 +102,13 @@ def gradient_penalty(critic, real, fake):
     return ((grad.reshape(grad.shape[0], -1).norm(dim=1) - 1) ** 2).mean()
 
 
+def each_label(net, x, classes):
+    """[net(x, 0), ..., net(x, K-1)] for each row of x: one batch of n * K rows."""
+    n = x.shape[0]
+    labels = torch.arange(classes, device=x.device).repeat(n)
+    return net(x.repeat_interleave(classes, 0), labels).reshape(n, classes)
+
+
 def r1_penalty(critic, real):
     """R1 (Mescheder et al. 2018): mean over the batch of |grad critic(x)|^2 at real data."""
     grad = input_gradient(critic, real.detach().requires_grad_(True))

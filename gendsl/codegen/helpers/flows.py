@@ -34,9 +34,16 @@ class Coupling(nn.Module):
         """Which dimensions are kept: even ones for parity 0, odd ones for parity 1."""
         self.mask.copy_((torch.arange(self.mask.numel()) % 2 == parity).float())
 
-    def conditioner(self, x):
-        """[batch, per_dim, dim]: the numbers that transform each dimension, from the kept ones."""
-        return self.net(x * self.mask).unflatten(-1, (self.per_dim, -1))
+    def read_context(self, width):
+        """A conditional flow's coupling: the first layer also reads `width` context features."""
+        first = self.net[0]
+        self.net[0] = nn.Linear(first.in_features + width, first.out_features)
+
+    def conditioner(self, x, context=None):
+        """[batch, per_dim, dim]: the numbers that transform each dimension, from the kept ones
+        (and the context, in a conditional flow)."""
+        h = x * self.mask if context is None else torch.cat([x * self.mask, context], -1)
+        return self.net(h).unflatten(-1, (self.per_dim, -1))
 
 
 class AffineCoupling(Coupling):
@@ -45,17 +52,17 @@ class AffineCoupling(Coupling):
     def __init__(self, dim, hidden, mask="alternate"):
         super().__init__(dim, hidden, 2, mask)
 
-    def _scale_shift(self, x):
-        s, t = self.conditioner(x).unbind(1)
+    def _scale_shift(self, x, context):
+        s, t = self.conditioner(x, context).unbind(1)
         s = torch.tanh(s) * (1 - self.mask)
         return s, t * (1 - self.mask)
 
-    def forward(self, x):
-        s, t = self._scale_shift(x)
+    def forward(self, x, context=None):
+        s, t = self._scale_shift(x, context)
         return x * torch.exp(s) + t, s.sum(-1)
 
-    def inverse(self, y):
-        s, t = self._scale_shift(y)
+    def inverse(self, y, context=None):
+        s, t = self._scale_shift(y, context)
         return (y - t) * torch.exp(-s)
 
 
@@ -73,9 +80,9 @@ class SplineCoupling(Coupling):
         # the raw slope that softplus maps to 1, so a zero conditioner gives the identity
         self.slope_offset = math.log(math.expm1(1 - self.MIN_SLOPE))
 
-    def _knots(self, x):
+    def _knots(self, x, context):
         """Knot positions, knot values and slopes at the knots, each [batch, dim, bins + 1]."""
-        raw = self.conditioner(x).transpose(1, 2)
+        raw = self.conditioner(x, context).transpose(1, 2)
         widths, heights, slopes = raw.split([self.bins, self.bins, self.bins - 1], dim=-1)
         slopes = self.MIN_SLOPE + F.softplus(slopes + self.slope_offset)
         slopes = F.pad(slopes, (1, 1), value=1.0)  # slope 1 at both ends: the identity continues outside
@@ -88,17 +95,17 @@ class SplineCoupling(Coupling):
         ends = torch.ones_like(inner[..., :1])
         return self.bound * torch.cat([-ends, 2 * inner - 1, ends], dim=-1)
 
-    def _transform(self, v, inverse):
-        xs, ys, slopes = self._knots(v)
+    def _transform(self, v, context, inverse):
+        xs, ys, slopes = self._knots(v, context)
         inside = (v.abs() < self.bound) & (self.mask == 0)
         out, logdet = rational_quadratic(v.clamp(-self.bound, self.bound), xs, ys, slopes, inverse)
         return torch.where(inside, out, v), torch.where(inside, logdet, 0.0).sum(-1)
 
-    def forward(self, x):
-        return self._transform(x, inverse=False)
+    def forward(self, x, context=None):
+        return self._transform(x, context, inverse=False)
 
-    def inverse(self, y):
-        return self._transform(y, inverse=True)[0]
+    def inverse(self, y, context=None):
+        return self._transform(y, context, inverse=True)[0]
 
 
 def rational_quadratic(v, xs, ys, slopes, inverse=False):
@@ -193,25 +200,34 @@ class Reverse(nn.Module):
 
 
 class FlowSequence(nn.Module):
-    """Invertible layers in order; `alternate` couplings take parities 0, 1, 0, ..."""
+    """Invertible layers in order; `alternate` couplings take parities 0, 1, 0, ... In a
+    conditional flow (`context` features) every coupling's conditioner also reads the context;
+    the other layers do not depend on it."""
 
-    def __init__(self, *layers):
+    def __init__(self, *layers, context=0):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         parity = 0
         for layer in self.layers:
+            if isinstance(layer, Coupling) and context:
+                layer.read_context(context)
             if isinstance(layer, Coupling) and layer.mask_kind == "alternate":
                 layer.set_parity(parity)
                 parity = 1 - parity
 
-    def forward(self, x):
+    def _call(self, layer, x, context, method):
+        if isinstance(layer, Coupling) and context is not None:
+            return getattr(layer, method)(x, context)
+        return getattr(layer, method)(x)
+
+    def forward(self, x, context=None):
         logdet = x.new_zeros(x.shape[0])
         for layer in self.layers:
-            x, ld = layer(x)
+            x, ld = self._call(layer, x, context, "forward")
             logdet = logdet + ld
         return x, logdet
 
-    def inverse(self, z):
+    def inverse(self, z, context=None):
         for layer in reversed(self.layers):
-            z = layer.inverse(z)
+            z = self._call(layer, z, context, "inverse")
         return z

@@ -22,18 +22,19 @@ class DensityResolver:
     """Knows the model's factors, priors and flows; used by ExprTyper for density terms."""
 
     def __init__(self, typer: ExprTyper, factors: dict[str, DensityTerm], factor_roles: dict[str, str],
-                 latents: dict[str, TensorType], encoders: dict[str, str], flows: dict[str, tuple[str, str]],
+                 latents: dict[str, TensorType], encoders: dict[str, str], flows: dict[str, tuple[str, tuple[str, ...]]],
                  diffusions: dict[str, str], families: dict[tuple[str, str], str] | None = None,
-                 conditional: dict[str, DensityTerm] | None = None):
+                 conditional: dict[str, DensityTerm] | None = None, programs: dict | None = None):
         self.typer = typer
         self.factors = factors            # factor key -> term
         self.factor_roles = factor_roles  # factor key -> encoder/decoder/observe/autoregressive
         self.latents = latents            # latent name -> type
         self.encoders = encoders          # latent name -> encoder factor key
-        self.flows = flows                # flow name -> (data var, latent)
+        self.flows = flows                # flow name -> (data var, what it is given)
         self.diffusions = diffusions      # diffusion name -> data var
         self.families = families or {}    # (factor or latent, variable) -> distribution family
         self.conditional = conditional or {}  # latent -> the term of its prior p(z1 | z2), in a hierarchy
+        self.programs = programs or {}    # factor key -> its typed program (an observe's distribution)
 
     def report(self, code, message, span, **kw):
         return self.typer.report(code, message, span, **kw)
@@ -60,6 +61,9 @@ class DensityResolver:
             if defined.density == term.density and defined.vars == term.vars \
                     and set(defined.given) == set(term.given):
                 return "factor", key
+        flow = self.flow(term, span)
+        if flow is not None:
+            return flow or None
         if term.density == "p" and not term.given and len(term.vars) == 1:
             var = term.vars[0]
             if var in self.conditional:
@@ -70,9 +74,6 @@ class DensityResolver:
                 return None
             if var in self.latents:
                 return "prior", var
-            for name, (data_var, _) in self.flows.items():
-                if data_var == var:
-                    return "flow", name
             marginal = self.marginal(var, span)
             if marginal is not None:
                 return marginal
@@ -82,6 +83,22 @@ class DensityResolver:
         self.report("E215", f"nothing in the model defines {term.describe()}", span,
                     label="no such factor",
                     hint=f"factors of this model: {known}" + ("; priors are written p(z)" if self.latents else ""))
+        return None
+
+    def flow(self, term: DensityTerm, span) -> tuple[str, str] | tuple[()] | None:
+        """("flow", name) for the density of a flow's data given what the flow is given; () after
+        reporting a term over a flow's data with other conditions; None if no flow is over it."""
+        if term.density != "p" or len(term.vars) != 1:
+            return None
+        for name, (data_var, given) in self.flows.items():
+            if data_var != term.vars[0]:
+                continue
+            if set(given) == set(term.given):
+                return "flow", name
+            wanted = DensityTerm(density="p", vars=term.vars, given=given).describe()
+            self.report("E215", f"flow {name} defines {wanted}, not {term.describe()}", span,
+                        label="no such density", hint=f"write log {wanted}")
+            return ()
         return None
 
     def marginal(self, var: str, span) -> tuple[str, str] | None:
@@ -99,8 +116,49 @@ class DensityResolver:
                 return None
             if any(g not in self.latents for g in defined.given):
                 return None
+            chains = [g for g in defined.given if self.is_chain(g) and self.latents[g].shape]
+            if chains and not self.chain_observed_per_step(var, key, chains, span):
+                return None
             return "marginal_enumerate", key
         return None
+
+    def is_chain(self, latent: str) -> bool:
+        from gendsl.library.distributions import DISTRIBUTIONS, support_of
+
+        family = self.families.get((latent, latent))
+        return family in DISTRIBUTIONS and support_of(family).chain
+
+    def chain_observed_per_step(self, var: str, key: str, chains: list[str], span) -> bool:
+        """A chain z: cat[K, T] is summed out by the forward algorithm when x is observed step by step:
+        x has T steps first, and each step's distribution depends on z only through z_t (E330)."""
+        z = chains[0]
+        steps = self.latents[z].shape[0]
+        x = self.typer.model[var].type
+        others = [g for g in self.factors[key].given if g != z]
+        if others:
+            self.report("E330", f"the observation of '{var}' uses the chain '{z}' and {', '.join(others)}: the forward "
+                        "algorithm sums out one chain alone", span, label="cannot sum these out together",
+                        hint=f"observe '{var}' given '{z}' only")
+            return False
+        if not isinstance(x, TensorType):  # already reported
+            return False
+        if x.shape[:1] != (steps,):
+            self.report("E330", f"'{var}' is {x.describe()}, but the chain '{z}' has {steps} steps: its first "
+                        "dimension must be the steps", span, label="not observed step by step",
+                        hint=f"declare '{var}' with {steps} steps first, e.g. cat[V, {steps}] or real[{steps}, D]")
+            return False
+        program = self.programs.get(key)
+        draws = [s for s in (program.stmts if program is not None else ()) if isinstance(s, ir.Draw)]
+        for stmt in draws:
+            mixed = next((p for p in stmt.dist.params.values() if not _per_step(p, z)), None)
+            if mixed is not None:
+                self.report("E330", f"the distribution of '{var}' must depend on the chain '{z}' one step at a time: "
+                            f"each {var}_t on {z}_t only", mixed.span,
+                            label="may mix the steps of the chain", hint=f"write its parameters from tensors "
+                            f"indexed by {z}, e.g. Categorical(logits = E[{z}]) or Normal(mu[{z}], exp(s[{z}])), "
+                            "with elementwise functions; networks and reductions may mix steps")
+                return False
+        return True
 
     # ---- uses ----
     def log_density(self, e: ast.Unary, call: ast.Call, scope: Scope) -> ir.Expr:
@@ -231,6 +289,28 @@ class DensityResolver:
         for message, hint in problems:
             self.report("E221", message, option_span(e, message), hint=shown if hint == generic else hint)
         return None if problems or set(kwargs) & set(refused) else values
+
+
+def _per_step(e: ir.Expr, z: str) -> bool:
+    """Does e depend on the chain z only through z_t at each step t (the first axis)? Values free of
+    z, rows of a tensor picked by z, and elementwise functions, arithmetic and functions that mix
+    within a step of such values."""
+    if not any(isinstance(r, ir.Ref) and r.name == z for r in ir.walk(e)):
+        return True
+    if isinstance(e, ir.Index):
+        return not any(isinstance(r, ir.Ref) and r.name == z for r in ir.walk(e.target)) \
+            and all(isinstance(i, ir.Ref) or not any(isinstance(r, ir.Ref) and r.name == z for r in ir.walk(i))
+                    for i in e.indices)
+    if isinstance(e, ir.Unary):
+        return _per_step(e.operand, z)
+    if isinstance(e, ir.Binary):
+        return _per_step(e.left, z) and _per_step(e.right, z)
+    if isinstance(e, ir.Apply) and not e.draws:
+        rank = e.type.rank if isinstance(e.type, TensorType) else 0
+        within = e.order.kind == "elementwise" or (e.order.kind == "mixes" and e.order.axes
+                                                   and all(a < 0 and rank + a > 0 for a in e.order.axes))
+        return within and all(_per_step(a, z) for a in e.args)
+    return False
 
 
 def _places(contexts: tuple[str, ...]) -> str:

@@ -107,6 +107,8 @@ class ExprTyper(IndexTyper):
 
     def t_Unary(self, e: ast.Unary, scope: Scope) -> ir.Expr:
         if e.op == "log" and self.is_density_call(e.operand, scope):
+            if self.densities is None:  # a density term in a prior, typed before the model's densities
+                return self.report("E209", f"log {e.operand.func.id}(...) can only be used in losses", e.span)
             return self.densities.log_density(e, e.operand, scope)
         operand = self.expr(e.operand, scope)
         t = operand.type

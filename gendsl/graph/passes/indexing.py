@@ -55,6 +55,11 @@ class IndexTyper:
                                    hint="pick with one label, e.g. mu[c], and the other axes with numbers or slices")
             else:
                 labels += 1
+                if item.type.shape and (axis != 0 or t.batched):  # a sequence of labels picks rows of a table
+                    return self.report("E227", f"a sequence of labels {item.type.describe()} can only pick rows of a "
+                                       "shared tensor", node.span, hint="index a tensor's first dimension, e.g. "
+                                       "E[z] of `tensor E: real[K, V]`: one row per position of z")
+                shape += item.type.shape  # each position of a sequence picks its own row
                 if item.type.classes != size:
                     rows = f"{hint_text(e.target)} has {size} rows" if axis == 0 else \
                         f"dimension {axis} of {hint_text(e.target)} has {size} entries"

@@ -58,11 +58,12 @@ def resolve_type(texpr: ast.TypeExpr, params: dict[str, Any], diagnostics: list[
             return None
         return TensorType(kind="step" if name == "step" else "real", shape=(), batched=batched)
     if name == "cat":
-        if len(dims) != 1:
-            diagnostics.append(error("E217", "cat[K] takes exactly one dimension: the number of categories",
-                                     texpr.span, hint="write e.g. `cat[10]`"))
+        if len(dims) not in (1, 2):  # cat[K]: one label; cat[K, T]: a sequence of T labels
+            diagnostics.append(error("E217", "cat takes the number of categories, and a sequence's length: "
+                                     "cat[K] or cat[K, T]", texpr.span, hint="write e.g. `cat[10]`, or `cat[6, 20]` "
+                                     "for 20 labels out of 6"))
             return None
-        return TensorType(kind="cat", classes=dims[0], batched=batched)
+        return TensorType(kind="cat", classes=dims[0], shape=tuple(dims[1:]), batched=batched)
     return TensorType(kind=name, shape=tuple(dims), batched=batched)
 
 
@@ -164,7 +165,8 @@ class PipelineTyper:
             return UNKNOWN, []
         use = LayerUse(span=stage.span, entry=stage.name, args=values, input=current, output=built.out,
                        params=built.params, code=built.code, helpers=built.helpers, order=built.order,
-                       batch_statistics=built.batch_statistics, invertible=built.invertible)
+                       batch_statistics=built.batch_statistics, invertible=built.invertible,
+                       context_units=built.context_units)
         self.built[key] = use
         return built.out, [use]
 

@@ -141,6 +141,13 @@ def model_capabilities(graph: nx.DiGraph) -> set[str]:
         caps.add("likelihood")
     if any(n.kind == "diffusion" for n in kinds):
         caps |= {"diffusion", "likelihood"}
+    chains = {k for k, d in graph.nodes(data=True) if d["data"].kind == "latent" and d["data"].type is not None
+              and d["data"].type.kind == "cat" and d["data"].type.shape}
+    if any(n.kind == "factor" and n.role == "observe" and n.term is not None and set(n.term.given) & chains
+           for n in kinds):
+        caps.add("chain")  # the generated model has viterbi_Z (codegen/chains.py)
+    if label_energy(graph):
+        caps.add("classifier")
     if any(n.kind == "sample" for n in kinds):
         caps.add("samples")
         if any(_samples_mode_data(graph, key) for key, n in graph.nodes(data=True) if n["data"].kind == "sample"):
@@ -149,6 +156,23 @@ def model_capabilities(graph: nx.DiGraph) -> set[str]:
     if first_sample is not None and _reconstructs(graph, first_sample):
         caps.add("reconstruction")
     return caps
+
+
+def label_energy(graph: nx.DiGraph) -> tuple[str, str, str] | None:
+    """(F, x, y) for the first energy F(x, y: cat[K]) over a data variable x and a label y of the
+    same data line: its lowest-energy label classifies x (the generated model's `predict`)."""
+    data = [(k, d["data"]) for k, d in graph.nodes(data=True) if d["data"].kind == "data" and d["data"].type]
+    for key, d in graph.nodes(data=True):
+        net = d["data"]
+        if net.kind != "net" or net.role != "energy" or not isinstance(net.type, NetType) or len(net.type.inputs) != 2:
+            continue
+        x_type, y_type = net.type.inputs
+        for x, xd in data:
+            y = next((y for y, yd in data if yd.group == xd.group and yd.type == y_type and y_type.kind == "cat"), None)
+            if y is not None and xd.type.kind != "cat" and isinstance(x_type, TensorType) \
+                    and xd.type.shape == x_type.shape:
+                return key, x, y
+    return None
 
 
 def _summed_out(graph: nx.DiGraph, node) -> bool:
@@ -188,7 +212,9 @@ NEEDS = {"encoder": "an encoder q(z | x)", "likelihood": "a likelihood (flow, au
          "encoder or diffusion)", "diffusion": "a diffusion", "mode_data": "samples of ring(...) or grid(...) data",
          "reconstruction": "a first `sample` computed from held-out data paired with the variable it imitates, "
                            "e.g. `sample x = decode(encode(x))` (unpaired translations: use losses)",
-         "samples": "a `sample` statement", "losses": "losses"}
+         "samples": "a `sample` statement", "losses": "losses",
+         "classifier": "an energy F(x, y: cat[K]) of a data variable x and a label y of the same data line",
+         "chain": "data observed step by step given a latent chain `z: cat[K, T] ~ Markov(...)`"}
 
 
 def check_metrics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:

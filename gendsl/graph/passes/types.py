@@ -27,7 +27,7 @@ from gendsl.library.entries import Configured
 from gendsl.library.distributions import DISTRIBUTIONS, Misfit, fit_event, support_of
 from gendsl.library.signature import EntryError, Symbol, bind, call_rule, parameters
 from gendsl.library.training import BETA_SCHEDULES, INITS, PROCESSES
-from gendsl.types import UNKNOWN, NetType, NumberType, ObjectType, TensorType
+from gendsl.types import UNKNOWN, NetType, NumberType, ObjectType, TensorType, context_width
 
 
 @dataclass(frozen=True)
@@ -354,13 +354,36 @@ class _TypePass(PriorsMixin, UsesMixin):
                             hint="a flow keeps the dimension: the latent must have the data's shape")
             elif z is not None:
                 self.check_flow_prior(key, decl)
-            program = ir.Program(inputs=((decl.param.name.name, x_type),), stmts=(),
+            given = self.flow_context(key, decl)
+            program = ir.Program(inputs=((decl.param.name.name, x_type), *given), stmts=(),
                                  result=ir.Layers(span=decl.span, type=out, input=ir.Ref(
                                      span=decl.param.span, type=x_type, name=decl.param.name.name, scope="input"),
                                      layers=tuple(layers)) if out is not UNKNOWN else None)
-            self.model[key] = Binding("flow", ObjectType(kind="flow", name=key, value=x_type
-                                                         if isinstance(x_type, TensorType) else None), key)
-            self.set(key, program=program, params=sum(u.params for u in layers))
+            usable = isinstance(x_type, TensorType) and len(given) == len(decl.given)  # else: reported
+            self.model[key] = Binding("flow", ObjectType(kind="flow", name=key, value=x_type if usable else None,
+                                                         given=tuple(t for _, t in given)), key)
+            width = sum(context_width(t) for _, t in given)
+            self.set(key, program=program, params=sum(u.params + u.context_units * width for u in layers))
+
+    def flow_context(self, key: str, decl: ast.FlowDecl) -> list[tuple[str, TensorType]]:
+        """The data a conditional flow `f(x | y)` is given, with their types."""
+        given = []
+        for extra in decl.given[1:]:
+            self.report("E305", f"flow {key} is given {len(decl.given)} values; a conditional flow is given one",
+                        extra.span, label="one too many", hint=f"write `flow {key}({decl.param.name.name} | "
+                        f"{decl.given[0].name}) <-> ...`")
+        for ident in decl.given[:1]:
+            binding = self.model.get(ident.name)
+            if binding is None or binding.type is UNKNOWN:
+                continue  # unknown names: reported by the names pass
+            if binding.kind != "data" or ident.name == decl.param.name.name:
+                self.report("E305", f"flow {key} is given '{ident.name}', which is {binding.kind}"
+                            + (" (the flow's own input)" if ident.name == decl.param.name.name else ""),
+                            ident.span, label="not a condition",
+                            hint="a conditional flow `flow f(x | y) <-> z` is given other data, such as a label")
+                continue
+            given.append((ident.name, binding.type))
+        return given
 
     def check_flow_prior(self, key: str, decl: ast.FlowDecl) -> None:
         """A flow maps data onto every real value, so its latent's prior needs a density at each
@@ -419,9 +442,9 @@ class _TypePass(PriorsMixin, UsesMixin):
             self.typer, factors, {k: n.role for k, n in self.nodes("factor")},
             latents={k: n.type for k, n in self.nodes("latent") if n.type is not None},
             encoders={n.term.vars[0]: k for k, n in self.nodes("factor") if n.role == "encoder" and n.term},
-            flows={k: (n.var, n.latent) for k, n in self.nodes("flow")},
+            flows={k: (n.var, n.given) for k, n in self.nodes("flow")},
             diffusions={k: n.var for k, n in self.nodes("diffusion")},
-            families=self.families(),
+            families=self.families(), programs={k: n.program for k, n in self.nodes("factor")},
             conditional={k: self.graph.nodes[n.prior_factor]["data"].term for k, n in self.nodes("latent")
                          if n.prior_factor})
 

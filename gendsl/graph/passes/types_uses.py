@@ -9,7 +9,7 @@ from gendsl import ast
 from gendsl.graph.constants import evaluate_or_report
 from gendsl.graph.nodes import TrainConfig
 from gendsl.graph.passes.expressions import Binding, Scope, compatible, is_scalar
-from gendsl.library.signature import EntryError, bind, call_rule
+from gendsl.library.signature import EntryError, bind, call_rule, format_value
 from gendsl.library.training import METRICS, OPTIMIZERS, SAMPLERS, SCHEDULES, SETTINGS
 from gendsl.types import LOSS_VALUE, UNKNOWN, NetType, ObjectType, TensorType
 
@@ -27,21 +27,45 @@ class UsesMixin:
                 self.report("E311", f"{found.name} needs an energy network as its first argument",
                             (first or call).span, hint="write `sampler neg = Langevin(E, steps=60)` with "
                                                        "`energy E(x: real[2]) -> real { ... }`")
-            elif found and isinstance(binding.type, NetType):
-                target_type = self.sampled_input(found.name, binding.type, first)
-            options = {k: v for k, v in found.values.items() if k != "energy"} if found else {}
+            given = found.values.get("given") if found else None
+            given = self.sampler_given(found.name, given, call) if given is not None else None
+            if found and binding is not None and binding.kind == "net" and isinstance(binding.type, NetType):
+                target_type = self.sampled_input(found.name, binding.type, first, given)
+            options = {k: v for k, v in found.values.items() if k not in ("energy", "given")} if found else {}
             self.model[key] = Binding("sampler", ObjectType(kind="sampler", name=key, value=target_type), key)
-            self.set(key, sampler=found.name if found else "", target=target, options=options, type=target_type)
+            self.set(key, sampler=found.name if found else "", target=target, options=options, type=target_type,
+                     given=given[0] if given else "")
 
-    def sampled_input(self, sampler: str, energy: NetType, where: ast.Expr) -> TensorType | None:
-        """The type a sampler draws: the one input of its energy, a real-valued tensor (Langevin
-        follows the energy's gradient with respect to it). None after reporting."""
-        if len(energy.inputs) != 1:
+    def sampler_given(self, sampler: str, given, call: ast.Call) -> tuple[str, TensorType] | None:
+        """`given=y`: the data a conditional sampler draws x given (name and type); None after reporting."""
+        where = next(k.value.span for k in call.kwargs if k.name == "given")
+        binding = self.model.get(getattr(given, "name", ""))
+        if binding is None or binding.kind != "data":
+            self.report("E311", f"{sampler} draws x given data, but given={format_value(given)} is "
+                        + (binding.kind if binding else "not a variable"), where, label="not data",
+                        hint="write given=y with `data x: ..., y: cat[K] from ...` and an energy E(x, y)")
+            return None
+        return given.name, binding.type
+
+    def sampled_input(self, sampler: str, energy: NetType, where: ast.Expr,
+                      given: tuple[str, TensorType] | None = None) -> TensorType | None:
+        """The type a sampler draws: the first input of its energy, a real-valued tensor (Langevin
+        follows the energy's gradient with respect to it); an energy of two inputs is sampled given
+        the second (`given=y`). None after reporting."""
+        wanted = 2 if given else 1
+        if len(energy.inputs) != wanted:
             inputs = ", ".join(t.describe() for t in energy.inputs)
-            self.report("E311", f"{sampler} needs an energy of exactly one input, but {energy.name} takes "
-                        f"{len(energy.inputs)} ({inputs})", where.span, label=f"{len(energy.inputs)} inputs",
-                        hint=f"{sampler} draws the one input x of E(x); declare `energy {energy.name}(x: ...) -> real` "
-                             "(an energy conditioned on other inputs cannot be sampled yet)")
+            hint = (f"declare `energy {energy.name}(x: ..., y: ...) -> real` to draw x given y" if given else
+                    f"{sampler} draws the one input x of E(x): declare `energy {energy.name}(x: ...) -> real`"
+                    + (", or draw x given the other input with given=y" if len(energy.inputs) == 2 else ""))
+            self.report("E311", f"{sampler} needs an energy of {'two inputs' if given else 'exactly one input'}, "
+                        f"but {energy.name} takes {len(energy.inputs)} ({inputs})", where.span,
+                        label=f"{len(energy.inputs)} inputs", hint=hint)
+            return None
+        if given and not compatible(given[1], energy.inputs[1]):
+            self.report("E311", f"{energy.name}'s second input is {energy.inputs[1].describe()}, but {sampler} is "
+                        f"given {given[0]}: {given[1].describe()}", where.span, label="given another type",
+                        hint=f"give {energy.name} a second input of {given[0]}'s type")
             return None
         x = energy.inputs[0]
         if x is UNKNOWN:

@@ -51,9 +51,16 @@ class Coupling(nn.Module):
         """Which dimensions are kept: even ones for parity 0, odd ones for parity 1."""
         self.mask.copy_((torch.arange(self.mask.numel()) % 2 == parity).float())
 
-    def conditioner(self, x):
-        """[batch, per_dim, dim]: the numbers that transform each dimension, from the kept ones."""
-        return self.net(x * self.mask).unflatten(-1, (self.per_dim, -1))
+    def read_context(self, width):
+        """A conditional flow's coupling: the first layer also reads `width` context features."""
+        first = self.net[0]
+        self.net[0] = nn.Linear(first.in_features + width, first.out_features)
+
+    def conditioner(self, x, context=None):
+        """[batch, per_dim, dim]: the numbers that transform each dimension, from the kept ones
+        (and the context, in a conditional flow)."""
+        h = x * self.mask if context is None else torch.cat([x * self.mask, context], -1)
+        return self.net(h).unflatten(-1, (self.per_dim, -1))
 
 
 class AffineCoupling(Coupling):
@@ -62,17 +69,17 @@ class AffineCoupling(Coupling):
     def __init__(self, dim, hidden, mask="alternate"):
         super().__init__(dim, hidden, 2, mask)
 
-    def _scale_shift(self, x):
-        s, t = self.conditioner(x).unbind(1)
+    def _scale_shift(self, x, context):
+        s, t = self.conditioner(x, context).unbind(1)
         s = torch.tanh(s) * (1 - self.mask)
         return s, t * (1 - self.mask)
 
-    def forward(self, x):
-        s, t = self._scale_shift(x)
+    def forward(self, x, context=None):
+        s, t = self._scale_shift(x, context)
         return x * torch.exp(s) + t, s.sum(-1)
 
-    def inverse(self, y):
-        s, t = self._scale_shift(y)
+    def inverse(self, y, context=None):
+        s, t = self._scale_shift(y, context)
         return (y - t) * torch.exp(-s)
 
 
@@ -99,27 +106,36 @@ class ActNorm(nn.Module):
 
 
 class FlowSequence(nn.Module):
-    """Invertible layers in order; `alternate` couplings take parities 0, 1, 0, ..."""
+    """Invertible layers in order; `alternate` couplings take parities 0, 1, 0, ... In a
+    conditional flow (`context` features) every coupling's conditioner also reads the context;
+    the other layers do not depend on it."""
 
-    def __init__(self, *layers):
+    def __init__(self, *layers, context=0):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         parity = 0
         for layer in self.layers:
+            if isinstance(layer, Coupling) and context:
+                layer.read_context(context)
             if isinstance(layer, Coupling) and layer.mask_kind == "alternate":
                 layer.set_parity(parity)
                 parity = 1 - parity
 
-    def forward(self, x):
+    def _call(self, layer, x, context, method):
+        if isinstance(layer, Coupling) and context is not None:
+            return getattr(layer, method)(x, context)
+        return getattr(layer, method)(x)
+
+    def forward(self, x, context=None):
         logdet = x.new_zeros(x.shape[0])
         for layer in self.layers:
-            x, ld = layer(x)
+            x, ld = self._call(layer, x, context, "forward")
             logdet = logdet + ld
         return x, logdet
 
-    def inverse(self, z):
+    def inverse(self, z, context=None):
         for layer in reversed(self.layers):
-            z = layer.inverse(z)
+            z = self._call(layer, z, context, "inverse")
         return z
 
 
