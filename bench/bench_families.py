@@ -44,6 +44,8 @@ RUNS = {
                         "tests/e2e/test_conditional_models.py"),
     "cond_flow_ring": ("specs/cond_flow.gen", [], ["nll"], "gap <= 0.05 nats to the true p(x | mode)"),
     "hmm": ("specs/hmm.gen", [], ["nll", "viterbi"], "the true HMM that drew the data (gap 0)"),
+    "vqvae_digits": ("specs/vqvae.gen", [], ["losses"], "mean-image MSE 0.074 (valid); codebook "
+                     "perplexity <= 32; class entropy of samples <= log 10 = 2.303"),
     "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "copy-the-input L1 (copy_a_l1)"),
     "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "independent pixels: 24.50 nats"),
     "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "translations accepted by a domain classifier"),
@@ -83,6 +85,26 @@ def sklearn_gmm(data) -> float:
     return float(-gmm.score_samples(test).mean())
 
 
+def vq_scores(run: Path) -> dict:
+    """Codebook perplexity on the test digits, and the class entropy of 1000 samples as a digit
+    classifier reads them (tests/e2e/test_vqvae.py)."""
+    import torch
+
+    from gendsl.data import load
+    from gendsl.runtime.run import load_trained
+    from tests.e2e.test_families import digit_classifier
+    from tests.e2e.test_vqvae import entropy, perplexity
+
+    _, model, _ = load_trained(run, "cpu")
+    x = torch.as_tensor(load("digits", {}, "test")[0].reshape(-1, 64), dtype=torch.float32)
+    with torch.no_grad():
+        codes = model.q_k(x, model.encode, model.codebook).sample()
+    torch.manual_seed(0)
+    samples = model.sample_x(1000).numpy().reshape(1000, -1)
+    return {"perplexity": perplexity(codes, model.codebook.shape[0]),
+            "sample_class_entropy": entropy(digit_classifier().predict(samples))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated run names: " + ", ".join(RUNS))
@@ -110,6 +132,8 @@ def main() -> None:
             values["sklearn_nats"] = sklearn_gmm(data)
         if name == "cyclegan":
             values |= cyclegan_scores(Path(out), "test", 1000)
+        if name == "vqvae_digits":
+            values |= vq_scores(Path(out))
         rows.append((name, " ".join(train_args[1:2] + train_args[8:]), seconds, values, reference))
         print(f"{name}: {seconds:.0f} s  {json.dumps(values)}", flush=True)
     print("\n| run | command (after `gendsl train`) | train s | test metrics | reference |\n|---|---|---|---|---|")

@@ -17,7 +17,7 @@ from gendsl.codegen.methods import ModelInfo
 from gendsl.codegen.model import ModelSource
 from gendsl.codegen.modules import ModuleClass, class_name, flow_class, network_class
 from gendsl.codegen.names import MODULE_ATTRIBUTES, Names
-from gendsl.codegen.sampling import classifier, likelihoods, samples
+from gendsl.codegen.sampling import autoregressive_priors, classifier, likelihoods, samples
 from gendsl.graph import ir
 from gendsl.plugins import loaded_plugins
 from gendsl import spec as contract
@@ -154,6 +154,7 @@ def generate(graph: nx.DiGraph, spec_path: str, spec_text: str) -> Generated:
     ms.marginals()
     ms.losses()
     steps = ms.steps()
+    autoregressive_priors(ms)
     sample_info = samples(ms)
     found = likelihoods(ms)
     classifies = classifier(ms)

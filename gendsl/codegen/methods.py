@@ -110,6 +110,8 @@ class MethodWriter(Writer):
             dist = self.factor_dist(node.encoder)
             draw = "rsample" if _reparameterized(self.info, node.encoder, name) else "sample"
             self.lines.append(f"{local} = {dist}.{draw}()  # {name} ~ {self.info.node(node.encoder).term.describe()}")
+        elif node.prior_factor and self.info.node(node.prior_factor).role == "autoregressive":
+            self.lines.append(f"{local} = self.draw_{suffix(name)}({self.batch_size()})  # {name} ~ p({name})")
         elif node.prior_factor:  # a hierarchical prior p(z1 | z2): drawn given its parents' draws
             dist = self.factor_dist(node.prior_factor)
             draw = "rsample" if _reparameterized(self.info, node.prior_factor, name) else "sample"

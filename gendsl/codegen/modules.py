@@ -9,6 +9,7 @@ from gendsl.codegen.exprs import CALL, Writer, dist_code, network_arguments, par
 from gendsl.codegen.masks import mask_lines
 from gendsl.codegen.names import LOCALS, Names, identifier
 from gendsl.graph import ir
+from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.source import Span
 from gendsl.types import NumberType, TensorType, context_width
 
@@ -114,6 +115,7 @@ def network_class(key: str, node, name: str, title: str, callees: dict[str, list
                 writer.hint = f"{stmt.name}_{pname}"
                 parts[pname] = writer.emit(value)
             code = dist_code(stmt.dist, parts, batch=first_batched(program))
+            writer.helpers.update(DISTRIBUTIONS[stmt.dist.family].helpers)  # Nearest's nearest_logits
             body += writer.flush() + [f"{identifier(stmt.name)}_dist = {code}  # {where(stmt.span)}"]
     draws = [s for s in program.stmts if isinstance(s, ir.Draw)]
     if program.result is not None:

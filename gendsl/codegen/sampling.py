@@ -12,6 +12,17 @@ from gendsl.graph.passes.roles import label_energy
 from gendsl.spec import Classifier, Likelihood, Sample
 
 
+def autoregressive_priors(ms: ModelSource) -> None:
+    """`draw_K(n)` for each latent whose prior is an autoregressive block (`latent k ~ p(k)`, a
+    VQ-VAE's prior over its code grid): drawn position by position, as `sample x ~ p(x)` draws data."""
+    info = ms.info
+    for name, node in _nodes(info, "latent"):
+        if node.prior_factor and info.node(node.prior_factor).role == "autoregressive":
+            ms.method(f"draw_{suffix(name)}(self, n, mean=False)", f"n draws of {name} ~ p({name}), one position "
+                      "at a time", autoregressive_draw(info, node.prior_factor, name, node.type),
+                      decorator="@torch.no_grad()")
+
+
 def samples(ms: ModelSource) -> dict[str, Sample]:
     """One `sample_NAME(n, batch=None, mean=False)` method per sample statement."""
     info = ms.info
@@ -78,10 +89,12 @@ def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
     [C, H, W] in raster order. Each position costs one pass of the block on the whole batch."""
     x = identifier(var)
     positions = (t.shape[1] * t.shape[2]) if len(t.shape) == 3 else t.shape[0] if len(t.shape) == 2 else t.numel
-    lines = [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}), device=self.device)",
+    labels = t.kind == "cat"  # labels have no mean: always drawn
+    dtype = ", dtype=torch.long" if labels else ""
+    lines = [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)",
              f"for i in range({positions}):  # one position at a time, every sample at once",
              f"    dist = {info.call(key, [x])}",
-             "    draw = dist.mean if mean else dist.sample()"]
+             "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"]
     if len(t.shape) == 3:
         lines += [f"    h, w = divmod(i, {t.shape[2]})", f"    {x}[:, :, h, w] = draw[:, :, h, w]"]
     elif len(t.shape) == 2:
@@ -141,7 +154,7 @@ def exact_likelihood(info) -> tuple[str, tuple[str, ...], str] | None:
     for key, node in _nodes(info, "factor"):
         var = node.term.vars[0]
         x = identifier(var)
-        if node.role == "autoregressive":
+        if node.role == "autoregressive" and info.node(var).kind == "data":  # not a latent's prior
             return var, (), f"{info.call(key, [x])}.log_prob({x})"
         if node.role == "observe" and node.term.given and all(
                 info.node(g).kind == "latent" and info.node(g).type.kind == "cat" for g in node.term.given):

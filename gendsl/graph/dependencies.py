@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from gendsl.graph import ir
+from gendsl.library.distributions import support_of
 
 Found = dict[str, set["Path"]]
 
@@ -213,9 +214,14 @@ class Reach:
             origin, dist = self.prior(latent), (self.encoder_dist(node.prior_factor, latent)
                                                 if getattr(node, "prior_factor", None) else node.prior)
         # a missing draw was reported where it failed; don't add a gradient error on top
-        reparameterized = dist is None or dist.type.reparameterized
-        return {key: {replace(p, latent=latent, reparameterized=reparameterized and p.reparameterized)
-                      for p in paths} for key, paths in origin.items()}
+        # a point mass (Nearest) is a function of its parameters, constant where it is differentiable:
+        # the gradient through it is zero, as through `detach`; nothing is lost
+        stopped = dist is not None and support_of(dist.family).point_mass
+        reparameterized = dist is None or dist.type.reparameterized or stopped
+        return {key: {replace(p, latent=latent, reparameterized=reparameterized and p.reparameterized,
+                              stopped=stopped or p.stopped)
+                      for p in paths} for key, paths in origin.items()
+                if not stopped or self.through_stops}
 
     def encoder_dist(self, factor: str, latent: str):
         node = self.node(factor)

@@ -31,6 +31,8 @@ class Support:
     everywhere: bool = False          # a density at every real number (a flow's latent needs one)
     chain: bool = False               # draws a whole sequence cat[K, T] (Markov): T comes from the variable
     bounds: tuple[float, float] | None = None  # real data it scores must lie here (checked when loaded)
+    point_mass: bool = False          # a draw that is a function of its parameters (Nearest): its rule types
+    #                                   the whole draw, and no gradient is lost through it (zero a.e.)
 
     def can_score(self, kind: str) -> bool:
         return kind in self.scores
@@ -210,6 +212,24 @@ def markov(init: TensorType, trans: TensorType) -> Family:
                   code="MarkovChain({init}, {trans}, length={length})", reparameterized=False)
 
 
+@distribution("Nearest", "the index of the codebook row nearest (L2) to each vector, with probability 1: "
+              "VQ-VAE's encoder q(k | x) (van den Oord et al. 2017)", Support("cat", (), point_mass=True),
+              aliases=("VectorQuantize", "VQ", "nearest"), helpers=("nearest_logits",))
+def nearest(vectors: TensorType, codebook: TensorType) -> Family:
+    require(isinstance(codebook, TensorType) and codebook.kind == "real" and codebook.rank == 2
+            and not codebook.batched, f"Nearest's codebook must be a shared tensor real[K, D], got "
+            f"{codebook.describe()}", "declare `tensor codebook: real[K, D] = uniform(low=-0.1, high=0.1)`")
+    k, width = codebook.shape
+    require(isinstance(vectors, TensorType) and vectors.kind == "real" and vectors.rank >= 1
+            and vectors.shape[-1] == width, f"Nearest's vectors must end in the codebook's width {width}, "
+            f"got {vectors.describe()}", f"give the encoder's output as real[T, {width}] (T vectors of {width})")
+    code = "D.Categorical(logits=nearest_logits({vectors}, {codebook}))"
+    if vectors.rank > 1:  # a grid of indices: one density over the whole grid
+        code = f"D.Independent({code}, {vectors.rank - 1})"
+    return Family(event=TensorType(kind="cat", shape=vectors.shape[:-1], classes=k, batched=vectors.batched),
+                  code=code, reparameterized=False)
+
+
 # ---- fitting a distribution to the variable it models ----
 
 @dataclass(frozen=True)
@@ -222,7 +242,7 @@ class Misfit:
 
 
 def fit_event(family: str, params: dict[str, Type], declared: TensorType, var: str, *, drawn: bool,
-              numbers_fill: bool) -> TensorType | Misfit:
+              numbers_fill: bool, event: TensorType | None = None) -> TensorType | Misfit:
     """The type of one draw of `family` modelling `var: declared`, or why it cannot.
 
     `drawn`: the variable's values are drawn from it (a latent) rather than scored (data).
@@ -232,10 +252,13 @@ def fit_event(family: str, params: dict[str, Type], declared: TensorType, var: s
     per-sample tensor needs as many dims: its first is the batch)."""
     support = support_of(family)
     kind = declared.kind
+    if support.point_mass:
+        return _fit_point_mass(family, event, declared, var, drawn)
     if support.chain or (drawn and kind == "cat" and declared.shape):
         return _fit_chain(family, params, declared, var, drawn)
     if drawn and not support.can_draw_into(kind):
-        fits = [f for f in families_for(kind, drawn=True) if not support_of(f).chain]  # chains: cat[K, T] only
+        fits = [f for f in families_for(kind, drawn=True)  # chains: cat[K, T] only; point masses: encoders
+                if not support_of(f).chain and not support_of(f).point_mass]
         return Misfit(f"{family} draws {support.draws} values, but '{var}' is {declared.describe()}",
                       f"a {kind} latent takes {_listing(fits)}" if fits else f"no distribution draws {kind} values")
     if not drawn and not support.can_score(kind):
@@ -267,6 +290,22 @@ def fit_event(family: str, params: dict[str, Type], declared: TensorType, var: s
         return _too_small(family, params, wanted, declared, var, shape)
     return TensorType(kind=support.draws, shape=declared.shape,
                       classes=declared.classes if support.draws == "cat" else 0, batched=_batched(*params.values()))
+
+
+def _fit_point_mass(family: str, event: TensorType | None, declared: TensorType, var: str, drawn: bool
+                    ) -> TensorType | Misfit:
+    """A point mass draws a latent (data would score -inf almost everywhere); its rule types the
+    whole draw (Nearest: one index per vector), and it fits a variable of exactly that type."""
+    if not drawn:
+        return Misfit(f"{family} is a point mass: it draws a latent (a VQ-VAE's `encoder q(k | x)`) and "
+                      f"gives no density to data such as '{var}'",
+                      f"model '{var}' with Categorical(logits = ...)")
+    if event is not None and (event.kind, event.shape, event.classes) != (declared.kind, declared.shape,
+                                                                          declared.classes):
+        return Misfit(f"{family} draws {event.describe()}, but '{var}' is {declared.describe()}",
+                      f"declare '{var}' as {event.as_batched(False).describe()}, or change the codebook "
+                      "(K rows) or the vectors (one index per vector)")
+    return declared.as_batched(event.batched if event is not None else True)
 
 
 def _fit_chain(family: str, params: dict[str, Type], declared: TensorType, var: str, drawn: bool

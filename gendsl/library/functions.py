@@ -199,8 +199,9 @@ def reshape(x: TensorType, *dims: int) -> Fn:
 def onehot(y: TensorType) -> Fn:
     tensor(y, "onehot")
     require(y.kind == "cat", f"onehot takes a category label cat[K], got {y.describe()}")
-    return Fn(out=TensorType(shape=(*y.shape, y.classes), batched=y.batched),  # cat[K, T]: T one-hot vectors
-              code=f"F.one_hot({{0}}, {y.classes}).float()")
+    # cat[K, T]: T one-hot vectors, each at its label's position (an autoregressive order keeps)
+    return Fn(out=TensorType(shape=(*y.shape, y.classes), batched=y.batched),
+              code=f"F.one_hot({{0}}, {y.classes}).float()", order=Order("mixes", ()))
 
 
 @function("sinusoidal", "the sinusoidal embedding of a time step (Vaswani et al. 2017)", skip=0)

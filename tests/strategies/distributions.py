@@ -29,6 +29,8 @@ def event_kind(name: str) -> str:
     entry = DISTRIBUTIONS[name]
     if entry.support.chain:
         return "chain"  # a latent sequence cat[K, T] (Markov): not a family of one value per sample
+    if entry.support.point_mass:
+        return "point_mass"  # Nearest: an encoder over a codebook (tests/unit/test_vqvae.py), not a likelihood
     params = parameters(entry.rule, entry.skip)
     for given in (params, params[:1]):
         try:

@@ -404,7 +404,8 @@ def test_constant_parameters_out_of_range_are_refused(prior: str, words: str):
 def test_every_distribution_declares_its_support():
     for name, entry in DISTRIBUTIONS.items():
         support = support_of(name)
-        assert support is entry.support and (support.scores or support.chain), name  # a chain scores no data
+        # chains and point masses score no data (they draw latents)
+        assert support is entry.support and (support.scores or support.chain or support.point_mass), name
         assert support.can_draw_into(support.draws), name
 
 

@@ -109,6 +109,15 @@ def each_label(net, x, classes):
     return net(x.repeat_interleave(classes, 0), labels).reshape(n, classes)
 
 
+def nearest_logits(vectors, codebook):
+    """Logits of a point mass at the codebook row nearest (L2) to each vector: 0 there, -inf
+    elsewhere, so that D.Categorical draws the index and scores it log 1 = 0."""
+    distances = (vectors.pow(2).sum(-1, keepdim=True) - 2 * vectors @ codebook.t()
+                 + codebook.pow(2).sum(-1))
+    index = distances.argmin(-1, keepdim=True)
+    return torch.full_like(distances, float("-inf")).scatter(-1, index, 0.0)
+
+
 def r1_penalty(critic, real):
     """R1 (Mescheder et al. 2018): mean over the batch of |grad critic(x)|^2 at real data."""
     grad = input_gradient(critic, real.detach().requires_grad_(True))

@@ -329,7 +329,7 @@ class Analysis:
 
     def check_param(self, name: str, v: int) -> None:
         s, value = self.states[v], self.values[v]
-        rank = len(self.data.shape)
+        rank = len(self.data.shape) + (self.data.kind == "cat")  # labels' logits add a last dim of K
         where = Note(message=f"it reaches the {name} of {self.var} here", span=value.span)
         if s.kind == "degrees" or (s.kind == "ordered" and (
                 _shape(value.type) is None or len(_shape(value.type)) != rank

@@ -134,9 +134,13 @@ def model_capabilities(graph: nx.DiGraph) -> set[str]:
     """What metrics can measure this model: what the generated code offers them."""
     kinds = [d["data"] for _, d in graph.nodes(data=True)]
     caps = {"losses"}
-    if any(n.kind == "factor" and n.role == "encoder" for n in kinds):
+    encoded = {v for n in kinds if n.kind == "factor" and n.role == "encoder" and n.term for v in n.term.vars}
+    if any(n.kind == "factor" and n.role in ("decoder", "observe") and n.term and set(n.term.given) & encoded
+           for n in kinds):  # an ELBO: an encoder of what a density of the data is given (not a VQ-VAE's codes)
         caps |= {"encoder", "likelihood"}
-    if any(n.kind == "flow" for n in kinds) or any(n.kind == "factor" and n.role == "autoregressive" for n in kinds) \
+    data = {k for k, d in graph.nodes(data=True) if d["data"].kind == "data"}
+    if any(n.kind == "flow" for n in kinds) or any(n.kind == "factor" and n.role == "autoregressive" and n.term
+                                                   and set(n.term.vars) <= data for n in kinds) \
             or any(n.kind == "factor" and n.role == "observe" and _summed_out(graph, n) for n in kinds):
         caps.add("likelihood")
     if any(n.kind == "diffusion" for n in kinds):
@@ -208,7 +212,7 @@ def _reconstructs(graph: nx.DiGraph, key: str) -> bool:
     return bool(read) and paired
 
 
-NEEDS = {"encoder": "an encoder q(z | x)", "likelihood": "a likelihood (flow, autoregressive, discrete latents, "
+NEEDS = {"encoder": "an encoder q(z | x) of a latent that the data's decoder is given", "likelihood": "a likelihood (flow, autoregressive, discrete latents, "
          "encoder or diffusion)", "diffusion": "a diffusion", "mode_data": "samples of ring(...) or grid(...) data",
          "reconstruction": "a first `sample` computed from held-out data paired with the variable it imitates, "
                            "e.g. `sample x = decode(encode(x))` (unpaired translations: use losses)",

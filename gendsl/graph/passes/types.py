@@ -274,14 +274,14 @@ class _TypePass(PriorsMixin, UsesMixin):
         if decl.role in ("decoder", "autoregressive"):
             # a decoder p(z1 | z2) of a latent is the prior that latent names: `latent z1 ~ p(z1 | z2)`
             wrong = [v for v in variables if kinds.get(v) != "data"
-                     and not (decl.role == "decoder" and kinds.get(v) == "latent" and len(variables) == 1
+                     and not (kinds.get(v) == "latent" and len(variables) == 1
                               and conditional_prior(self.graph, v) is not None)]
             if wrong:
                 latent = kinds.get(wrong[0]) == "latent"
                 self.report("E309", f"a {decl.role} models data, but '{wrong[0]}' is {kinds.get(wrong[0])}",
                             decl.name.span, hint=f"to make this block the prior of '{wrong[0]}', declare "
                             f"`latent {wrong[0]}: ... ~ p({wrong[0]}{' | ' + ', '.join(given) if given else ''})`"
-                            if latent and decl.role == "decoder" else "latents get their distribution from their prior")
+                            if latent else "latents get their distribution from their prior")
         if decl.role == "autoregressive" and given:
             self.report("E309", "an autoregressive density conditions only on its own earlier dimensions",
                         decl.span, hint="write `autoregressive p(x) { x ~ ... }`")
@@ -301,8 +301,9 @@ class _TypePass(PriorsMixin, UsesMixin):
                             f"'{var}' exactly once (found {len(draws)})", decl.span,
                             hint=f"add `{var} ~ Normal(...)` (or Bernoulli, ...)")
             elif var in self.model:
+                # an autoregressive prior scores its latent position by position, as it would data
                 fitted[var] = self.fit(draws[0].dist, self.model[var].type, var, draws[0].span,
-                                       drawn=self.model[var].kind == "latent")
+                                       drawn=self.model[var].kind == "latent" and decl.role != "autoregressive")
         for extra in (d for d in drawn if d.name not in variables):
             self.report("E309", f"{decl.role} draws '{extra.name}', which it does not declare",
                         extra.span, hint=f"the block's variables are {', '.join(variables)}")
@@ -317,7 +318,8 @@ class _TypePass(PriorsMixin, UsesMixin):
         if declared is UNKNOWN or declared is None or dist.type is UNKNOWN:
             return dist
         params = {name: value.type for name, value in dist.params.items()}
-        fitted = fit_event(dist.family, params, declared, var, drawn=drawn, numbers_fill=numbers_fill)
+        fitted = fit_event(dist.family, params, declared, var, drawn=drawn, numbers_fill=numbers_fill,
+                           event=dist.type.event)
         if isinstance(fitted, Misfit):
             at = dist.params[fitted.param].span if fitted.param else span
             self.report("E226", fitted.message, at, hint=fitted.hint)

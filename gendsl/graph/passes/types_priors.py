@@ -44,7 +44,7 @@ class PriorsMixin:
                         f"{hint_text(call)}", call.span, hint=f"write `latent {latent}: ... ~ p({latent} | ...)`")
             return None
         for key, node in self.nodes("factor"):
-            if node.role == "decoder" and node.term is not None and node.term.vars == variables \
+            if node.role in ("decoder", "autoregressive") and node.term is not None and node.term.vars == variables \
                     and set(node.term.given) == given:
                 return key
         self.report("E215", f"nothing in the model defines {hint_text(call)}, the prior of '{latent}'", call.span,
