@@ -60,7 +60,8 @@ def train(path: str | Path, out: str | Path | None = None, set: list[str] = (), 
           **options) -> Path:
     """Train a spec into a run folder (default runs/SPEC_NAME); options as the CLI's flags:
     steps, epochs, seed, device, resume, amp, compile, quiet, log_every, checkpoint_every,
-    sample_every, validate_every, patience, accumulate."""
+    sample_every, validate_every, patience, accumulate, and mlflow (a folder: also log to an MLflow
+    file store there)."""
     from gendsl.runtime.errors import run_time_diagnostics
     from gendsl.runtime.loop import Options, Trainer
     from gendsl.runtime.run import create

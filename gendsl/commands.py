@@ -15,6 +15,8 @@ examples:
   gendsl train specs/gan_ring.gen --steps 2000 --out runs/gan --seed 1
   gendsl train specs/vae.gen --resume                continue runs/vae from its checkpoint
   gendsl train specs/vae.gen --set beta=4 --out runs/beta4
+  gendsl train specs/vae.gen --epochs 1 --mlflow     also log to MLflow, in ./mlruns (experiment "vae");
+    browse it with the full mlflow package: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ./mlruns
   torchrun --nproc_per_node=2 -m gendsl.cli train specs/gan_ring.gen   (DDP, one process per GPU)
 """
 SAMPLE_EXAMPLES = """\
@@ -56,6 +58,21 @@ def whole_number(flag: str, minimum: int, meaning: str):
     return parse
 
 
+def mlflow_store(text: str) -> str:
+    """The argparse type of --mlflow: a folder (or file: URI), not the spec that it swallowed when
+    it came before FILE (`gendsl train --mlflow spec.gen`)."""
+    if text.endswith(".gen"):
+        from gendsl.diagnostics import GendslError, error
+
+        raise GendslError(error("E505", f"--mlflow {text}: that is a spec, not the folder of an MLflow store",
+                                hint=f"put the spec first (`gendsl train {text} --mlflow`), or name the store's "
+                                     "folder (`--mlflow mlruns`)"))
+    from gendsl.runtime.mlflow_log import store_uri
+
+    store_uri(text)  # E505 for a URI that is not a local folder
+    return text
+
+
 def register(sub, common) -> None:
     """Add the run commands to the CLI's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -72,7 +89,8 @@ def register(sub, common) -> None:
     train = sub.add_parser("train", help="train a spec (checkpoints, logs, sample grids)",
                            description="Check, compile and train a spec. Writes a run folder: model.py, "
                            "checkpoint.pt (atomic, resumable), metrics.csv and TensorBoard logs, sample "
-                           "grids (samples/*.png), losses.png and diagram.svg.",
+                           "grids (samples/*.png), losses.png and diagram.svg; with --mlflow, an MLflow run "
+                           "too.",
                            epilog=TRAIN_EXAMPLES, formatter_class=formatter)
     train.add_argument("file", metavar="FILE")
     common(train)
@@ -107,6 +125,12 @@ def register(sub, common) -> None:
                        help="average the gradients of N batches in each update (an effective batch of "
                        "batch x N; default: the train block's accumulate, else 1)")
     train.add_argument("--compile", action="store_true", help="torch.compile the train steps")
+    train.add_argument("--mlflow", nargs="?", const="mlruns", default=None, type=mlflow_store, metavar="DIR",
+                       help="also log the run to MLflow, in the local file store DIR (default ./mlruns; or a "
+                       "file: URI): params (the spec's, seed, train settings), the rows of metrics.csv at step "
+                       "= round, sample grids, checkpoint and run.json as artifacts, and how it ended "
+                       "(FINISHED, KILLED by Ctrl-C, FAILED). Experiment: the spec's name, or "
+                       "$MLFLOW_EXPERIMENT_NAME; --resume continues the same MLflow run")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)
 
@@ -242,12 +266,16 @@ def _train(args, out, folder: Path) -> int:
     options = Options(device=args.device, seed=args.seed, steps=args.steps, epochs=args.epochs, resume=args.resume,
                       quiet=args.quiet, amp=args.amp, compile=args.compile, log_every=args.log_every,
                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                      validate_every=args.validate_every, patience=args.patience, accumulate=args.accumulate)
+                      validate_every=args.validate_every, patience=args.patience, accumulate=args.accumulate,
+                      mlflow=args.mlflow)
     trainer = Trainer(run, options, where=_where(checked))
     if trainer.main:
         print(f"training {run.spec.model} from {args.file}: {trainer.total} rounds on {trainer.device} "
               f"-> {folder}")
-    last = trainer.fit(on_sample=_sampler(trainer))
+    try:
+        last = trainer.fit(on_sample=_sampler(trainer))
+    finally:
+        out.add(trainer.notes)
     if not trainer.main:
         return 0
     final = trainer.final_samples
@@ -258,6 +286,9 @@ def _train(args, out, folder: Path) -> int:
     print(f"wrote {folder}/checkpoint.pt" + (f", {folder}/best.pt" if valid and valid.best_round else "")
           + f", {folder}/metrics.csv, {folder}/losses.png"
           + (f", {final}" if final else "") + (f", {folder}/diagram.svg" if not notes else ""))
+    if trainer.tracker is not None and trainer.tracker.run_id:
+        tracker = trainer.tracker
+        print(f"logged to MLflow: run {tracker.run_id} of experiment '{tracker.experiment}' in {tracker.uri}")
     out.add(notes)
     return 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything gendsl needs on a fresh Debian/Ubuntu-like machine (Python 3.10+):
-# graphviz's `dot` (apt) when missing, a virtualenv in .venv, PyTorch 2.13.0 and gendsl itself,
-# and the npm packages of the VS Code extension (Node.js from apt when missing).
+# graphviz's `dot` (apt) when missing, a virtualenv in .venv, PyTorch 2.13.0 and gendsl itself
+# (with its test tools, and mlflow-skinny for `train --mlflow`), and the npm packages of the VS Code
+# extension (Node.js from apt when missing).
 # Idempotent: a second run only checks that everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +23,11 @@ fi
 # (Re)install when pyproject.toml changed since the last install (new dependencies, entry points).
 STAMP=.venv/.gendsl-installed
 WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || ! .venv/bin/python -c "import gendsl, torch, pytest, hypothesis" >/dev/null 2>&1; then
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || ! .venv/bin/python -c "import gendsl, torch, pytest, hypothesis, importlib.util as u; assert u.find_spec('mlflow')" >/dev/null 2>&1; then
   echo "setup: installing PyTorch 2.13.0 and gendsl (a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,mlflow]"
   echo "$WANT" > "$STAMP"
 fi
 

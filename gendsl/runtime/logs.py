@@ -1,4 +1,4 @@
-"""Metrics to CSV and TensorBoard, and a live progress bar with the losses."""
+"""Metrics to CSV and TensorBoard (and MLflow, when asked), and a live progress bar with the losses."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 
 
 class MetricLog:
-    """Appends rows to metrics.csv and mirrors them to TensorBoard. The columns are fixed when the
-    log starts (those of the file a resumed run continues); a row leaves out what it lacks (the
-    valid losses of a round that did not validate)."""
+    """Appends rows to metrics.csv and mirrors them to TensorBoard, and to `mirror` (an MLflow run)
+    when there is one. The columns are fixed when the log starts (those of the file a resumed run
+    continues); a row leaves out what it lacks (the valid losses of a round that did not validate)."""
 
-    def __init__(self, folder: Path, fields: list[str], tensorboard: bool = True, resume: bool = False):
+    def __init__(self, folder: Path, fields: list[str], tensorboard: bool = True, resume: bool = False,
+                 mirror=None):
         self.path = folder / "metrics.csv"
         self.fields = fields
         self.rows: list[dict] = []
@@ -23,6 +24,7 @@ class MetricLog:
                 self.fields = list(reader.fieldnames or fields)
         elif self.path.exists():
             self.path.unlink()
+        self.mirror = mirror
         self.writer = None
         if tensorboard:
             try:
@@ -44,9 +46,14 @@ class MetricLog:
             for key, value in row.items():
                 if key not in ("round", "epoch") and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, int(row["round"]))
+        if self.mirror is not None:
+            self.mirror.log(row)
 
     def image(self, tag: str, png: Path, round_: int) -> None:
-        """A picture the run wrote (a sample grid, a scatter plot) under `samples/TAG` in TensorBoard."""
+        """A picture the run wrote (a sample grid, a scatter plot) under `samples/TAG` in TensorBoard,
+        and as an artifact of the MLflow run."""
+        if self.mirror is not None:
+            self.mirror.image(png)
         if self.writer is not None:
             import numpy as np
             from PIL import Image

@@ -1,7 +1,8 @@
 """The training loop of a generated model: alternating steps with repeats, one optimizer per
 step over its `over` parameters, LR schedules, clipping, EMA, logging, validation with a best
 checkpoint and early stopping, atomic checkpoints and exact resume, a checkpoint on Ctrl-C or
-SIGTERM, sample grids, and a NaN guard. Host syncs happen only at logging/checkpoints."""
+SIGTERM, sample grids, a NaN guard, and an optional MLflow mirror. Host syncs happen only at
+logging/checkpoints."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Options:
     validate_every: int | None = None
     patience: int | None = None
     accumulate: int | None = None
+    mlflow: str | None = None    # also log to the MLflow file store in this folder (or file: URI)
 
 
 def pick_device(name: str) -> torch.device:
@@ -88,6 +90,8 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = self.setup_device()
         self.seed = options.seed if options.seed is not None else train.seed
+        self.notes: list = []  # warnings for the CLI to print when training ends
+        self.tracker = self.open_tracker()
         torch.manual_seed(self.seed + self.rank)
         self.model = run.module.build().to(self.device)
         self.caller = self.model
@@ -125,6 +129,14 @@ class Trainer:
         self.logged_at = 0  # the round of the last log row: the losses since then are summed
         self.sums: dict[str, torch.Tensor] = {}  # each step's summed loss since the last log
         self.delay = float(os.environ.get("GENDSL_TEST_STEP_DELAY", "0"))  # only for the kill/resume test
+
+    def open_tracker(self):
+        """The MLflow mirror that --mlflow asks for (main process only); mlflow loads only then."""
+        if self.options.mlflow is None or not self.main:
+            return None
+        from gendsl.runtime.mlflow_log import MlflowRun, experiment_name
+
+        return MlflowRun(self.options.mlflow, experiment_name(self.run.spec.spec), self.notes)
 
     def setup_validation(self, by_epochs: bool, where) -> None:
         """How often to validate, the patience, and the steps whose schedule follows the valid loss.
@@ -254,7 +266,15 @@ class Trainer:
         self.sums[name] = self.sums.get(name, 0.0) + total / self.accumulate
 
     def fit(self, on_sample=None) -> dict:
-        """Train to the end (or resume to it); returns the last logged metrics."""
+        """Train to the end (or resume to it); returns the last logged metrics. An MLflow run
+        ends however training does, with the status run.json ends with."""
+        try:
+            return self.train_to_the_end(on_sample)
+        finally:
+            if self.tracker is not None:
+                self.tracker.finish(self.run.info.get("status", ""), self.run.folder)
+
+    def train_to_the_end(self, on_sample) -> dict:
         if self.options.resume:
             self.restore()
             if self.round > self.total:
@@ -262,8 +282,10 @@ class Trainer:
                     "E511", f"--resume: this run has already trained {self.round} rounds, more than the "
                     f"{self.total} asked for", hint=f"ask for at least {self.round} (--steps {self.round} or more), "
                     "or sample and evaluate the run as it is"))
-        log = MetricLog(self.run.folder, self.log_fields(), tensorboard=self.main, resume=self.options.resume) \
-            if self.main else None
+        if self.tracker is not None:
+            self.tracker.start(self)
+        log = MetricLog(self.run.folder, self.log_fields(), tensorboard=self.main, resume=self.options.resume,
+                        mirror=self.tracker) if self.main else None
         if log is not None and self.options.resume:
             log.truncate(self.round)
         self.model.train()
@@ -318,7 +340,7 @@ class Trainer:
                       file=sys.stderr)
 
     def publish(self, log: MetricLog | None, tag: str, picture):
-        """Show a picture the run wrote in TensorBoard too, with the weights' histograms."""
+        """Show a picture the run wrote in TensorBoard (with the weights' histograms) and MLflow too."""
         if log is not None and picture is not None:
             log.image(tag, picture, self.round)
             log.histograms(self.model.named_parameters(), self.round)

@@ -1,7 +1,7 @@
 """The run folder: what `gendsl train` writes and `sample` / `evaluate` read.
 
     RUN/model.py        the generated model (standalone PyTorch; SPEC says how to train it)
-    RUN/run.json        spec path, --set values, hash, device, status
+    RUN/run.json        spec path, --set values, hash, device, status (and the MLflow run, with --mlflow)
     RUN/checkpoint.pt   the last good checkpoint (atomic; weights_only loading)
     RUN/metrics.csv     logged losses; RUN/tensorboard/ the same for TensorBoard
     RUN/samples/        sample grids (PNG) during and after training; RUN/losses.png
