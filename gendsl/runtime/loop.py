@@ -102,7 +102,7 @@ class Trainer:
         self.groups = load_split(spec, "train", self.device, where)
         self.accumulate = options.accumulate or train.accumulate
         self.batcher = Batcher(self.groups, train.batch, self.seed, self.rank, self.world)
-        self.total, by_epochs = self.total_rounds(train)
+        self.total, self.by_epochs = self.total_rounds(train)
         configured = self.model.configure_optimizers(self.total)
         self.optimizers = {name: optimizer for name, (optimizer, _) in configured.items()}
         self.schedulers = {name: scheduler for name, (_, scheduler) in configured.items()}
@@ -122,7 +122,7 @@ class Trainer:
         self.log_every = options.log_every or train.log_every
         self.checkpoint_every = options.checkpoint_every or train.checkpoint_every
         self.sample_every = train.sample_every if options.sample_every is None else options.sample_every
-        self.setup_validation(by_epochs, where)
+        self.setup_validation(self.by_epochs, where)
         self.signalled: str | None = None  # the signal that asked training to stop
         self.final_samples = None           # the grid `fit` wrote at the end
         self.round = 0
@@ -168,7 +168,11 @@ class Trainer:
         return torch.device(f"cuda:{local}" if cuda else "cpu")
 
     def total_rounds(self, train) -> tuple[int, bool]:
-        """The rounds to train, and whether they were asked for in epochs."""
+        """The rounds to train, and whether they were asked for in epochs. A resumed run without
+        --steps or --epochs keeps the length it started with (its LR schedule depends on it)."""
+        recorded = self.run.info.get("total") if self.options.resume else None
+        if self.options.steps is None and self.options.epochs is None and isinstance(recorded, int):
+            return recorded, bool(self.run.info.get("by_epochs"))
         if self.options.steps is not None:
             return self.options.steps, False
         epochs = self.options.epochs if self.options.epochs is not None else train.epochs
@@ -437,8 +441,8 @@ class Trainer:
 
     def update_info(self, status: str) -> None:
         if self.main:
-            self.run.info.update(status=status, round=self.round, total=self.total, device=str(self.device),
-                                 seed=self.seed)
+            self.run.info.update(status=status, round=self.round, total=self.total, by_epochs=self.by_epochs,
+                                 device=str(self.device), seed=self.seed)
             write_info(self.run.folder, self.run.info)
 
     def eval_model(self) -> torch.nn.Module:

@@ -82,14 +82,16 @@ def logged_rounds(folder: Path) -> list[int]:
 
 def test_ctrl_c_saves_the_round_it_stopped_at_and_resume_continues_it(tmp_path: Path) -> None:
     """SIGINT at some round: a checkpoint of that very round, an honest run.json, a message that
-    says what was saved, exit 130; --resume then ends with the weights of an uninterrupted run."""
+    says what was saved, exit 130; --resume then ends with the weights of an uninterrupted run.
+    The run was asked for --steps 120 (the spec says 500): --resume alone keeps that length, and so
+    its cosine schedule."""
     spec = tmp_path / "resumable.gen"
-    spec.write_text(SPEC)
-    code, _, stderr = gendsl("train", spec, "--out", tmp_path / "whole", "--seed", "3", "--quiet")
+    spec.write_text(SPEC.replace("steps 120", "steps 500"))
+    code, _, stderr = gendsl("train", spec, "--out", tmp_path / "whole", "--seed", "3", "--steps", "120", "--quiet")
     assert code == 0, stderr
 
     stopped = tmp_path / "stopped"
-    process = gendsl_process("train", spec, "--out", stopped, "--seed", "3", "--quiet",
+    process = gendsl_process("train", spec, "--out", stopped, "--seed", "3", "--steps", "120", "--quiet",
                              env={"GENDSL_TEST_STEP_DELAY": "0.05"})
     deadline = time.time() + 120
     while checkpoint_round(stopped) < 33 and time.time() < deadline and process.poll() is None:
