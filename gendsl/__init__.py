@@ -93,9 +93,9 @@ def sample(run: str | Path, out: str | Path, n: int | None = None, mean: bool = 
 
 
 def evaluate(run: str | Path, metrics: list[str] = ("nll",), split: str = "valid", k: int = 5000,
-             batch: int = 500, device: str = "cpu") -> dict:
-    """Held-out metrics by name (see `gendsl evaluate --help`), as a dict."""
-    from gendsl.evaluation.metrics import Context, importance_samples, run_metric
+             batch: int = 500, device: str = "cpu", samples: int | None = None) -> dict:
+    """Held-out metrics by name (see `gendsl evaluate --help`), as a dict; samples: what --samples sets."""
+    from gendsl.evaluation.metrics import Context, importance_samples, run_metric, sample_count
     from gendsl.runtime.draw import held_out
     from gendsl.runtime.errors import run_time_diagnostics
     from gendsl.runtime.run import load_trained
@@ -103,4 +103,5 @@ def evaluate(run: str | Path, metrics: list[str] = ("nll",), split: str = "valid
     trained, model, torch_device = load_trained(Path(run), device)
     context = Context(model, trained.spec, held_out(trained.spec, torch_device, split), batch, True)
     with run_time_diagnostics():
-        return {name: run_metric(context, name, importance_samples(name, k)) for name in metrics}
+        return {name: run_metric(context, name, {**importance_samples(name, k), **sample_count(name, samples)})
+                for name in metrics}

@@ -37,6 +37,7 @@ examples:
   gendsl evaluate runs/vae --full                    with the spec's own k (IWAE k=5000: the papers' number)
   gendsl evaluate runs/vae --split test --metric nll --k 5000
   gendsl evaluate runs/gan --metric coverage
+  gendsl evaluate runs/cgan --metric fid --metric prd --samples 2000   image samples beside real-vs-real
 """
 
 
@@ -155,16 +156,22 @@ def register(sub, common) -> None:
     evaluate = sub.add_parser("evaluate", help="held-out metrics of a trained run",
                               epilog=EVALUATE_EXAMPLES, formatter_class=formatter,
                               description="Likelihoods in nats and bits/dim (exact, IWAE bound or diffusion "
-                              "bound), ELBO, mode coverage, MMD / sliced Wasserstein distance, reconstruction "
-                              "error, held-out losses.")
+                              "bound), ELBO, mode coverage, MMD / sliced Wasserstein distance, FID / KID / "
+                              "precision and recall of image samples (in the features of a classifier of the data "
+                              "set, trained once and cached), reconstruction error, held-out losses.")
     evaluate.add_argument("run", metavar="RUN")
     evaluate.add_argument("--split", choices=("valid", "test"), default="valid",
                           help="tune on valid; report test once (default valid)")
     evaluate.add_argument("--metric", action="append", help="nll, bpd, iwae, elbo, bound, coverage, mmd, swd, "
-                          "recon, losses (repeatable; default: the spec's evaluate block)")
+                          "fid, kid, prd, recon, viterbi, accuracy, losses (repeatable; default: the spec's "
+                          "evaluate block)")
     evaluate.add_argument("--k", type=whole_number("--k", 1, "the number of importance samples per data point"),
                           help=f"importance samples for iwae / nll / bpd of encoder models (default: the "
                           f"spec's, at most {QUICK_K} unless --full)")
+    evaluate.add_argument("--samples", type=whole_number("--samples", 2, "the number of samples a metric draws"),
+                          help="samples drawn by mmd, swd, coverage, fid, kid and prd, instead of the spec's or the "
+                          "metric's default (all but coverage compare them with as many held-out rows: at most "
+                          "half the split)")
     evaluate.add_argument("--full", action="store_true", help="use the spec's k however long it takes (the "
                           "estimate is printed first)")
     evaluate.add_argument("--batch", type=whole_number("--batch", 1, "the evaluation batch size"), default=500,
@@ -343,7 +350,7 @@ def cmd_evaluate(args, out) -> int:
 
     import torch
 
-    from gendsl.evaluation.metrics import Context, importance_samples, run_metric
+    from gendsl.evaluation.metrics import Context, importance_samples, run_metric, sample_count
     from gendsl.runtime.draw import held_out
     from gendsl.runtime.run import load_trained
 
@@ -354,7 +361,7 @@ def cmd_evaluate(args, out) -> int:
     context = Context(model, run.spec, held_out(run.spec, device, args.split), args.batch, args.quiet)
     results = {}
     for alias, name, options in wanted:
-        options = {**options, **importance_samples(name, args.k)}
+        options = {**options, **importance_samples(name, args.k), **sample_count(name, args.samples)}
         if importance_samples(name, 1) and run.spec.likelihood.log_weights:  # an IWAE: slow with a large k
             options = _quick_or_announced(context, alias, name, options, args)
         results[alias] = run_metric(context, name, options)
@@ -448,4 +455,10 @@ def _format(values: dict) -> str:
             text += (f"\n            true density {values['true_nats']:.3f} nats, gap {values['gap']:.4f} "
                      f"(+/- {values['gap_stderr']:.4f})")
         return text
-    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+    def number(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    # a value measured beside real data against real data (fid, kid, prd): "fid 21.3 (real vs real 2.1)"
+    return ", ".join(f"{k} {number(v)}" + (f" (real vs real {number(values['real_vs_real_' + k])})"
+                                           if f"real_vs_real_{k}" in values else "")
+                     for k, v in values.items() if not k.startswith("real_vs_real_"))

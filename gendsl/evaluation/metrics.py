@@ -167,10 +167,10 @@ def coverage(ctx: Context, k: float = 3.0, samples: int = 2500) -> dict:
             "samples": samples, "k": k}
 
 
-def _references(ctx: Context, samples: int):
-    """Samples, and two disjoint halves of the held-out data: `a` to compare with, `b` for the
-    noise floor (a second real sample) and, with its coordinates shuffled independently, a
-    baseline with the right marginals and no structure."""
+def _halves(ctx: Context, samples: int):
+    """Samples of the first `sample` statement, and two disjoint halves of the held-out data of
+    as many rows (at most `samples`): `a` to compare with, `b` for the noise floor (a second
+    real sample), in the rows' declared shape."""
     spec, groups = ctx.spec, ctx.groups
     name = next(iter(spec.samples))
     group = next(g for g in groups if name in g.names)
@@ -180,8 +180,16 @@ def _references(ctx: Context, samples: int):
         raise GendslError(error("E403", f"this metric compares samples with two halves of the held-out data, but "
                                 f"it has {len(real)} row", hint="use more data (a synthetic source's n gives "
                                 "n // 4 held-out rows: n >= 8)"))
-    a, b = real[:half].reshape(half, -1), real[half:2 * half].reshape(half, -1)
-    x = draw(ctx.model, spec, name, half, groups).float().reshape(half, -1)
+    x = draw(ctx.model, spec, name, half, groups).float()
+    return x.reshape(half, *real.shape[1:]), real[:half], real[half:2 * half]
+
+
+def _references(ctx: Context, samples: int):
+    """Samples, and two disjoint halves of the held-out data (see _halves), flattened; and `b`
+    with its coordinates shuffled independently, a baseline with the right marginals and no
+    structure."""
+    x, a, b = (t.reshape(len(t), -1) for t in _halves(ctx, samples))
+    half = len(x)
     generator = torch.Generator().manual_seed(0)
     shuffled = torch.stack([b[torch.randperm(half, generator=generator), j] for j in range(b.shape[1])], 1)
     return x, a, b, shuffled
@@ -216,6 +224,68 @@ def swd(ctx: Context, samples: int = 2000, projections: int = 128) -> dict:
     x, a, b, shuffled = _references(ctx, samples)
     return {"swd": _swd(x, a, projections), "floor": _swd(b, a, projections),
             "shuffled": _swd(shuffled, a, projections), "samples": len(x), "projections": projections}
+
+
+def _image_sets(ctx: Context, samples: int, metric: str):
+    """The feature network of the first sample's image data set; samples; held-out images to
+    compare them with; and as many other held-out images, compared with the same ones for the
+    real-vs-real value. Samples computed from held-out rows (reconstructions, labels of a
+    conditional model) read those other rows, so a copy of its input would score the floor."""
+    from gendsl.evaluation.features import feature_network
+    from gendsl.library.sources import image_shape
+
+    name = next(iter(ctx.spec.samples), None)
+    var = next((v for v in ctx.spec.data if v.name == name), None)
+    shape = image_shape(var.source, var.kind, tuple(var.shape)) if var is not None else None
+    if shape is None:
+        what = "has no `sample` statement" if name is None else f"samples `{name}`, " + (
+            f"{var.kind}[{', '.join(map(str, var.shape))}] from {var.source}(...)" if var else "not a data variable")
+        raise GendslError(error("E312", f"{metric} compares samples with held-out images, but model "
+                                f"{ctx.spec.model} {what}",
+                                hint="fid, kid and prd apply to a first `sample` of image data: real or bin "
+                                     "[C, H, W], or the pixels of digits, binarized_mnist, mnist_idx, paired_mnist "
+                                     "or image_folder; for other data use mmd or swd"))
+    rows = len(next(g for g in ctx.groups if name in g.names))
+    if rows < 4:  # like the kind of data, something only the run can tell: E312, not a data error
+        raise GendslError(error("E312", f"{metric} compares two halves of the held-out images, at least 2 each, but "
+                                f"the split has {rows}", hint="held-out splits of file sources are a tenth of the "
+                                "rows each: use 40 images or more"))
+    x, read, real = _halves(ctx, samples)  # 2 rows or more each; the draw reads the first half's rows
+    return feature_network(var, shape), x, real, read
+
+
+def fid(ctx: Context, samples: int = 1000) -> dict:
+    """Frechet distance in the features of a classifier of the data set, beside the same distance
+    between two halves of held-out data (what a perfect model gets with this many samples)."""
+    from gendsl.evaluation.quality import frechet
+
+    network, x, real, other = _image_sets(ctx, samples, "fid")
+    return {"fid": frechet(network, x, real), "real_vs_real_fid": frechet(network, other, real), "samples": len(x)}
+
+
+def kid(ctx: Context, samples: int = 1000, subsets: int = 100, subset_size: int = 100) -> dict:
+    """Kernel distance (mean and std over subsets) in the classifier's features, beside the same
+    between two halves of held-out data."""
+    from gendsl.evaluation.quality import kernel, subset_rows
+
+    network, x, real, other = _image_sets(ctx, samples, "kid")
+    (value, std), (floor, floor_std) = (kernel(network, t, real, subsets, subset_size) for t in (x, other))
+    return {"kid": value, "kid_std": std, "real_vs_real_kid": floor, "real_vs_real_kid_std": floor_std,
+            "samples": len(x), "subset_size": subset_rows(subset_size, len(x))}
+
+
+def prd(ctx: Context, samples: int = 1000, k: int = 3) -> dict:
+    """Improved precision and recall in the classifier's features (k-NN manifolds), beside the
+    same between two halves of held-out data."""
+    from gendsl.evaluation.features import extract
+    from gendsl.evaluation.quality import precision_recall
+
+    network, x, real, other = _image_sets(ctx, samples, "prd")
+    k = min(k, len(x) - 1)  # a set of n rows has n - 1 neighbours
+    fx, freal, fother = (extract(network, t) for t in (x, real, other))
+    (precision, recall), (floor_precision, floor_recall) = (precision_recall(f, freal, k) for f in (fx, fother))
+    return {"precision": precision, "recall": recall, "real_vs_real_precision": floor_precision,
+            "real_vs_real_recall": floor_recall, "samples": len(x), "k": k}
 
 
 def accuracy(ctx: Context) -> dict:
@@ -326,6 +396,15 @@ def importance_samples(metric: str, k: int | None) -> dict:
     takes_k = entry is not None and metric_needs(metric) in ("likelihood", "encoder") \
         and any(p.name == "k" for p in parameters(entry.rule, entry.skip))
     return {"k": k} if k is not None and takes_k else {}
+
+
+def sample_count(metric: str, samples: int | None) -> dict:
+    """`--samples` for the metrics that draw samples (mmd, swd, coverage, fid, kid, prd)."""
+    from gendsl.library.signature import parameters
+
+    entry = METRICS.get(metric)
+    takes = entry is not None and any(p.name == "samples" for p in parameters(entry.rule, entry.skip))
+    return {"samples": samples} if samples is not None and takes else {}
 
 
 def run_metric(ctx: Context, name: str, options: dict) -> dict:

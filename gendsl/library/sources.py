@@ -9,6 +9,7 @@ and test; those with a known density also name the function that gives their mod
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from gendsl.library.entries import Registry, require
@@ -38,9 +39,31 @@ def _synthetic(name: str, doc: str, known_density: bool = False):
                   density=f"gendsl.data.synthetic:{name}_modes" if known_density else "")
 
 
-def _file(name: str, doc: str):
-    """A source read from files by gendsl.data.files.NAME."""
-    return source(name, doc, skip=0, runtime=f"gendsl.data.files:{name}")
+def _file(name: str, doc: str, images: bool = False):
+    """A source read from files by gendsl.data.files.NAME; `images`: its rows are pictures (what
+    fid, kid and prd measure), whatever shape a spec declares them in."""
+    return source(name, doc, skip=0, runtime=f"gendsl.data.files:{name}", tags=("images",) if images else ())
+
+
+def image_shape(source_name: str, kind: str, shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """(C, H, W) of a data variable's rows when they are images, else None: a `real` or `bin`
+    variable declared [C, H, W], or the pixels of an image source in any shape: [H, W] is one
+    channel, a flat vector a square of one channel (digits' 64 values are 8x8, MNIST's 784 are
+    28x28) or of three."""
+    if kind not in ("real", "bin"):
+        return None
+    if len(shape) == 3:
+        return shape[0], shape[1], shape[2]
+    if source_name not in SOURCES or "images" not in SOURCES[source_name].tags:
+        return None
+    if len(shape) == 2:
+        return 1, shape[0], shape[1]
+    if len(shape) == 1:
+        for channels in (1, 3):
+            side = math.isqrt(shape[0] // channels)
+            if channels * side * side == shape[0]:
+                return channels, side, side
+    return None
 
 
 @_synthetic("ring", "a ring of equally weighted Gaussians (PacGAN's ring of 8), with each point's mode",
@@ -73,26 +96,26 @@ def swiss_roll(n: Rows = 20000, noise: NonNegative = 0.25) -> Outputs:
 
 
 @_file("digits", "scikit-learn's 1,797 8x8 digits in [0, 1] with labels (bundled, offline); "
-        "fixed 80/10/10 split")
+        "fixed 80/10/10 split", images=True)
 def digits(classes: list[int] | None = None, binarize: bool = False) -> Outputs:
     require(classes is None or all(0 <= c <= 9 for c in classes), "digits classes are 0..9")
     return (TensorType(kind="bin" if binarize else "real", shape=(8, 8)), _labels())
 
 
 @_file("binarized_mnist", "MNIST binarized by Larochelle & Murray (2011), the 50k/10k/10k split "
-        "of the MADE, IWAE and PixelCNN papers; default ../shared/data/binarized_mnist.npz")
+        "of the MADE, IWAE and PixelCNN papers; default ../shared/data/binarized_mnist.npz", images=True)
 def binarized_mnist(path: str | None = None) -> Outputs:
     return (TensorType(kind="bin", shape=(784,)),)
 
 
 @_file("paired_mnist", "pairs (binarized, grayscale, label) of the 10k MNIST test digits for "
-        "image-to-image translation; fixed 80/10/10 split")
+        "image-to-image translation; fixed 80/10/10 split", images=True)
 def paired_mnist(path: str | None = None, images: str | None = None) -> Outputs:
     return (TensorType(kind="bin", shape=(28, 28)), real(28, 28), _labels())
 
 
 @_file("mnist_idx", "images (and labels) from IDX files, gzipped or not (default: the 10k "
-        "grayscale MNIST test digits in ../shared/data); fixed 80/10/10 split")
+        "grayscale MNIST test digits in ../shared/data); fixed 80/10/10 split", images=True)
 def mnist_idx(images: str | None = None, labels: str | None = None) -> Outputs:
     return (real(28, 28), _labels()) if images is None else None
 
@@ -108,7 +131,7 @@ def npy(path: str) -> Outputs:
     return None
 
 
-@_file("image_folder", "PNG/JPEG images, one subfolder per class; fixed 80/10/10 split")
+@_file("image_folder", "PNG/JPEG images, one subfolder per class; fixed 80/10/10 split", images=True)
 def image_folder(path: str, size: int | list[int] | None = None, grayscale: bool = True) -> Outputs:
     return None
 

@@ -278,6 +278,27 @@ def swd(samples: Pairs = 2000, projections: Count = 128) -> MetricRule:
     return MetricRule("samples", dict(samples=samples, projections=projections))
 
 
+@_metric("fid", "Frechet distance between samples and held-out images in the features of a classifier of the "
+         "data set, trained once and cached (Heusel et al. 2017); beside it, the same between two halves of "
+         "held-out images", "images")
+def fid(samples: Pairs = 1000) -> MetricRule:
+    return MetricRule("images", dict(samples=samples))
+
+
+@_metric("kid", "kernel distance: unbiased cubic-kernel MMD, mean and std over subsets of at most half the "
+         "samples, in the classifier's features of fid (Binkowski et al. 2018); beside it, the same between two "
+         "halves of held-out images", "images")
+def kid(samples: Pairs = 1000, subsets: Count = 100, subset_size: Pairs = 100) -> MetricRule:
+    return MetricRule("images", dict(samples=samples, subsets=subsets, subset_size=subset_size))
+
+
+@_metric("prd", "improved precision and recall: the share of samples inside the k-NN balls of held-out images, "
+         "and of held-out images inside those of samples, in the classifier's features of fid (Kynkaanniemi et "
+         "al. 2019); beside them, the same for two halves of held-out images", "images")
+def prd(samples: Pairs = 1000, k: Count = 3) -> MetricRule:
+    return MetricRule("images", dict(samples=samples, k=k))
+
+
 @_metric("viterbi", "the most probable path of a latent chain for each held-out sequence (Viterbi): its log "
          "p(x, z) and, beside the true states on the data line, the share of steps it decodes right", "chain")
 def viterbi() -> MetricRule:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
-import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import lark
 from lark import Lark, Token
 
 from gendsl import ast
+from gendsl.cache import cache_folder
 from gendsl.diagnostics import Diagnostic, error
 from gendsl.source import SourceFile, Span
 
@@ -79,11 +79,8 @@ def cache_file(grammar: str, start: str = "start") -> str | bool:
     the tables depend on, so two installed versions do not overwrite each other's file; Lark
     also checks a hash on loading and rebuilds a stale or unreadable file, and ignores a failed
     write. False (no disk cache) when there is no folder to write to."""
-    try:
-        home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        folder = Path(home) / "gendsl"
-        folder.mkdir(parents=True, exist_ok=True)
-    except (OSError, RuntimeError):  # RuntimeError: no home folder
+    folder = cache_folder()
+    if folder is None:
         return False
     key = hashlib.sha256(f"{grammar}|{start}|{lark.__version__}|{sys.version_info[:2]}".encode()).hexdigest()
     return str(folder / f"parser-{key[:16]}.lark")

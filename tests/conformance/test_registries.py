@@ -487,7 +487,7 @@ RUNS = {
             "  loss l = mean(cross_entropy(-each_label(F, x), y)) + mean(F(x, y)) - mean(F(neg, y))\n"
             "  train { minimize l; batch 8; steps 2 }\n  sample x = neg\n}\n"),
 }
-SMALL_OPTIONS = {"k": 4, "samples": 100, "projections": 8}
+SMALL_OPTIONS = {"k": 4, "samples": 100, "projections": 8, "subsets": 10}
 
 
 @pytest.fixture(scope="module")

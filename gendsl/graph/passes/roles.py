@@ -14,7 +14,7 @@ from gendsl.graph import ir
 from gendsl.graph.dependencies import Reach, trainables_of
 from gendsl.graph.passes.order import check_autoregressive
 from gendsl.library.layers import LAYERS
-from gendsl.library.sources import SOURCES
+from gendsl.library.sources import SOURCES, image_shape
 from gendsl.library.training import METRICS, metric_needs
 from gendsl.types import NetType, TensorType
 
@@ -159,6 +159,8 @@ def model_capabilities(graph: nx.DiGraph) -> set[str]:
     first_sample = next((k for k, n in graph.nodes(data=True) if n["data"].kind == "sample"), None)
     if first_sample is not None and _reconstructs(graph, first_sample):
         caps.add("reconstruction")
+    if first_sample is not None and _samples_images(graph, first_sample):
+        caps.add("images")
     return caps
 
 
@@ -197,6 +199,15 @@ def _samples_mode_data(graph: nx.DiGraph, key: str) -> bool:
     return node is not None and node.kind == "data" and node.source in SOURCES and bool(SOURCES[node.source].density)
 
 
+def _samples_images(graph: nx.DiGraph, key: str) -> bool:
+    """A `sample` of a data variable whose rows are images (what fid, kid and prd compare in the
+    features of an image classifier)."""
+    var = key.split(":", 1)[1]
+    node = graph.nodes[var]["data"] if var in graph else None
+    return node is not None and node.kind == "data" and node.type is not None \
+        and image_shape(node.source, node.type.kind, node.type.shape) is not None
+
+
 def _reconstructs(graph: nx.DiGraph, key: str) -> bool:
     """Is a sample computed from held-out data (other than labels) that are paired with the
     variable it imitates, as reconstructions and paired translations are? (`recon` compares the
@@ -217,6 +228,8 @@ NEEDS = {"encoder": "an encoder q(z | x) of a latent that the data's decoder is 
          "reconstruction": "a first `sample` computed from held-out data paired with the variable it imitates, "
                            "e.g. `sample x = decode(encode(x))` (unpaired translations: use losses)",
          "samples": "a `sample` statement", "losses": "losses",
+         "images": "a first `sample` of image data: a real or bin variable declared [C, H, W], or the pixels of "
+                   "an image source (digits, binarized_mnist, mnist_idx, paired_mnist, image_folder)",
          "classifier": "an energy F(x, y: cat[K]) of a data variable x and a label y of the same data line",
          "chain": "data observed step by step given a latent chain `z: cat[K, T] ~ Markov(...)`"}
 
