@@ -451,6 +451,8 @@ def _format(values: dict) -> str:
     if "nats" in values:
         text = (f"{values['nats']:.3f} nats (+/- {values['stderr']:.3f}), {values['bpd']:.4f} bits/dim "
                 f"[{values['method']}]")
+        if "terms" in values:  # a diffusion's bound, term by term
+            text += "\n            terms (nats): " + ", ".join(f"{k} {v:.4g}" for k, v in values["terms"].items())
         if "gap" in values:  # data of known density: the true model's NLL of the same points
             text += (f"\n            true density {values['true_nats']:.3f} nats, gap {values['gap']:.4f} "
                      f"(+/- {values['gap_stderr']:.4f})")

@@ -231,7 +231,7 @@ def mean_if_batched(code: str, expr: ir.Expr) -> str:
 
 
 def diffusion_bound(info: ModelInfo, key: str) -> list[str] | None:
-    """The body of `bound(self, batch)` for diffusion `key`: its variational bound with the denoiser
+    """The body of `bound_terms(self, batch)` for diffusion `key`: its variational bound's terms with the denoiser
     its loss trains. A conditional denoiser is given each row's own label (no dropout, no guidance),
     so the bound is of log p(x | y). None when no loss trains the diffusion."""
     use = next((e for _, d in info.graph.nodes(data=True) if d["data"].kind == "loss" and d["data"].expr is not None
@@ -246,7 +246,7 @@ def diffusion_bound(info: ModelInfo, key: str) -> list[str] | None:
     eps = info.callable(use.args[0].name)
     if "y" in args:
         eps = f"self.{info.attrs[key]}.conditioned({eps}, {writer.code(args['y'])})"
-    return [*writer.lines, f"return self.{info.attrs[key]}.bound({eps}, {x})"]
+    return [*writer.lines, f"return self.{info.attrs[key]}.terms({eps}, {x})"]
 
 
 __all__ = ["MethodWriter", "ModelInfo", "diffusion_bound", "mean_if_batched", "literal"]

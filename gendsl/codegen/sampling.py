@@ -127,7 +127,10 @@ def likelihoods(ms: ModelSource) -> Likelihood:
     for key, node in _nodes(info, "diffusion"):
         body = diffusion_bound(info, key)
         if body:
-            ms.method("bound(self, batch)", f"the negative variational bound of {node.var} per sample (nats)", body)
+            ms.method("bound_terms(self, batch)", f"the terms of the negative variational bound of {node.var} per "
+                      "sample (nats), [n, 3]: L_0, the sum of L_1 .. L_(T-1), L_T", body)
+            ms.method("bound(self, batch)", f"the negative variational bound of {node.var} per sample (nats)",
+                      ["return self.bound_terms(batch).sum(-1)"])
             found["bound"] = node.var
     return Likelihood(**found)
 

@@ -77,13 +77,15 @@ def likelihood(ctx: Context, k: int, prefer: str = "nll") -> dict:
     """-log p(x) per sample, by the best method the model has (or the one `prefer` names)."""
     model, spec, groups, batch, quiet = ctx.model, ctx.spec, ctx.groups, ctx.batch, ctx.quiet
     found = spec.likelihood
+    terms = None
     if found.log_prob and prefer == "nll":
         var, values, how = found.log_prob, -per_sample(model.log_prob, groups, batch, quiet, "log p(x)"), "exact"
     elif found.log_weights and prefer in ("nll", "iwae"):
         var, values, how = found.log_weights, -iwae_values(model, groups, k, max(1, batch // 4), quiet), \
             f"IWAE bound, k={k}"
     elif found.bound and prefer in ("nll", "bound"):
-        var, values, how = found.bound, per_sample(model.bound, groups, batch, quiet, "bound"), "variational bound"
+        terms = per_sample(model.bound_terms, groups, batch, quiet, "bound")
+        var, values, how = found.bound, terms.sum(-1), "variational bound"
     elif found.log_weights and prefer == "elbo":
         var, values, how = found.log_weights, -per_sample(model.elbo, groups, batch, quiet, "elbo"), \
             "negative ELBO"
@@ -95,6 +97,8 @@ def likelihood(ctx: Context, k: int, prefer: str = "nll") -> dict:
     dims = data_dims(spec, var)
     result = {"nats": nats, "bpd": nats / (dims * math.log(2)), "stderr": float(values.std() / math.sqrt(len(values))),
               "method": how, "n": len(values)}
+    if terms is not None:  # a diffusion's bound: L_0 (decoder), the KL terms of the steps between, L_T (prior)
+        result["terms"] = dict(zip(("L_0", "L_1..L_T-1", "L_T"), map(float, terms.mean(0))))
     return {**result, **known_density(spec, var, groups, values)}
 
 

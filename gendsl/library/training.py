@@ -250,7 +250,8 @@ def bpd(k: Count = 5000) -> MetricRule:
     return MetricRule("likelihood", dict(k=k))
 
 
-@_metric("bound", "the diffusion variational bound in nats and bits/dim", "diffusion")
+@_metric("bound", "the diffusion variational bound in nats and bits/dim, and its terms L_0, L_1..L_T-1 and L_T",
+         "diffusion")
 def bound() -> MetricRule:
     return MetricRule("diffusion", {})
 

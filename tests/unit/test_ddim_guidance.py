@@ -215,6 +215,29 @@ def test_conditional_bound_gives_each_row_its_label():
     torch.testing.assert_close(ours, expected)
 
 
+def test_bound_terms_are_the_papers_terms():
+    """bound = L_0 + (L_1 + ... + L_(T-1)) + L_T, with L_T = KL(q(x_T | x_0) || N(0, I)) and L_0
+    the Gaussian decoder's -log p(x_0 | x_1) of variance beta_1 (Ho et al. 2020, eq. 5)."""
+    model = build(PLAIN.replace("SAMPLE", "q.reverse(eps)"))
+    x = torch.randn(5, 2)
+    torch.manual_seed(3)
+    terms = model.bound_terms({"x": x})
+    torch.manual_seed(3)
+    torch.testing.assert_close(model.bound({"x": x}), terms.sum(-1))
+    bar_T = model.q.bar[-1]
+    q_T = torch.distributions.Normal(bar_T.sqrt() * x, (1 - bar_T).sqrt())
+    prior = torch.distributions.kl_divergence(q_T, torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(terms[:, 2], prior)
+    beta_1 = model.q.betas[0]
+    torch.manual_seed(3)
+    noise = torch.randn_like(x)                          # the draw of x_1 that bound_terms made first
+    x_1 = (1 - beta_1).sqrt() * x + beta_1.sqrt() * noise
+    t = torch.zeros(5, dtype=torch.long)
+    mean = (x_1 - beta_1 / (1 - model.q.bar[0]).sqrt() * model.eps(x_1, t)) / (1 - beta_1).sqrt()
+    decoder = -torch.distributions.Normal(mean, beta_1.sqrt()).log_prob(x).sum(-1)
+    torch.testing.assert_close(terms[:, 0], decoder, rtol=1e-4, atol=1e-4)
+
+
 # ---- what the checker refuses ----
 
 @pytest.mark.parametrize("sample,code,words", [

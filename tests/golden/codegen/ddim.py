@@ -146,24 +146,31 @@ class GaussianDiffusion(nn.Module):
 
     @torch.no_grad()
     def bound(self, eps, x0):
-        """Negative variational bound per sample (nats): sum of KL terms, with a Gaussian
-        decoder of variance beta_1 at t = 0 and the prior term at T."""
-        total = torch.zeros(x0.shape[0], device=x0.device)
+        """Negative variational bound per sample (nats): the sum of its terms."""
+        return self.terms(eps, x0).sum(-1)
+
+    @torch.no_grad()
+    def terms(self, eps, x0):
+        """The bound's terms per sample, [n, 3] (nats): L_0 = -log p(x0 | x1), a Gaussian decoder
+        of variance beta_1; the sum over t = 2..T of L_(t-1) = KL(q(x_(t-1) | x_t, x0) || p(x_(t-1) | x_t));
+        and L_T = KL(q(x_T | x0) || N(0, I))."""
+        decoder = torch.zeros(x0.shape[0], device=x0.device)
+        middle = torch.zeros(x0.shape[0], device=x0.device)
         dims = tuple(range(1, x0.dim()))
         for step in range(self.steps):
             t = torch.full((x0.shape[0],), step, device=x0.device, dtype=torch.long)
             xt = self.noisy(x0, t, torch.randn_like(x0))
             mean = self._mean(eps, xt, t)
             if step == 0:
-                total += self._decoder_nll(x0, mean, self._at(self.betas, t, x0)).sum(dims)
+                decoder += self._decoder_nll(x0, mean, self._at(self.betas, t, x0)).sum(dims)
             else:
                 true_mean = (self._at(self.bar_prev, t, x0).sqrt() * self._at(self.betas, t, x0) * x0
                              + self._at(self.alphas, t, x0).sqrt() * (1 - self._at(self.bar_prev, t, x0)) * xt) \
                     / (1 - self._at(self.bar, t, x0))
-                total += (0.5 * (true_mean - mean) ** 2 / self._at(self.post_var, t, x0)).sum(dims)
+                middle += (0.5 * (true_mean - mean) ** 2 / self._at(self.post_var, t, x0)).sum(dims)
         bar_T = self.bar[-1]
         prior = 0.5 * (bar_T * x0 ** 2 + (1 - bar_T) - 1 - torch.log(1 - bar_T))
-        return total + prior.sum(dims)
+        return torch.stack([decoder, middle, prior.sum(dims)], -1)
 
     def _decoder_nll(self, x0, mean, var):
         """-log p(x0 | x1): a Gaussian density, or for quantized data the probability of x0's bin
@@ -235,10 +242,14 @@ class DDIM(nn.Module):
         """sample x = q.reverse(eps, steps=50, eta=0.0): n samples"""
         return self.q.ddim(self.eps, n, (2,), self.device, steps=50, eta=0.0)
 
+    def bound_terms(self, batch):
+        """the terms of the negative variational bound of x per sample (nats), [n, 3]: L_0, the sum of L_1 .. L_(T-1), L_T"""
+        x = batch["x"]
+        return self.q.terms(self.eps, x)
+
     def bound(self, batch):
         """the negative variational bound of x per sample (nats)"""
-        x = batch["x"]
-        return self.q.bound(self.eps, x)
+        return self.bound_terms(batch).sum(-1)
 
 
 def build():
