@@ -150,6 +150,21 @@ def schedule_panel(dot: graphviz.Digraph, graph: nx.DiGraph, math: Formula) -> N
     for key, node in steps:
         if node.loss in graph:
             dot.edge(node_id(graph, node.loss), f"{SCHEDULE}:{safe_id('p', key)}:w", **style.MINIMIZE)
+    stack_in_schedule_order(dot, graph, [node.loss for _, node in steps if node.loss in graph])
+
+
+def stack_in_schedule_order(dot: graphviz.Digraph, graph: nx.DiGraph, losses: list[str]) -> None:
+    """The minimized losses one above the other in the order of their steps, so that their edges
+    to the schedule's rows do not cross; unless one is computed from another (then they cannot
+    share a column)."""
+    losses = list(dict.fromkeys(losses))
+    among = graph.subgraph(k for k, d in graph.nodes(data=True) if d["data"].kind == "loss")
+    if len(losses) < 2 or any(nx.has_path(among, a, b) for a in losses for b in losses if a != b):
+        return
+    with dot.subgraph() as column:
+        column.attr(rank="same")
+        for above, below in zip(losses, losses[1:]):
+            column.edge(node_id(graph, above), node_id(graph, below), style="invis")
 
 
 def _trainable(graph: nx.DiGraph, key: str) -> str:

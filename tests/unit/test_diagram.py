@@ -77,6 +77,16 @@ def test_steps_are_a_schedule_panel_not_edges_into_the_graph(spec: str) -> None:
     assert "updates" not in source
 
 
+def test_minimized_losses_stand_in_the_order_of_their_steps() -> None:
+    """cyclegan's critic step (d_loss) comes first: its loss is placed above g_loss, in one column,
+    so the two dashed edges into the schedule's rows do not cross."""
+    source = compute_view(graph_of("specs/cyclegan.gen")).source
+    column = re.search(r"\{\s*rank=same\s*(.*?)\}", source, re.S)
+    assert column and edges(column.group(1)) == [("l_d_loss", "l_g_loss", "style=invis")]
+    # one minimized loss needs no column
+    assert "rank=same" not in compute_view(graph_of("specs/vqvae.gen")).source
+
+
 def test_schedule_names_losses_and_targets_in_math() -> None:
     source = compute_view(graph_of("specs/cyclegan.gen")).source
     assert "1. critic: min \u2112<SUB>d</SUB> over <I>D</I><SUB>a</SUB>, <I>D</I><SUB>b</SUB>" in source
