@@ -185,7 +185,7 @@ def run_params(trainer) -> dict[str, str]:
     """The spec's params by their own names (values after --set), and gendsl's settings under dotted
     names (`train.seed`), which no spec param can take."""
     run, train = trainer.run, trainer.run.spec.train
-    params = {name: value for name, value in run.spec.params.items()}
+    params = dict(run.spec.params)
     params.update({
         "spec.file": run.info.get("spec", run.spec.spec), "spec.model": run.spec.model, "spec.hash": run.spec.hash,
         "spec.set": " ".join(run.info.get("set", [])), "train.seed": trainer.seed, "train.rounds": trainer.total,

@@ -12,6 +12,7 @@ from gendsl import ast
 from gendsl.graph import ir
 from gendsl.graph.ir import DensityTerm
 from gendsl.graph.passes.expressions import ExprTyper, Scope, option_span
+from gendsl.library.distributions import DISTRIBUTIONS, support_of
 from gendsl.library.methods import MethodUse, methods_of
 from gendsl.library.signature import (EntryError, arguments_by_name, bind, call_rule, describe_signature,
                                      parameters)
@@ -123,8 +124,6 @@ class DensityResolver:
         return None
 
     def is_chain(self, latent: str) -> bool:
-        from gendsl.library.distributions import DISTRIBUTIONS, support_of
-
         family = self.families.get((latent, latent))
         return family in DISTRIBUTIONS and support_of(family).chain
 
@@ -200,8 +199,6 @@ class DensityResolver:
     def infinite_kl(self, q_source: str, p_source: str, var: str) -> str:
         """Why KL(q || p) is infinite whatever the parameters ('' when it need not be): q puts mass
         where p has none (a Normal posterior against a Uniform prior)."""
-        from gendsl.library.distributions import DISTRIBUTIONS, support_of
-
         fq, fp = self.families.get((q_source, var)), self.families.get((p_source, var))
         if fq not in DISTRIBUTIONS or fp not in DISTRIBUTIONS:
             return ""

@@ -223,8 +223,8 @@ def _reconstructs(graph: nx.DiGraph, key: str) -> bool:
     return bool(read) and paired
 
 
-NEEDS = {"encoder": "an encoder q(z | x) of a latent that the data's decoder is given", "likelihood": "a likelihood (flow, autoregressive, discrete latents, "
-         "encoder or diffusion)", "diffusion": "a diffusion", "mode_data": "samples of ring(...) or grid(...) data",
+NEEDS = {"encoder": "an encoder q(z | x) of a latent that the data's decoder is given",
+         "likelihood": "a likelihood (flow, autoregressive, discrete latents, encoder or diffusion)", "diffusion": "a diffusion", "mode_data": "samples of ring(...) or grid(...) data",
          "reconstruction": "a first `sample` computed from held-out data paired with the variable it imitates, "
                            "e.g. `sample x = decode(encode(x))` (unpaired translations: use losses)",
          "samples": "a `sample` statement", "losses": "losses",
