@@ -13,7 +13,7 @@ def shape_text(t) -> str:
     if not isinstance(t, TensorType):
         return ""
     if t.kind == "cat":
-        return f"cat[{', '.join(map(str, (t.classes, *t.shape)))}]"  # cat[K, T]: a sequence of labels
+        return t.as_batched(True).describe()  # cat[K], or cat[K, T] for a sequence of labels
     return "[" + ", ".join(map(str, t.shape)) + "]" if t.shape else ("step" if t.kind == "step" else "scalar")
 
 
