@@ -1,45 +1,44 @@
-"""Full-size runs of the model families of specs/, each through the CLI (gendsl train, then
-gendsl evaluate on the test split), printed as a table beside the reference numbers.
+"""Full-size runs of the model families of specs/ that have no paper number to reproduce (those
+are rows of bench/reproduce.py), each through the CLI (gendsl train, then gendsl evaluate on the
+test split), printed as a table beside the reference numbers.
 
-    .venv/bin/python bench/bench_families.py [--only made,gmm] [--device auto] [--scale 1.0]
+    .venv/bin/python bench/bench_families.py [--only gmm,hmm] [--device auto] [--scale 1.0]
 
 --scale multiplies every run's length (e.g. 0.1 for a quick look); the table says what ran.
-References: Germain et al. 2015 (MADE, 88.04 nats), van den Oord et al. 2016 (PixelCNN, 81.30
-nats) on binarized MNIST; for 2-D data with a known density, the true density's NLL of the same
-test points (the floor no model can beat) and the gap to it; for the GMM, scikit-learn's
-GaussianMixture fit by EM on the same data.
+References: for 2-D data with a known density, the true density's NLL of the same test points
+(the floor no model can beat) and the gap to it; for the GMM, scikit-learn's GaussianMixture fit
+by EM on the same data; otherwise the target or baseline of each row.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, evaluate, gendsl
+
 sys.path.insert(0, str(ROOT))
 
 from tests.reference.domain_scores import cyclegan_scores  # noqa: E402
 
 # name: (spec, extra train args, metrics, reference)
 RUNS = {
-    "made": ("specs/made.gen", ["--epochs", "50"], ["nll"], "88.04 nats (Germain et al. 2015)"),
-    "pixelcnn": ("specs/pixelcnn.gen", ["--epochs", "20"], ["nll"], "81.30 nats (van den Oord et al. 2016)"),
-    "rnn_mnist": ("specs/rnn_mnist.gen", ["--epochs", "20"], ["nll"],
-                  "NADE 88.33, PixelRNN 79.20 nats (van den Oord et al. 2016)"),
     "realnvp_ring": ("specs/realnvp.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "realnvp_grid": ("bench/specs/realnvp_grid.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "spline_grid": ("specs/spline_flow.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "gmm": ("specs/gmm.gen", ["--steps", "3000"], ["nll"], "scikit-learn GaussianMixture (EM)"),
     "ddpm_swiss_roll": ("specs/ddpm.gen", [], ["mmd", "bound"], "MMD^2 of two real samples (floor)"),
-    "ddpm_digits": ("specs/ddpm_digits.gen", [], ["bound"], "factorized 17-level baseline 2.45 bits/dim"),
     "ddim_swiss_roll": ("specs/ddim.gen", [], ["mmd"], "ddpm_swiss_roll's MMD^2 (ancestral, all 200 steps)"),
     "ddpm_guided_digits": ("specs/ddpm_guided.gen", [], ["bound"],
                            "bound of log p(x | y); classifier accuracy: bench/bench_diffusion_sampling.py"),
     "ebm": ("specs/ebm.gen", [], ["coverage"], "8 modes"),
+    "pacgan_ring": ("specs/pacgan_ring.gen", [], ["coverage"], "PacGAN2 (table 1): 7.9 modes, 95.6% high quality, "
+                    "reverse KL 0.07; GAN 6.3, 98.2%, 0.45"),
+    "pacgan_grid": ("specs/pacgan_grid.gen", [], ["coverage"], "PacGAN2 (table 1): 23.8 modes, 91.3% high quality, "
+                    "reverse KL 0.13; GAN 17.3, 94.8%, 0.70"),
     "cond_ebm_digits": ("specs/cond_ebm.gen", [], ["accuracy"], ">= 90% accuracy (issue 11); samples given y: "
                         "tests/e2e/test_conditional_models.py"),
     "cond_flow_ring": ("specs/cond_flow.gen", [], ["nll"], "gap <= 0.05 nats to the true p(x | mode)"),
@@ -49,19 +48,7 @@ RUNS = {
     "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "copy-the-input L1 (copy_a_l1)"),
     "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "independent pixels: 24.50 nats"),
     "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "translations accepted by a domain classifier"),
-    # equal epochs, the same IWAE k=5000 test NLL: the IWAE objective (k=5) against the VAE's
-    "vae_100ep": ("specs/vae.gen", ["--epochs", "100"], ["nll"], "88.71 nats at 3280 epochs (Burda et al. 2016)"),
-    "iwae_k5_100ep": ("specs/iwae.gen", ["--epochs", "100"], ["nll"], "below the vae_100ep row"),
-    "hvae_100ep": ("specs/hvae.gen", ["--epochs", "100"], ["nll"], "below the vae_100ep row (two layers, "
-                   "3280 epochs: 85.33 vs 86.76 nats on dynamic binarization, Burda et al. table 1)"),
 }
-
-
-def gendsl(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "gendsl.cli", *args], cwd=ROOT, text=True, capture_output=True)
-    if result.returncode != 0:
-        raise SystemExit(result.stderr)
-    return result.stdout
 
 
 def scaled(args: list[str], scale: float) -> list[str]:
@@ -122,9 +109,8 @@ def main() -> None:
         start = time.time()
         gendsl(*train_args)
         seconds = time.time() - start
-        report = json.loads(gendsl("evaluate", out, "--split", "test", "--format", "json", "--quiet",
-                                   "--device", args.device, *[a for m in metrics for a in ("--metric", m)]))
-        values = report["metrics"]
+        values = evaluate(out, "--split", "test", "--device", args.device,
+                          *[a for m in metrics for a in ("--metric", m)])
         if name == "gmm":
             from gendsl.runtime.run import open_run
 

@@ -2,7 +2,7 @@
 hand-written torch model with the same weights computes, and the recurrent autoregressive model of
 specs/rnn_mnist.gen trains (CI-sized: 8x8 digits, its rows as positions) to a held-out NLL well
 below independent pixels, samples row by row and evaluates. The full run on binarized MNIST is in
-bench/bench_families.py (`rnn_mnist`)."""
+bench/reproduce.py (`rnn_mnist`)."""
 
 from __future__ import annotations
 

@@ -25,95 +25,106 @@ def constant_lr(total, warmup=0):
 
 
 class DecoderPZ1(nn.Module):
-    """decoder p(z1 | z2): the distribution of z1  (hvae.gen:19)"""
+    """decoder p(z1 | z2): the distribution of z1  (hvae.gen:21)"""
 
     def __init__(self):
         super().__init__()
-        self.h = nn.Sequential(  # hvae.gen:20
+        self.h = nn.Sequential(  # hvae.gen:22
             nn.Linear(50, 100, bias=True),  # Linear(100)
+            nn.BatchNorm1d(100),  # BatchNorm
             nn.Tanh(),  # tanh
             nn.Linear(100, 100, bias=True),  # Linear(100)
+            nn.BatchNorm1d(100),  # BatchNorm
             nn.Tanh(),  # tanh
         )
-        self.z1_loc = nn.Sequential(  # hvae.gen:21
+        self.z1_loc = nn.Sequential(  # hvae.gen:23
             nn.Linear(100, 100, bias=True),  # Linear(100)
         )
-        self.z1_scale = nn.Sequential(  # hvae.gen:21
+        self.z1_scale = nn.Sequential(  # hvae.gen:23
             nn.Linear(100, 100, bias=True),  # Linear(100)
             Exp(),  # exp
         )
 
     def forward(self, z2):
-        h_ = self.h(z2)  # hvae.gen:20
-        z1_dist = D.Independent(D.Normal(self.z1_loc(h_), self.z1_scale(h_)), 1)  # hvae.gen:21
+        h_ = self.h(z2)  # hvae.gen:22
+        z1_dist = D.Independent(D.Normal(self.z1_loc(h_), self.z1_scale(h_)), 1)  # hvae.gen:23
         return z1_dist
 
 
 class DecoderPX(nn.Module):
-    """decoder p(x | z1): the distribution of x  (hvae.gen:23)"""
+    """decoder p(x | z1): the distribution of x  (hvae.gen:25)"""
 
     def __init__(self):
         super().__init__()
-        self.x_logits = nn.Sequential(  # hvae.gen:24
+        self.h = nn.Sequential(  # hvae.gen:26
             nn.Linear(100, 200, bias=True),  # Linear(200)
+            nn.BatchNorm1d(200),  # BatchNorm
             nn.Tanh(),  # tanh
             nn.Linear(200, 200, bias=True),  # Linear(200)
+            nn.BatchNorm1d(200),  # BatchNorm
             nn.Tanh(),  # tanh
+        )
+        self.x_logits = nn.Sequential(  # hvae.gen:27
             nn.Linear(200, 784, bias=True),  # Linear(784)
         )
 
     def forward(self, z1):
-        x_dist = D.Independent(D.Bernoulli(logits=self.x_logits(z1)), 1)  # hvae.gen:24
+        h_ = self.h(z1)  # hvae.gen:26
+        x_dist = D.Independent(D.Bernoulli(logits=self.x_logits(h_)), 1)  # hvae.gen:27
         return x_dist
 
 
 class EncoderQZ1(nn.Module):
-    """encoder q(z1 | x): the distribution of z1  (hvae.gen:26)"""
+    """encoder q(z1 | x): the distribution of z1  (hvae.gen:29)"""
 
     def __init__(self):
         super().__init__()
-        self.h = nn.Sequential(  # hvae.gen:27
+        self.h = nn.Sequential(  # hvae.gen:30
             nn.Linear(784, 200, bias=True),  # Linear(200)
+            nn.BatchNorm1d(200),  # BatchNorm
             nn.Tanh(),  # tanh
             nn.Linear(200, 200, bias=True),  # Linear(200)
+            nn.BatchNorm1d(200),  # BatchNorm
             nn.Tanh(),  # tanh
         )
-        self.z1_loc = nn.Sequential(  # hvae.gen:28
+        self.z1_loc = nn.Sequential(  # hvae.gen:31
             nn.Linear(200, 100, bias=True),  # Linear(100)
         )
-        self.z1_scale = nn.Sequential(  # hvae.gen:28
+        self.z1_scale = nn.Sequential(  # hvae.gen:31
             nn.Linear(200, 100, bias=True),  # Linear(100)
             Exp(),  # exp
         )
 
     def forward(self, x):
-        h_ = self.h(x)  # hvae.gen:27
-        z1_dist = D.Independent(D.Normal(self.z1_loc(h_), self.z1_scale(h_)), 1)  # hvae.gen:28
+        h_ = self.h(x)  # hvae.gen:30
+        z1_dist = D.Independent(D.Normal(self.z1_loc(h_), self.z1_scale(h_)), 1)  # hvae.gen:31
         return z1_dist
 
 
 class EncoderQZ2(nn.Module):
-    """encoder q(z2 | z1): the distribution of z2  (hvae.gen:30)"""
+    """encoder q(z2 | z1): the distribution of z2  (hvae.gen:33)"""
 
     def __init__(self):
         super().__init__()
-        self.h = nn.Sequential(  # hvae.gen:31
+        self.h = nn.Sequential(  # hvae.gen:34
             nn.Linear(100, 100, bias=True),  # Linear(100)
+            nn.BatchNorm1d(100),  # BatchNorm
             nn.Tanh(),  # tanh
             nn.Linear(100, 100, bias=True),  # Linear(100)
+            nn.BatchNorm1d(100),  # BatchNorm
             nn.Tanh(),  # tanh
         )
-        self.z2_loc = nn.Sequential(  # hvae.gen:32
+        self.z2_loc = nn.Sequential(  # hvae.gen:35
             nn.Linear(100, 50, bias=True),  # Linear(50)
         )
-        self.z2_scale = nn.Sequential(  # hvae.gen:32
+        self.z2_scale = nn.Sequential(  # hvae.gen:35
             nn.Linear(100, 50, bias=True),  # Linear(50)
             Exp(),  # exp
         )
 
     def forward(self, z1):
-        h_ = self.h(z1)  # hvae.gen:31
-        z2_dist = D.Independent(D.Normal(self.z2_loc(h_), self.z2_scale(h_)), 1)  # hvae.gen:32
+        h_ = self.h(z1)  # hvae.gen:34
+        z2_dist = D.Independent(D.Normal(self.z2_loc(h_), self.z2_scale(h_)), 1)  # hvae.gen:35
         return z2_dist
 
 
@@ -139,11 +150,11 @@ class HVAE(nn.Module):
         return getattr(self, method)(batch)
 
     def prior_z2(self):
-        """p(z2): Normal over real[50]  (hvae.gen:16)"""
+        """p(z2): Normal over real[50]  (hvae.gen:18)"""
         return D.Independent(D.Normal(self.z2_loc, self.z2_scale), 1)
 
     def loss_elbo(self, batch):
-        """elbo = -(log p(x | z1) + log p(z1 | z2) + log p(z2) - log q(z1 | x) - log q(z2 | z1))  (hvae.gen:35)"""
+        """elbo = -(log p(x | z1) + log p(z1 | z2) + log p(z2) - log q(z1 | x) - log q(z2 | z1))  (hvae.gen:38)"""
         x = batch["x"]
         q_z1 = self.q_z1(x)
         z1 = q_z1.rsample()  # z1 ~ q(z1 | x)
@@ -154,12 +165,12 @@ class HVAE(nn.Module):
         return (-(p_x.log_prob(x) + p_z1.log_prob(z1) + self.prior_z2().log_prob(z2) - q_z1.log_prob(z1) - q_z2.log_prob(z2))).mean()
 
     def step_elbo(self, batch):
-        """step elbo: minimize elbo over p(x | z1), p(z1 | z2), q(z1 | x), q(z2 | z1)  (hvae.gen:37)"""
+        """step elbo: minimize elbo over p(x | z1), p(z1 | z2), q(z1 | x), q(z2 | z1)  (hvae.gen:40)"""
         return self.loss_elbo(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
-        opt_elbo = torch.optim.Adam(  # hvae.gen:37
+        opt_elbo = torch.optim.Adam(  # hvae.gen:40
             [*self.p_x.parameters(), *self.p_z1.parameters(), *self.q_z1.parameters(), *self.q_z2.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, constant_lr(total, warmup=0))),
@@ -201,7 +212,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'HVAE',
  'spec': 'hvae.gen',
- 'hash': 'c03d66992005cca2',
+ 'hash': '0ad17f4f40744eca',
  'params': {'z1_size': 100, 'z2_size': 50, 'hidden1': 200, 'hidden2': 100},
  'data': [{'kind': 'bin',
            'shape': [784],

@@ -1,0 +1,156 @@
+"""The reproducibility table: each reference spec's number beside the like-for-like number of its
+paper, one command per row (issue 13).
+
+    .venv/bin/python bench/reproduce.py --only vae [--device auto] [--out runs/reproduce]
+    .venv/bin/python bench/reproduce.py --list
+
+Everything goes through the commands a user runs: `gendsl train`, then `gendsl evaluate --split
+test`. A row runs its paper-scale budget where it can. A row marked GPU whose budget a CPU cannot
+give in reasonable time trains its CPU curve instead: it stops at each listed point (a resumed
+`gendsl train --epochs N`, so one run), evaluates the test split there, and prints the metric
+against the budget, so that the distance to the paper is visible. Intermediate points use a
+cheaper evaluation (fewer importance samples: a looser bound), the last point the row's own.
+Each row writes OUT/NAME/curve.json and curve.png (the metric against the budget, the paper's
+number as a line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import evaluate, gendsl
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    spec: str
+    data: str
+    metric: str                  # a `gendsl evaluate --metric`
+    paper: float | None          # the like-for-like published number (None: see `reference`)
+    reference: str               # where the number comes from: paper, table, configuration
+    budget: int                  # the paper-scale length, in `unit`
+    cpu_curve: tuple[int, ...]   # the points a CPU run stops at when `gpu` is set
+    gpu: bool                    # the budget needs a GPU to finish in hours
+    unit: str = "epochs"         # or "steps"
+    key: str = "nats"            # the reported number of the metric's report (nats, bpd, ...)
+    final: tuple[str, ...] = ()  # evaluation options of the last point
+    cheap: tuple[str, ...] = ()  # evaluation options of the other points
+
+
+IWAE_5000 = ("--k", "5000", "--full")
+IWAE_100 = ("--k", "100")
+
+ROWS = [
+    Row("vae", "specs/vae.gen", "binarized MNIST (fixed split)", "nll", 88.71,
+        "Burda et al. 2016, appendix: VAE, one stochastic layer (784-200-200-50), k=1, 3,280 epochs; "
+        "test NLL by IWAE k=5000", 3280, (1, 10, 100), True, final=IWAE_5000, cheap=IWAE_100),
+    Row("iwae", "specs/iwae.gen", "binarized MNIST (fixed split)", "nll", None,
+        "below the vae row at equal epochs (Burda et al. 2016: training on the k=5 bound beats the ELBO)",
+        3280, (1, 10, 100), True, final=IWAE_5000, cheap=IWAE_100),
+    Row("hvae", "specs/hvae.gen", "binarized MNIST (fixed split)", "nll", None,
+        "below the vae row at equal epochs (Burda et al. 2016, table 1, dynamic binarization, 3,280 "
+        "epochs: two stochastic layers 85.33 against one 86.76 nats)",
+        3280, (1, 10, 100), True, final=IWAE_5000, cheap=IWAE_100),
+    Row("made", "specs/made.gen", "binarized MNIST (fixed split)", "nll", 88.40,
+        "Germain et al. 2015: one mask, one hidden layer (88.04 with the 32-mask ensemble); exact NLL",
+        50, (1, 10, 50), False),
+    Row("pixelcnn", "specs/pixelcnn.gen", "binarized MNIST (fixed split)", "nll", 81.30,
+        "van den Oord et al. 2016 (Pixel recurrent neural networks), binarized MNIST table: PixelCNN; "
+        "exact NLL", 20, (1,), True),
+    Row("rnn_mnist", "specs/rnn_mnist.gen", "binarized MNIST (fixed split)", "nll", 79.20,
+        "van den Oord et al. 2016: Row LSTM / PixelRNN 79.20, NADE 88.33 nats; exact NLL", 20, (1, 4), True),
+    Row("ddpm_digits", "specs/ddpm_digits.gen", "8x8 digits (scikit-learn), 17 levels", "bound", None,
+        "independent pixels (17 levels) 2.45 bits/dim; the bound must beat it by a wide margin",
+        8000, (8000,), False, unit="steps", key="bpd"),
+]
+BY_NAME = {row.name: row for row in ROWS}
+
+
+def points(row: Row, cuda: bool) -> tuple[int, ...]:
+    return (row.budget,) if cuda or not row.gpu else row.cpu_curve
+
+
+def run_row(row: Row, out: Path, device: str, cuda: bool) -> dict:
+    """Train to each point (resuming), evaluate test there; the curve and what ran."""
+    folder, curve, started = out / row.name, [], time.time()
+    stops = points(row, cuda)
+    for i, stop in enumerate(stops):
+        resume = ["--resume"] if i else ["--force"]
+        gendsl("train", row.spec, f"--{row.unit}", str(stop), "--out", str(folder), "--quiet", "--device", device,
+               *resume)
+        last = i == len(stops) - 1
+        values = evaluate(folder, "--split", "test", "--metric", row.metric, "--device", device,
+                          *(row.final if last else row.cheap))[row.metric]
+        number = float(values[row.key])
+        curve.append({row.unit: stop, row.metric: number, "how": values.get("method", ""),
+                      "seconds": round(time.time() - started)})
+        print(f"{row.name}: {row.unit} {stop}: {number:.3f} {row.key} {values.get('method', '')}", flush=True)
+    result = {"row": row.name, "spec": row.spec, "device": device, "curve": curve, "paper": row.paper,
+              "reference": row.reference, "complete": curve[-1][row.unit] >= row.budget}
+    (folder / "curve.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(row, curve, folder / "curve.png")
+    return result
+
+
+def plot(row: Row, curve: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([p[row.unit] for p in curve], [p[row.metric] for p in curve], "o-", label=f"{row.spec}")
+    if row.paper is not None:
+        ax.axhline(row.paper, color="gray", linestyle="--", label=f"paper: {row.paper}")
+    ax.set_xscale("log" if len(curve) > 1 else "linear")
+    ax.set_xlabel(row.unit)
+    ax.set_ylabel(f"test {row.metric} ({row.key})")
+    ax.set_title(row.name)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def table_row(row: Row, result: dict) -> str:
+    last = result["curve"][-1]
+    ours = f"{last[row.metric]:.2f} {row.key} ({row.unit} {last[row.unit]}"
+    ours += ")" if result["complete"] else f" of {row.budget}; CPU curve: " + ", ".join(
+        f"{p[row.unit]}: {p[row.metric]:.2f}" for p in result["curve"]) + ")"
+    paper = f"{row.paper} ({row.reference})" if row.paper is not None else row.reference
+    return f"| {row.name} | {row.data} | {ours} | {paper} | `bench/reproduce.py --only {row.name}` |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated rows: " + ", ".join(BY_NAME))
+    parser.add_argument("--list", action="store_true", help="print the rows and what each would run here")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--out", default="runs/reproduce")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(BY_NAME)
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        parser.error(f"unknown row {', '.join(unknown)}; the rows are {', '.join(BY_NAME)}")
+    import torch
+
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if args.list:
+        for name in names:
+            row = BY_NAME[name]
+            print(f"{name}: {row.spec}, {row.metric}, {row.unit} {list(points(row, cuda))}"
+                  f"{' (GPU budget ' + str(row.budget) + ')' if row.gpu and not cuda else ''}")
+        return
+    results = [run_row(BY_NAME[name], Path(args.out), args.device, cuda) for name in names]
+    print("\n| row | data | ours (test) | paper / reference | command |\n|---|---|---|---|---|")
+    for result in results:
+        print(table_row(BY_NAME[result["row"]], result))
+
+
+if __name__ == "__main__":
+    main()
