@@ -8,8 +8,9 @@ Everything goes through the commands a user runs: `gendsl train`, then `gendsl e
 test`. A row runs its paper-scale budget where it can. A row marked GPU whose budget a CPU cannot
 give in reasonable time trains its CPU curve instead: it stops at each listed point (a resumed
 `gendsl train --epochs N`, so one run), evaluates the test split there, and prints the metric
-against the budget, so that the distance to the paper is visible. Intermediate points use a
-cheaper evaluation (fewer importance samples: a looser bound), the last point the row's own.
+against the budget, so that the distance to the paper is visible. The point at the paper's
+budget uses the row's own evaluation; the points of a CPU curve a cheaper one where the row has
+one (fewer importance samples: a looser bound, which the table names).
 Each row writes OUT/NAME/curve.json and curve.png (the metric against the budget, the paper's
 number as a line).
 """
@@ -38,8 +39,8 @@ class Row:
     gpu: bool                    # the budget needs a GPU to finish in hours
     unit: str = "epochs"         # or "steps"
     key: str = "nats"            # the reported number of the metric's report (nats, bpd, ...)
-    final: tuple[str, ...] = ()  # evaluation options of the last point
-    cheap: tuple[str, ...] = ()  # evaluation options of the other points
+    final: tuple[str, ...] = ()  # evaluation options at the paper's budget
+    cheap: tuple[str, ...] = ()  # evaluation options of the points of a CPU curve
 
 
 IWAE_5000 = ("--k", "5000", "--full")
@@ -83,17 +84,16 @@ def run_row(row: Row, out: Path, device: str, cuda: bool) -> dict:
         resume = ["--resume"] if i else ["--force"]
         gendsl("train", row.spec, f"--{row.unit}", str(stop), "--out", str(folder), "--quiet", "--device", device,
                *resume)
-        last = i == len(stops) - 1
         values = evaluate(folder, "--split", "test", "--metric", row.metric, "--device", device,
-                          *(row.final if last else row.cheap))[row.metric]
+                          *(row.final if stop >= row.budget else row.cheap))[row.metric]
         number = float(values[row.key])
         curve.append({row.unit: stop, row.metric: number, "how": values.get("method", ""),
                       "seconds": round(time.time() - started)})
         print(f"{row.name}: {row.unit} {stop}: {number:.3f} {row.key} {values.get('method', '')}", flush=True)
-    result = {"row": row.name, "spec": row.spec, "device": device, "curve": curve, "paper": row.paper,
-              "reference": row.reference, "complete": curve[-1][row.unit] >= row.budget}
-    (folder / "curve.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(row, curve, folder / "curve.png")
+        result = {"row": row.name, "spec": row.spec, "device": device, "curve": curve, "paper": row.paper,
+                  "reference": row.reference, "complete": stop >= row.budget}
+        (folder / "curve.json").write_text(json.dumps(result, indent=2) + "\n")  # after each point: a stopped
+        plot(row, curve, folder / "curve.png")                                   # run keeps what it measured
     return result
 
 
@@ -119,7 +119,7 @@ def plot(row: Row, curve: list[dict], path: Path) -> None:
 
 def table_row(row: Row, result: dict) -> str:
     last = result["curve"][-1]
-    ours = f"{last[row.metric]:.2f} {row.key} ({row.unit} {last[row.unit]}"
+    ours = f"{last[row.metric]:.2f} {row.key}, {last['how'] or row.metric} ({row.unit} {last[row.unit]}"
     ours += ")" if result["complete"] else f" of {row.budget}; CPU curve: " + ", ".join(
         f"{p[row.unit]}: {p[row.metric]:.2f}" for p in result["curve"]) + ")"
     paper = f"{row.paper} ({row.reference})" if row.paper is not None else row.reference
