@@ -1,7 +1,7 @@
 """Latent-variable models beyond the one-layer VAE (issue 11): the IWAE objective, and at equal
 training each one compared with the VAE of specs/vae.gen by the same held-out evaluation.
 
-Runs are short (--steps) to fit CI; the full-size comparison is a row of bench/bench_families.py.
+Runs are short (--steps) to fit CI; the full-size comparisons are rows of bench/reproduce.py.
 The thresholds come from runs of the same commands (see the issue notes), with a margin.
 """
 
@@ -40,12 +40,12 @@ def test_iwae_beats_the_vae_at_equal_steps(tmp_path: Path) -> None:
     assert iwae_nll_ < vae_nll - 4, (iwae_nll_, vae_nll)
 
 
-def test_two_stochastic_layers_learn(tmp_path: Path) -> None:
-    """The two-layer VAE of specs/hvae.gen (z2 -> z1 -> x) trains through the CLI and its IWAE
-    bound on held-out digits is well below independent pixels (about 206 nats). 1200 rounds,
-    seed 0: measured 180.7 nats. (Both VAEs first sit on the independent-pixels plateau; the
-    two-layer one leaves it later, so at CI length it does not yet beat the one-layer VAE: the
-    equal-epochs comparison at full size is the hvae_100ep row of bench/bench_families.py.)"""
-    run = train("hvae.gen", tmp_path / "hvae", "--steps", "1200", "--seed", "0")
-    nll = iwae_nll(run)
-    assert nll < factorized_bernoulli_nll() - 15, nll
+def test_two_stochastic_layers_beat_one_at_equal_steps(tmp_path: Path) -> None:
+    """The two-layer VAE of specs/hvae.gen (z2 -> z1 -> x) against the one-layer VAE of
+    specs/vae.gen after the same 500 rounds of batch 100 (one epoch), the same seed, the same
+    held-out evaluation. Measured: 152.6 vs 192.0 nats (seed 0), 150.9 vs 189.0 (seed 1); at the
+    full size the hvae and vae rows of bench/reproduce.py compare them epoch for epoch."""
+    vae = iwae_nll(train("vae.gen", tmp_path / "vae", "--steps", "500", "--seed", "0"))
+    hvae = iwae_nll(train("hvae.gen", tmp_path / "hvae", "--steps", "500", "--seed", "0"))
+    assert hvae < factorized_bernoulli_nll() - 40, hvae
+    assert hvae < vae - 15, (hvae, vae)
