@@ -199,6 +199,7 @@ class NetDecl(Node):
     params: tuple[NetParam, ...]
     returns: TypeExpr | None
     body: tuple[NetStmt, ...]
+    pack: Expr | None = None   # `pack N` (PacGAN): N samples seen at once, see graph/passes/packing.py
 
 
 class DensityDecl(Node):

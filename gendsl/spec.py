@@ -123,6 +123,7 @@ class RunSpec(Contract):
     likelihood: Likelihood = Likelihood()
     classifier: Classifier | None = None
     plugins: tuple[str, ...] = ()    # plugin files it was compiled with (`train --resume` loads them again)
+    pack: int = 1                    # held-out batches are multiples of it: a packed discriminator's groups
 
     def variable(self, name: str) -> DataVar:
         """The data variable called `name`."""

@@ -38,7 +38,8 @@ def summarize(graph: nx.DiGraph) -> dict:
         if node.kind in ("net", "factor", "flow"):
             inputs, output = _io(node)
             networks.append({"name": label(graph, key), "role": getattr(node, "role", "flow"),
-                             "inputs": inputs, "output": output, "params": node.params})
+                             "inputs": inputs, "output": output, "params": node.params,
+                             "pack": getattr(node, "pack", 1)})
     steps = []
     train = graph.graph.get("train")
     for key, node in nodes:
@@ -82,7 +83,7 @@ def format_summary(summary: dict, path: str) -> str:
         width = max(len(n["name"]) for n in summary["networks"])
         role_width = max(len(n["role"]) for n in summary["networks"])
         for n in summary["networks"]:
-            io = f"({n['inputs']}) -> {n['output']}"
+            io = f"({n['inputs']}) -> {n['output']}" + (f" pack {n['pack']}" if n["pack"] > 1 else "")
             lines.append(f"  network   {n['name']:<{width}}  {n['role']:<{role_width}}  {io}  "
                          f"[{n['params']:,} params]")
     if summary["losses"]:

@@ -112,10 +112,12 @@ class NetType(Type):
     role: str
     inputs: tuple[Type, ...]
     output: Type
+    pack: int = 1            # `pack N`: one output per group of N samples (graph/passes/packing.py)
 
     def describe(self) -> str:
         ins = ", ".join(i.describe() for i in self.inputs)
-        return f"{self.role} ({ins}) -> {self.output.describe()}"
+        packed = f", pack {self.pack}" if self.pack > 1 else ""
+        return f"{self.role} ({ins}) -> {self.output.describe()}{packed}"
 
 
 class ObjectType(Type):

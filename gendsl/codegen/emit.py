@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
 import pprint
 from dataclasses import dataclass
 from importlib import resources
@@ -219,7 +220,8 @@ def spec_metadata(graph: nx.DiGraph, spec_path: str, text: str, steps: list[Step
         samples=sample_info,
         metrics=tuple(Metric(name=n.metric, alias=k.split(":", 1)[1], options=dict(n.options))
                       for k, n in _nodes_of(graph, "metric")),
-        likelihood=found, classifier=classifies)
+        likelihood=found, classifier=classifies,
+        pack=math.lcm(*(n.pack for _, n in _nodes_of(graph, "net"))))
 
 
 def _bounds(graph: nx.DiGraph, var: str) -> dict:

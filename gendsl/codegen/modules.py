@@ -9,6 +9,7 @@ from gendsl.codegen.exprs import CALL, Writer, dist_code, network_arguments, par
 from gendsl.codegen.masks import mask_lines
 from gendsl.codegen.names import LOCALS, Names, identifier
 from gendsl.graph import ir
+from gendsl.graph.passes.packing import PACK_HELPER
 from gendsl.library.distributions import DISTRIBUTIONS
 from gendsl.source import Span
 from gendsl.types import NumberType, TensorType, context_width
@@ -103,7 +104,7 @@ def network_class(key: str, node, name: str, title: str, callees: dict[str, list
     free: list[str] = []
     writer = NetWriter(Names(set()), free, taken=names_in(program) | {identifier(n) for f in (callees or {}).values()
                                                                        for n in f}, callees=callees)
-    body: list[str] = []
+    body: list[str] = packing_lines(node, inputs, writer.helpers)
     for stmt in program.stmts:
         writer.hint = stmt.name if isinstance(stmt, ir.Assign) else f"{stmt.name}_dist"
         if isinstance(stmt, ir.Assign):
@@ -140,6 +141,16 @@ def network_class(key: str, node, name: str, title: str, callees: dict[str, list
         *(f"        {line}" for line in writer.lines + body),
     ])
     return ModuleClass(key=key, class_name=name, source=source, inputs=inputs, free=free, helpers=writer.helpers)
+
+
+def packing_lines(node, inputs: list[str], helpers: set[str]) -> list[str]:
+    """`pack N` (graph/passes/packing.py): the body sees each group of N samples as one."""
+    n = getattr(node, "pack", 1)
+    if n == 1:
+        return []
+    helpers.add(PACK_HELPER)
+    return [f"{identifier(i)} = {PACK_HELPER}({identifier(i)}, {n})  # pack {n}: one row per group of {n} samples"
+            for i in inputs]
 
 
 def names_in(program: ir.Program) -> set[str]:

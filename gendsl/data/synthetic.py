@@ -114,8 +114,11 @@ def entropy(name: str, n: int = 1_000_000, seed: int = 12345, conditional: bool 
     return float(-_mixture_log_density(points, centres, std).mean())
 
 
-def coverage(samples: np.ndarray, centres: np.ndarray, std: float, k: float = 3.0) -> dict[str, Any]:
-    """Mode coverage of samples (PacGAN/VEEGAN): modes hit within k*std, high-quality fraction."""
+def coverage(samples: np.ndarray, centres: np.ndarray, std: float, k: float = 3.0,
+             reference: np.ndarray | None = None) -> dict[str, Any]:
+    """Mode coverage of samples (PacGAN/VEEGAN): modes hit within k*std, high-quality fraction,
+    and with `reference` (real samples) PacGAN's reverse KL: KL(generated || real) between the
+    histograms of the modes nearest to each sample (every sample, however far)."""
     points = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
     centres = np.asarray(centres, dtype=np.float64)
     if centres.ndim != 2 or points.shape[1] != centres.shape[1]:
@@ -124,11 +127,26 @@ def coverage(samples: np.ndarray, centres: np.ndarray, std: float, k: float = 3.
     nearest, distance = _nearest_centres(points, centres)
     good = distance <= k * std
     per_mode = np.bincount(nearest[good], minlength=len(centres))
-    return {
+    out = {
         "modes_covered": int((per_mode > 0).sum()),
         "high_quality": float(good.mean()) if len(points) else 0.0,
         "per_mode": [int(count) for count in per_mode],
     }
+    if reference is not None:
+        real = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+        out["reverse_kl"] = reverse_kl(nearest, _nearest_centres(real, centres)[0], len(centres))
+    return out
+
+
+def reverse_kl(generated: np.ndarray, real: np.ndarray, modes: int) -> float:
+    """KL(p || q) in nats of the mode histograms p of generated and q of real samples (mode
+    indices); inf when generated samples reach a mode no real sample does."""
+    p = np.bincount(generated, minlength=modes) / max(len(generated), 1)
+    q = np.bincount(real, minlength=modes) / max(len(real), 1)
+    hit = p > 0
+    if (q[hit] == 0).any():
+        return math.inf
+    return float((p[hit] * np.log(p[hit] / q[hit])).sum())
 
 
 def ring_modes(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> tuple[np.ndarray, float]:

@@ -103,7 +103,8 @@ def network_cluster(dot: graphviz.Digraph, graph: nx.DiGraph, key: str, node, ma
         name = sym(key)
     fill = style.ROLE_COLORS.get(role, style.CLUSTER["fillcolor"])
     with dot.subgraph(name=_cluster_name(key)) as cluster:
-        title = f'{role} {name}  <FONT POINT-SIZE="9">({node.params:,} params)</FONT>'
+        packed = f" pack {node.pack}" if getattr(node, "pack", 1) > 1 else ""  # PacGAN: N samples per output
+        title = f'{role} {name}{packed}  <FONT POINT-SIZE="9">({node.params:,} params)</FONT>'
         cluster.attr(label=label(title), **{**style.CLUSTER, "fillcolor": fill})
         rows = program_rows(node.program, _call_head(key, node)) if node.program is not None else []
         cluster.node(node_id(graph, key), table(rows), shape="plaintext")

@@ -166,9 +166,11 @@ def coverage(ctx: Context, k: float = 3.0, samples: int = 2500) -> dict:
     args = {a: v for a, v in data.args.items() if a != "n" and v is not None}
     centres, std = modes(data.source, **args)
     x = draw(ctx.model, spec, name, samples, ctx.groups).float().cpu().numpy().reshape(samples, -1)
-    result = measure(x, centres, std, k)
+    group = next(g for g in ctx.groups if name in g.names)
+    real = group.tensors[group.names.index(name)][:samples].float().cpu().numpy()
+    result = measure(x, centres, std, k, reference=real)
     return {"modes": int(result["modes_covered"]), "of": len(centres), "high_quality": float(result["high_quality"]),
-            "samples": samples, "k": k}
+            "reverse_kl": result["reverse_kl"], "samples": samples, "real": len(real), "k": k}
 
 
 def _halves(ctx: Context, samples: int):
@@ -386,7 +388,7 @@ def losses(ctx: Context) -> dict:
     """Every loss of the model, averaged over the held-out batches."""
     out = {}
     for name in ctx.spec.losses:
-        values = [float(getattr(ctx.model, f"loss_{name}")(chunk)) for chunk in iterate(ctx.groups, ctx.batch)]
+        values = [float(getattr(ctx.model, f"loss_{name}")(chunk)) for chunk in iterate(ctx.groups, ctx.batch, ctx.spec.pack)]
         out[name] = float(np.mean(values))
     return out
 

@@ -12,6 +12,7 @@ from gendsl.graph.build import build_graph
 from gendsl.graph.load import load_source
 from gendsl.graph.passes.gradients import check_gradients
 from gendsl.graph.passes.names import resolve_names
+from gendsl.graph.passes.packing import check_packing
 from gendsl.graph.passes.params import resolve_params
 from gendsl.graph.passes.roles import check_roles
 from gendsl.graph.passes.size import estimate_size
@@ -59,7 +60,7 @@ def _check(source: SourceFile, overrides, model) -> Checked:
     if loaded.dropped or not (declarations_ok and params_ok):
         # types would follow from wrong values, or from the declaration that was dropped
         return Checked(graph, _dedupe(diagnostics), sources)
-    for run in (infer_types, check_roles):
+    for run in (infer_types, check_roles, check_packing):
         graph, found = run(graph)
         diagnostics += found
     graph, found = check_gradients(graph, earlier_errors=has_errors(diagnostics))

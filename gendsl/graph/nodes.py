@@ -71,6 +71,7 @@ class NetNode(NodeData):
     program: Program | None = None
     params: int = 0
     output_origin: Span | None = None  # the layer that fixed the output shape (for notes)
+    pack: int = 1                      # `pack N`: N samples per output (graph/passes/packing.py)
 
 
 class FactorNode(NodeData):

@@ -256,7 +256,8 @@ def bound() -> MetricRule:
     return MetricRule("diffusion", {})
 
 
-@_metric("coverage", "modes covered and share of high-quality samples within k std (PacGAN)",
+@_metric("coverage", "modes covered, share of high-quality samples within k std, and reverse KL between the mode "
+         "histograms of samples and held-out data (PacGAN)",
          "mode_data")
 def coverage(k: Positive = 3.0, samples: Count = 2500) -> MetricRule:
     return MetricRule("mode_data", dict(k=k, samples=samples))

@@ -42,9 +42,14 @@ class Validator:
     def batches(self) -> list[dict[str, torch.Tensor]]:
         if not self._data:
             groups: list[Group] = load_split(self.spec, "valid", self.device, self.where)
-            rows = held_out_rows(groups, min(self.rows, len(groups[0])))
+            # a packed discriminator sees groups of `pack` rows: every batch fills whole groups
+            # (held_out_rows cycles a split shorter than one group)
+            pack = self.spec.pack
+            count = min(self.rows, len(groups[0]))
+            rows = held_out_rows(groups, max(pack, count - count % pack))
             n = len(next(iter(rows.values())))
-            self._data = [{k: v[i:i + self.batch] for k, v in rows.items()} for i in range(0, n, self.batch)]
+            size = max(pack, self.batch - self.batch % pack)
+            self._data = [{k: v[i:i + size] for k, v in rows.items()} for i in range(0, n, size)]
         return self._data
 
     @torch.no_grad()

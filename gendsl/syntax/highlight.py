@@ -13,7 +13,7 @@ DECLARATIONS = ("model", "block", "param", "data", "latent", "tensor", "observe"
                 "diffusion", "flow", "step")
 NETWORKS = ("net", "generator", "discriminator", "critic", "energy", "denoiser", "encoder", "decoder",
             "autoregressive")
-KEYWORDS = ("train", "evaluate", "minimize", "over", "with", "repeat", "from", "extends", "import", "log")
+KEYWORDS = ("train", "evaluate", "minimize", "over", "with", "repeat", "from", "extends", "import", "log", "pack")
 TYPES = ("real", "bin", "cat", "int", "float", "bool", "step", "logit")
 
 

@@ -216,9 +216,12 @@ class ToAst:
     density_role = sample_op = net_role
 
     def net_decl(self, meta, c):
-        role, name, params, returns, body = c
+        role, name, params, returns, pack, body = c
         return _make(ast.NetDecl, self.span(meta), role=str(role), name=self.ident(name),
-                     params=tuple(params or ()), returns=returns, body=body)
+                     params=tuple(params or ()), returns=returns, body=body, pack=pack)
+
+    def pack(self, meta, c):
+        return c[0]
 
     def net_params(self, meta, c):
         return c

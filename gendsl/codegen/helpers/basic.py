@@ -49,6 +49,16 @@ class Reshape(nn.Module):
         return x.reshape(x.shape[0], *self.shape)
 
 
+def pack_samples(x, n):
+    """PacGAN's packing (graph/passes/packing.py): [B, d, ...] -> [B/n, n*d, ...], row g the n
+    consecutive samples g*n .. g*n+n-1 concatenated along their first axis; [B] -> [B/n, n]."""
+    if x.shape[0] % n:
+        raise ValueError(f"a network that packs {n} samples got a batch of {x.shape[0]}, not a multiple of {n}")
+    if x.dim() == 1:
+        return x.reshape(-1, n)
+    return x.reshape(x.shape[0] // n, n * x.shape[1], *x.shape[2:])
+
+
 def _per_sample_mean(x):
     return x.reshape(x.shape[0], -1).mean(1) if x.dim() > 1 else x
 

@@ -19,6 +19,7 @@ from gendsl.graph.constants import EntryCall, evaluate_or_report
 from gendsl.graph.ir import DensityTerm
 from gendsl.graph.passes.densities import DensityResolver
 from gendsl.graph.passes.expressions import Binding, ExprTyper, Scope, compatible
+from gendsl.graph.passes.packing import pack_size, packed_input
 from gendsl.graph.passes.pipelines import PipelineTyper, resolve_type
 from gendsl.graph.passes.types_priors import PriorsMixin, conditional_prior
 from gendsl.graph.passes.types_uses import UsesMixin
@@ -164,16 +165,18 @@ class _TypePass(PriorsMixin, UsesMixin):
             inputs = []
             for p in decl.params:
                 inputs.append((p.name.name, self.input_type(p, key)))
-            program = self.program(key, decl.body, inputs)
+            pack = pack_size(decl, self.params, self.diagnostics)
+            program = self.program(key, decl.body, [(name, packed_input(t, pack, name, decl, self.diagnostics))
+                                                    for name, t in inputs])
             declared = self.resolve_type(decl.returns) if decl.returns else None
             result = program.result.type if program.result is not None else UNKNOWN
             output = self.net_output(decl, declared, result, program)
             self.typer.net_origin[key] = _origin(program.result)
-            net_type = NetType(name=key, role=decl.role, inputs=tuple(t for _, t in inputs), output=output)
+            net_type = NetType(name=key, role=decl.role, inputs=tuple(t for _, t in inputs), output=output, pack=pack)
             self.model[key] = Binding("net", net_type, key)
             origin = _origin(program.result)
             self.set(key, type=net_type, program=program, params=sum(u.params for u in program.layers()),
-                     output_origin=origin.span if origin else None)
+                     output_origin=origin.span if origin else None, pack=pack)
 
     def input_type(self, p: ast.NetParam, owner: str):
         if p.type is not None:
