@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -247,15 +247,16 @@ class Trainer:
         mean), with autocast and loss scaling when --amp asks for them, and clipping."""
         name, optimizer, scaler = step.name, self.optimizers[step.name], self.scalers.get(step.name)
         optimizer.zero_grad(set_to_none=True)
-        total = 0.0
+        losses = []
         for _ in range(self.accumulate):
             batch = self.batcher.next()
-            with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
+            # no autocast context and no division by 1 in the common case: each costs every update
+            with torch.autocast(self.device.type, dtype=self.amp) if self.amp is not None else nullcontext():
                 loss = self.caller(step.method, batch) if self.world > 1 else self.methods[name](batch)
             if loss.requires_grad:  # a penalty set to 0 (`--set gamma=0`) is not computed at all
-                part = loss / self.accumulate
+                part = loss / self.accumulate if self.accumulate > 1 else loss
                 (scaler.scale(part) if scaler else part).backward()
-            total = total + loss.detach()
+            losses.append(loss.detach())
         # a scaler can only step an optimizer it has seen gradients of (a zero update has none)
         scaled = scaler is not None and any(p.grad is not None for p in parameters_of(optimizer))
         if scaled:
@@ -267,7 +268,8 @@ class Trainer:
             scaler.update()
         else:
             optimizer.step()
-        self.sums[name] = self.sums.get(name, 0.0) + total / self.accumulate
+        mean = losses[0] if self.accumulate == 1 else torch.stack(losses).mean()
+        self.sums[name] = self.sums[name] + mean if name in self.sums else mean
 
     def fit(self, on_sample=None) -> dict:
         """Train to the end (or resume to it); returns the last logged metrics. An MLflow run
