@@ -313,14 +313,15 @@ def test_known_crash_reproducers(text, work):
 
 
 def test_power_tower_does_not_hang(tmp_path):
-    """A spec is data: checking one must not hang (run in a subprocess, killed after 3 s)."""
+    """A spec is data: checking one must not hang (run in a subprocess, killed after 10 s; a cold
+    start on a loaded machine takes seconds)."""
     spec = tmp_path / "tower.gen"
     spec.write_text("model M {\n  param a: int = 9 ^ 9 ^ 9\n}\n", encoding="utf-8")
     try:
         done = subprocess.run([sys.executable, "-m", "gendsl.cli", "check", str(spec)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=3)
+                              capture_output=True, text=True, timeout=10)
     except subprocess.TimeoutExpired:
-        pytest.fail("gendsl check did not finish in 3 s")
+        pytest.fail("gendsl check did not finish in 10 s")
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
 
 
