@@ -9,11 +9,16 @@ the distribution with no masked layer in between is an output layer (unit k pred
 the others are hidden layers with random degrees drawn from one seeded generator, in dataflow
 order, so a plain stack gets the masks it always had. Outside an autoregressive block the order
 is that of the block's first input (graph/passes/order.py, `analyze_network`).
+
+A mask ensemble (`MaskedLinear(n, masks=K, order=random)`, graph/passes/ensembles.py) runs the same
+program on degrees [K, units]: each MaskedLinear holds K masks, the block keeps the K orders as its
+`ranks` buffer (saved with the weights), and its forward makes one component active.
 """
 
 from __future__ import annotations
 
 from gendsl.graph import ir
+from gendsl.graph.passes.ensembles import ensemble_of
 from gendsl.graph.passes.order import Analysis, analyze_network
 
 
@@ -37,8 +42,24 @@ def mask_lines(program: ir.Program, sequences: list[tuple[str, ir.Layers]], help
     if not writer.lines:
         return []  # no MaskedLinear sees the ordered data: every mask stays all ones
     helpers.add("MadeDegrees")
-    header = f"made = MadeDegrees({analysis.positions})  # MADE: output i sees only {analysis.var} before i"
-    return [header, *writer.lines]
+    ensemble = ensemble_of(program)
+    if ensemble.single:
+        header = f"made = MadeDegrees({analysis.positions})  # MADE: output i sees only {analysis.var} before i"
+        return [header, *writer.lines]
+    header = (f'made = MadeDegrees({analysis.positions}, masks={ensemble.masks}, order="{ensemble.order}")  '
+              f"# MADE ensemble: component k's output i sees only {analysis.var} before i in order k")
+    ranks = 'self.register_buffer("ranks", made.ranks)  # order k draws position i ranks[k, i]-th'
+    return [header, *writer.lines, ranks]
+
+
+def component_lines(program: ir.Program, helpers: set[str]) -> list[str]:
+    """The first lines of a MADE ensemble's forward: one component's masks are active."""
+    ensemble = ensemble_of(program)
+    if ensemble.masks == 1:
+        return []
+    helpers.add("mask_component")
+    return [f"mask_component(self)  # one of the {ensemble.masks} components: drawn uniformly unless a caller "
+            "holds one"]
 
 
 class DegreeWriter:
@@ -86,7 +107,7 @@ class DegreeWriter:
             self.lines.append(f"{name} = made.hidden({self.layer(v)}, {self.degrees(value.inputs[0])})")
             return name
         if value.op == "concat":
-            return f"torch.cat([{', '.join(self.degrees(i) for i in value.inputs)}])"
+            return f"torch.cat([{', '.join(self.degrees(i) for i in value.inputs)}], -1)"
         # elementwise layers, functions and arithmetic: a unit sees what its operands see
         live = [self.degrees(i) for i in value.inputs if self.analysis.states[i].kind != "free"]
         if len(live) == 1:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gendsl.codegen.exprs import CALL, Writer, dist_code, network_arguments, paren
-from gendsl.codegen.masks import mask_lines
+from gendsl.codegen.masks import component_lines, mask_lines
 from gendsl.codegen.names import LOCALS, Names, identifier
 from gendsl.graph import ir
 from gendsl.graph.passes.packing import PACK_HELPER
@@ -138,7 +138,7 @@ def network_class(key: str, node, name: str, title: str, callees: dict[str, list
         *(init or ["        pass"]),
         "",
         f"    def forward({args}):",
-        *(f"        {line}" for line in writer.lines + body),
+        *(f"        {line}" for line in component_lines(program, writer.helpers) + writer.lines + body),
     ])
     return ModuleClass(key=key, class_name=name, source=source, inputs=inputs, free=free, helpers=writer.helpers)
 

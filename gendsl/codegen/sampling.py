@@ -8,6 +8,7 @@ from gendsl.codegen.model import ModelSource, _nodes
 from gendsl.codegen.names import identifier, suffix
 from gendsl.codegen.weights import hierarchical_weights
 from gendsl.graph import ir
+from gendsl.graph.passes.ensembles import ensemble_of
 from gendsl.graph.passes.roles import label_energy
 from gendsl.spec import Classifier, Likelihood, Sample
 
@@ -91,6 +92,8 @@ def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
     positions = (t.shape[1] * t.shape[2]) if len(t.shape) == 3 else t.shape[0] if len(t.shape) == 2 else t.numel
     labels = t.kind == "cat"  # labels have no mean: always drawn
     dtype = ", dtype=torch.long" if labels else ""
+    if not ensemble_of(info.node(key).program).single:
+        return ensemble_draw(info, key, x, t, dtype, labels)
     lines = [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)",
              f"for i in range({positions}):  # one position at a time, every sample at once",
              f"    dist = {info.call(key, [x])}",
@@ -104,6 +107,29 @@ def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
     return lines + [f"return {x}"]
 
 
+def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool) -> list[str]:
+    """A MADE ensemble (graph/passes/ensembles.py): each sample draws its component k uniformly, then
+    its positions one at a time in order k (the positions of a vector, or of a one-channel image
+    flattened); the samples of one component are drawn together."""
+    block = f"self.{info.attrs[key]}"
+    draw = "dist.sample()" if labels else "dist.mean if mean else dist.sample()"
+    return [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)",
+            f"components = torch.randint(len({block}.ranks), (n,), device=self.device)",
+            "try:",
+            "    for k in components.unique().tolist():  # the samples of component k, in its order",
+            "        rows = (components == k).nonzero().flatten()",
+            f"        {x}_k = {x}[rows]",
+            f"        {block}.held_component = k",
+            f"        for i in {block}.ranks[k].argsort().tolist():",
+            f"            dist = {info.call(key, [f'{x}_k'])}",
+            f"            draw = {draw}",
+            f"            {x}_k.view(len(rows), -1)[:, i] = draw.reshape(len(rows), -1)[:, i]",
+            f"        {x}[rows] = {x}_k",
+            "finally:",
+            f"    {block}.held_component = None",
+            f"return {x}"]
+
+
 def likelihoods(ms: ModelSource) -> Likelihood:
     """log_prob / log_weights / elbo / bound where the model defines them; returns what exists."""
     info = ms.info
@@ -111,6 +137,8 @@ def likelihoods(ms: ModelSource) -> Likelihood:
     exact = exact_likelihood(info)
     if exact:
         var, given, code = exact
+        if code.startswith("ensemble_log_prob("):
+            ms.helpers.add("ensemble_log_prob")
         term = f"{var} | {', '.join(given)}" if given else var
         ms.method("log_prob(self, batch)", f"log p({term}) per sample, exact (nats)",
                   [f'{identifier(v)} = batch["{v}"]' for v in (var, *given)] + [f"return {code}"])
@@ -158,6 +186,9 @@ def exact_likelihood(info) -> tuple[str, tuple[str, ...], str] | None:
         var = node.term.vars[0]
         x = identifier(var)
         if node.role == "autoregressive" and info.node(var).kind == "data":  # not a latent's prior
+            if ensemble_of(node.program).masks > 1:  # the mixture of the K components, exactly
+                return var, (), (f"ensemble_log_prob(self.{info.attrs[key]}, "
+                                 f"lambda: {info.call(key, [x])}.log_prob({x}))")
             return var, (), f"{info.call(key, [x])}.log_prob({x})"
         if node.role == "observe" and node.term.given and all(
                 info.node(g).kind == "latent" and info.node(g).type.kind == "cat" for g in node.term.given):

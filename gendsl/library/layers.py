@@ -77,14 +77,17 @@ def linear(x: TensorType, out: Count, bias: bool = True) -> Built:
                  code=f"nn.Linear({n}, {out}, bias={bias})", order=Order("mixes", (-1,)))
 
 
-@layer("MaskedLinear", "MADE's masked affine map: output i sees only inputs earlier in the order",
-       shown=("out",))
-def masked_linear(x: TensorType, out: Count) -> Built:
+@layer("MaskedLinear", "MADE's masked affine map: output i sees only inputs earlier in the order; masks=K: "
+       "the block is the mixture of K mask sets, each in its own random order with order=random",
+       shown=("out", "masks", "order"))
+def masked_linear(x: TensorType, out: Count, masks: Count = 1,
+                  order: Literal["natural", "random"] = "natural") -> Built:
     n = features(x, "MaskedLinear")
     require(x.rank == 1, f"MaskedLinear expects a vector, got {x.describe()}",
             "flatten images first, or use MaskedConv2d")
+    code = f"MaskedLinear({n}, {out})" if masks == 1 else f"MaskedLinear({n}, {out}, masks={masks})"
     return Built(out=TensorType(shape=(out,)), params=n * out + out,
-                 code=f"MaskedLinear({n}, {out})", helpers=("MaskedLinear",), order=Order("made"))
+                 code=code, helpers=("MaskedLinear",), order=Order("made"))
 
 
 def _conv_size(size: int, kernel: int, stride: int, padding: int) -> int:

@@ -12,6 +12,7 @@ import networkx as nx
 from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
 from gendsl.graph.dependencies import Reach, trainables_of
+from gendsl.graph.passes.ensembles import check_ensembles
 from gendsl.graph.passes.order import check_autoregressive
 from gendsl.library.layers import LAYERS
 from gendsl.library.sources import SOURCES, image_shape
@@ -291,7 +292,7 @@ def _enumerated_modules(graph: nx.DiGraph) -> dict[str, str]:
 def check_roles(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
     """Report broken role contracts; the graph is returned unchanged."""
     diagnostics: list[Diagnostic] = []
-    for check in (check_nets, check_flows, check_flow_layers_outside_flows, check_autoregressive, check_samplers,
-                  check_steps, check_metrics, check_batch_statistics):
+    for check in (check_nets, check_flows, check_flow_layers_outside_flows, check_autoregressive, check_ensembles,
+                  check_samplers, check_steps, check_metrics, check_batch_statistics):
         check(graph, diagnostics)
     return graph, diagnostics

@@ -20,49 +20,64 @@ def constant_lr(total, warmup=0):
 
 
 class MaskedLinear(nn.Linear):
-    """MADE layer: connections allowed by a mask that MadeDegrees sets (Germain et al. 2015)."""
+    """MADE layer: connections allowed by a mask that MadeDegrees sets (Germain et al. 2015). With
+    `masks` K > 1 it holds the masks of a K-component ensemble, [K, out, in], and uses the mask of
+    its `component` (set by mask_component)."""
 
-    def __init__(self, n_in, n_out):
+    def __init__(self, n_in, n_out, masks=1):
         super().__init__(n_in, n_out)
-        self.register_buffer("mask", torch.ones(n_out, n_in))
+        self.register_buffer("mask", torch.ones(n_out, n_in) if masks == 1 else torch.ones(masks, n_out, n_in))
+        self.component = 0
 
     def forward(self, x):
-        return F.linear(x, self.weight * self.mask, self.bias)
+        mask = self.mask if self.mask.dim() == 2 else self.mask[self.component]
+        return F.linear(x, self.weight * mask, self.bias)
 
 
 class MadeDegrees:
     """MADE's degrees (Germain et al. 2015) over `positions` ordered values: a unit of degree d
-    depends only on the values at positions 0 .. d-1. A masked layer connects an output unit to
-    the input units whose degree is at most the output's, so its mask follows the degrees of the
-    value it is actually given (a stack, a sum, a concatenation, ...)."""
+    depends only on the values at positions of rank 0 .. d-1 in the order. A masked layer connects an
+    output unit to the input units whose degree is at most the output's, so its mask follows the
+    degrees of the value it is actually given (a stack, a sum, a concatenation, ...).
 
-    def __init__(self, positions, seed=0):
+    An ensemble of `masks` components (order- and connectivity-agnostic MADE) sets K masks at once:
+    degrees are [K, units], component k having its own order `ranks[k]` (position i comes
+    ranks[k, i]-th; the natural order, or a random permutation each) and its own hidden degrees."""
+
+    def __init__(self, positions, seed=0, masks=1, order="natural"):
         self.positions = positions
         self.generator = torch.Generator().manual_seed(seed)
+        natural = torch.arange(positions)
+        self.ranks = torch.stack([natural if order == "natural" else torch.randperm(positions, generator=self.generator)
+                                  for _ in range(masks)])
 
     def data(self):
-        """The data itself: the value at position i sees position i."""
-        return torch.arange(1, self.positions + 1)
+        """The data itself: the value at position i sees position i (the positions of rank up to its own)."""
+        return self.ranks + 1
 
     def earlier(self, n=None):
-        """n units (one per position by default), unit k seeing only positions before k mod positions."""
-        return torch.arange(self.positions if n is None else n) % self.positions
+        """n units (one per position by default), unit j seeing only positions before position j mod positions."""
+        return self.ranks[:, torch.arange(self.positions if n is None else n) % self.positions]
 
     def constant(self, n, degree=0):
         """n units of one degree: 0 for units that depend on no data, `positions` for any data."""
-        return torch.full((n,), degree, dtype=torch.long)
+        return torch.full((len(self.ranks), n), degree, dtype=torch.long)
 
     def hidden(self, layer, d_in):
         """Random hidden degrees in [min d_in, positions - 1] (none sees the last position); sets the mask."""
-        low = min(int(d_in.min()), self.positions - 1)
-        d_out = torch.randint(low, max(self.positions, 2), (layer.out_features,), generator=self.generator)
-        layer.mask.copy_((d_in[None, :] <= d_out[:, None]).float())
-        return d_out
+        d_out = []
+        for k in range(len(self.ranks)):
+            low = min(int(d_in[k].min()), self.positions - 1)
+            d_out.append(torch.randint(low, max(self.positions, 2), (layer.out_features,), generator=self.generator))
+        return self.connect(layer, d_in, torch.stack(d_out))
 
     def output(self, layer, d_in):
-        """Output unit k predicts position k (mod positions) and sees only units of lower degree."""
-        d_out = torch.arange(layer.out_features) % self.positions
-        layer.mask.copy_((d_in[None, :] <= d_out[:, None]).float())
+        """Output unit j predicts position j (mod positions) and sees only units of lower degree."""
+        return self.connect(layer, d_in, self.earlier(layer.out_features))
+
+    def connect(self, layer, d_in, d_out):
+        """Sets the mask(s) of a layer: unit of degree d_out sees inputs of degree up to d_out."""
+        layer.mask.copy_((d_in[:, None, :] <= d_out[:, :, None]).float().view_as(layer.mask))
         return d_out
 
 
