@@ -25,6 +25,7 @@ examples:
   gendsl sample runs/vae --mean -o means.png         show each sample's mean (e.g. Bernoulli probabilities)
   gendsl sample runs/vae --interpolate -o lerp.png   rows walk between two latent draws
   gendsl sample runs/vae --traverse z -o trav.png    row i varies latent dimension i, the rest held
+  gendsl sample runs/infogan --traverse c            a category latent: column k has c = k, rows other draws
 """
 SCORE_EXAMPLES = """\
 examples:
@@ -147,7 +148,8 @@ def register(sub, common) -> None:
     sample.add_argument("--mean", action="store_true", help="the mean of each draw's distribution")
     what = sample.add_mutually_exclusive_group()
     what.add_argument("--interpolate", action="store_true", help="rows between pairs of latent draws")
-    what.add_argument("--traverse", metavar="LATENT", help="vary one latent dimension per row")
+    what.add_argument("--traverse", metavar="LATENT", help="vary one latent dimension per row (a category "
+                      "latent: one column per value)")
     sample.add_argument("--device", default="auto")
     sample.add_argument("--best", action="store_true", help="the weights of the lowest valid loss (best.pt)")
     sample.add_argument("--seed", type=whole_number("--seed", 0, "the random seed"), default=0)

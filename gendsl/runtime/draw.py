@@ -56,10 +56,17 @@ def write_samples(model, spec: RunSpec, path: Path, groups: list[Group] | None, 
     return path
 
 
-def latent_rows(spec: RunSpec, info: Sample, latent: str | None) -> str:
+def is_label(spec: RunSpec, latent: str) -> bool:
+    """A latent that is one category per sample (`cat[K]`): a traversal shows each of its values."""
+    var = spec.latents[latent]
+    return var.kind == "cat" and var.shape == ()
+
+
+def latent_rows(spec: RunSpec, info: Sample, latent: str | None, labels: bool = False) -> str:
     """The latent an interpolation or traversal moves: a real-valued one (labels have no line
-    between two values)."""
-    latents = [name for name in info.latents if spec.latents[name].kind == "real"]
+    between two values), or for a traversal (`labels`) also a category label."""
+    latents = [name for name in info.latents
+               if spec.latents[name].kind == "real" or (labels and is_label(spec, name))]
     if not latents:
         found = ", ".join(f"{n}: {spec.latents[n].kind}" for n in info.latents) or "none"
         raise GendslError(error("E505", f"sample {info.method[7:]} has no real-valued latent to move (latents: "
@@ -68,8 +75,8 @@ def latent_rows(spec: RunSpec, info: Sample, latent: str | None) -> str:
     if latent is None:
         return latents[0]
     if latent not in latents:
-        raise GendslError(error("E505", f"--traverse {latent}: not a real-valued latent of this sample",
-                                hint=f"real-valued latents: {', '.join(latents)}"))
+        raise GendslError(error("E505", f"--traverse {latent}: not a real-valued latent or a category label of "
+                                "this sample", hint=f"latents it can traverse: {', '.join(latents)}"))
     return latent
 
 
@@ -93,7 +100,9 @@ def traversal(model, spec: RunSpec, path: Path, latent: str | None, dims: int = 
     rows show the dimensions whose change moves the output most (many VAE dimensions are inactive),
     most active first."""
     name, info = choose(spec, name)
-    latent = latent_rows(spec, info, latent)
+    latent = latent_rows(spec, info, latent, labels=True)
+    if is_label(spec, latent):
+        return label_traversal(model, spec, info, path, latent, dims, name, mean)
     prior = getattr(model, f"prior_{latent}")()
     base = prior.sample((1,))[0].flatten()
     values = torch.linspace(-span, span, columns, device=base.device)
@@ -102,6 +111,20 @@ def traversal(model, spec: RunSpec, path: Path, latent: str | None, dims: int = 
     for row, d in enumerate(chosen):
         z[row * columns:(row + 1) * columns, d] = values
     return _grid(model, spec, name, z.view(len(z), *prior.event_shape), latent, path, columns, mean)
+
+
+def label_traversal(model, spec: RunSpec, info: Sample, path: Path, latent: str, rows: int, name: str,
+                    mean: bool) -> Path:
+    """Column k shows label value k (InfoGAN's figures); each row holds one draw of the other latents."""
+    classes = spec.latents[latent].classes
+    others = {}
+    for other in info.latents:
+        if other != latent:
+            drawn = getattr(model, f"prior_{other}")().sample((rows,))
+            others[other] = drawn.repeat_interleave(classes, 0)
+    codes = torch.arange(classes, device=next(iter(others.values())).device if others else None).repeat(rows)
+    x = draw(model, spec, name, rows * classes, None, mean, {latent: codes, **others}).float().cpu().numpy()
+    return _save_grid(spec, name, x, path, classes)
 
 
 def most_active(model, spec: RunSpec, name: str, latent: str, base: torch.Tensor, span: float, shape) -> list[int]:
@@ -118,6 +141,10 @@ def most_active(model, spec: RunSpec, name: str, latent: str, base: torch.Tensor
 
 def _grid(model, spec, name, z, latent, path, columns, mean) -> Path:
     x = draw(model, spec, name, len(z), None, mean, {latent: z}).float().cpu().numpy()
+    return _save_grid(spec, name, x, path, columns)
+
+
+def _save_grid(spec, name, x, path, columns) -> Path:
     images = as_images(x)
     if images is None:
         raise GendslError(error("E505", f"sample {name} is {list(spec.samples[name].shape)}, not an image",

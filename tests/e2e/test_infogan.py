@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from gendsl.runtime.run import load_trained
+from gendsl.runtime.draw import traversal
+from gendsl.runtime.run import load_trained, open_run
+from tests.e2e.cli import gendsl
 from tests.e2e.test_families import digit_classifier, train
 
 
@@ -45,3 +47,22 @@ def test_infogan_code_agrees_with_a_digit_classifier(tmp_path: Path) -> None:
     samples = model.sample_x(n, latents={"c": codes}).numpy()
     agreement = code_agreement(codes.numpy(), digit_classifier().predict(samples.reshape(n, -1)))
     assert agreement >= 0.75, agreement
+    traverses_the_code(run, model, tmp_path)
+
+
+def traverses_the_code(run: Path, model, tmp_path: Path) -> None:
+    """`gendsl sample --traverse c` of a category latent: column k draws c = k, and each row holds
+    one draw of z across its columns."""
+    code, _, stderr = gendsl("sample", run, "--traverse", "c", "-o", tmp_path / "codes.png")
+    assert code == 0 and (tmp_path / "codes.png").stat().st_size > 0, stderr
+    seen = {}
+
+    def recording(n, batch=None, mean=False, latents=None):
+        seen.update(latents)
+        return sample(n, batch, mean, latents)
+
+    sample, model.sample_x = model.sample_x, recording
+    traversal(model, open_run(run).spec, tmp_path / "rows.png", "c", dims=3)
+    assert seen["c"].tolist() == list(range(10)) * 3
+    assert all(torch.equal(seen["z"][i], seen["z"][10 * (i // 10)]) for i in range(30))
+    assert not torch.equal(seen["z"][0], seen["z"][10])
