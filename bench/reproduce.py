@@ -39,6 +39,7 @@ class Row:
     gpu: bool                    # the budget needs a GPU to finish in hours
     unit: str = "epochs"         # or "steps"
     key: str = "nats"            # the reported number of the metric's report (nats, bpd, ...)
+    also: tuple[str, ...] = ()   # other numbers of the report the table shows
     final: tuple[str, ...] = ()  # evaluation options at the paper's budget
     cheap: tuple[str, ...] = ()  # evaluation options of the points of a CPU curve
 
@@ -68,6 +69,14 @@ ROWS = [
         "exact NLL", 20, (1,), True),
     Row("rnn_mnist", "specs/rnn_mnist.gen", "binarized MNIST (fixed split)", "nll", 79.20,
         "van den Oord et al. 2016: Row LSTM / PixelRNN 79.20, NADE 88.33 nats; exact NLL", 20, (1, 4), True),
+    Row("pacgan_ring", "specs/pacgan_ring.gen", "ring of 8 Gaussians (radius 1, std 0.01)", "coverage", 7.9,
+        "Lin et al. 2018 (PacGAN), table 1, PacGAN2: 7.9 modes, 95.6% high quality, reverse KL 0.07 (GAN: 6.3, "
+        "98.2%, 0.45); 2,500 samples; PacGAN trains 400,000 rounds of batch 100, this row the spec's 25,000", 25000, (25000,), False, unit="steps", key="modes",
+        also=("high_quality", "reverse_kl")),
+    Row("pacgan_grid", "specs/pacgan_grid.gen", "grid of 25 Gaussians (std 0.05)", "coverage", 23.8,
+        "Lin et al. 2018 (PacGAN), table 1, PacGAN2: 23.8 modes, 91.3% high quality, reverse KL 0.13 (GAN: 17.3, "
+        "94.8%, 0.70); 2,500 samples; PacGAN trains 400,000 rounds of batch 100, this row the spec's 25,000", 25000, (25000,), False, unit="steps", key="modes",
+        also=("high_quality", "reverse_kl")),
     Row("ddpm_digits", "specs/ddpm_digits.gen", "8x8 digits (scikit-learn), 17 levels", "bound", None,
         "independent pixels (17 levels) 2.45 bits/dim; the bound must beat it by a wide margin",
         8000, (8000,), False, unit="steps", key="bpd"),
@@ -91,6 +100,7 @@ def run_row(row: Row, out: Path, device: str, cuda: bool) -> dict:
                           *(row.final if stop >= row.budget else row.cheap))[row.metric]
         number = float(values[row.key])
         curve.append({row.unit: stop, row.metric: number, "how": values.get("method", ""),
+                      **{key: values[key] for key in row.also},
                       "seconds": round(time.time() - started)})
         print(f"{row.name}: {row.unit} {stop}: {number:.3f} {row.key} {values.get('method', '')}", flush=True)
         result = {"row": row.name, "spec": row.spec, "device": device, "curve": curve, "paper": row.paper,
@@ -122,7 +132,8 @@ def plot(row: Row, curve: list[dict], path: Path) -> None:
 
 def table_row(row: Row, result: dict) -> str:
     last = result["curve"][-1]
-    ours = f"{last[row.metric]:.2f} {row.key}, {last['how'] or row.metric} ({row.unit} {last[row.unit]}"
+    ours = f"{last[row.metric]:.4g} {row.key}" + "".join(f", {key} {last[key]:.4g}" for key in row.also)
+    ours += f", {last['how'] or row.metric} ({row.unit} {last[row.unit]}"
     ours += ")" if result["complete"] else f" of {row.budget}; CPU curve: " + ", ".join(
         f"{p[row.unit]}: {p[row.metric]:.2f}" for p in result["curve"]) + ")"
     paper = f"{row.paper} ({row.reference})" if row.paper is not None else row.reference

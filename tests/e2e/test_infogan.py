@@ -5,8 +5,8 @@ code value (issue 11).
 Agreement is the share of samples whose predicted class is the one matched to their code by the
 best one-to-one matching of code values to classes (the code's values are unordered, so any
 permutation is as good as another). Runs whose generator ignored its code scored 0.14-0.17; the
-spec at 5000 steps scored 0.841, 0.838, 0.799 and 0.767 with seeds 0-3 (one thread), so the bar
-is 0.75 rather than the issue's 0.80, which two of those four runs missed.
+spec at 5000 steps (samples from the EMA of the weights) scored 0.883, 0.849, 0.824 and 0.831
+with seeds 0-3 (one thread); without the EMA 0.841, 0.838, 0.799 and 0.767.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_infogan_code_agrees_with_a_digit_classifier(tmp_path: Path) -> None:
     # `latents` pins the code that `sample x = G(z, c)` would otherwise draw from its prior
     samples = model.sample_x(n, latents={"c": codes}).numpy()
     agreement = code_agreement(codes.numpy(), digit_classifier().predict(samples.reshape(n, -1)))
-    assert agreement >= 0.75, agreement
+    assert agreement >= 0.80, agreement
     traverses_the_code(run, model, tmp_path)
 
 
