@@ -119,7 +119,8 @@ def plot(row: Row, curve: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot([p[row.unit] for p in curve], [p[row.metric] for p in curve], "o-", label=f"{row.spec}")
     if row.paper is not None:
-        ax.axhline(row.paper, color="gray", linestyle="--", label=f"paper: {row.paper}")
+        ax.axhline(row.paper, color="gray", linestyle="--", label=f"paper: {row.paper}"
+                   + (f" ({row.budget:,} {row.unit})" if row.gpu else ""))
     ax.set_xscale("log" if len(curve) > 1 else "linear")
     ax.set_xlabel(row.unit)
     ax.set_ylabel(f"test {row.metric} ({row.key})")
@@ -160,7 +161,8 @@ def main() -> None:
             print(f"{name}: {row.spec}, {row.metric}, {row.unit} {list(points(row, cuda))}"
                   f"{' (GPU budget ' + str(row.budget) + ')' if row.gpu and not cuda else ''}")
         return
-    results = [run_row(BY_NAME[name], Path(args.out), args.device, cuda) for name in names]
+    device = args.device if args.device != "auto" else "cuda" if cuda else "cpu"
+    results = [run_row(BY_NAME[name], Path(args.out), device, cuda) for name in names]
     print("\n| row | data | ours (test) | paper / reference | command |\n|---|---|---|---|---|")
     for result in results:
         print(table_row(BY_NAME[result["row"]], result))
