@@ -68,7 +68,7 @@ ROWS = [
         "van den Oord et al. 2016 (Pixel recurrent neural networks), binarized MNIST table: PixelCNN; "
         "exact NLL", 20, (1,), True),
     Row("rnn_mnist", "specs/rnn_mnist.gen", "binarized MNIST (fixed split)", "nll", 79.20,
-        "van den Oord et al. 2016: Row LSTM / PixelRNN 79.20, NADE 88.33 nats; exact NLL", 20, (1, 4), True),
+        "van den Oord et al. 2016, binarized MNIST table: PixelRNN 79.20, NADE 88.33 nats; exact NLL", 20, (1, 4), True),
     Row("pacgan_ring", "specs/pacgan_ring.gen", "ring of 8 Gaussians (radius 1, std 0.01)", "coverage", 7.9,
         "Lin et al. 2018 (PacGAN), table 1, PacGAN2: 7.9 modes, 95.6% high quality, reverse KL 0.07 (GAN: 6.3, "
         "98.2%, 0.45); 2,500 samples; PacGAN trains 400,000 rounds of batch 100, this row the spec's 25,000", 25000, (25000,), False, unit="steps", key="modes",
