@@ -41,6 +41,8 @@ RUNS = {
     "hmm": ("specs/hmm.gen", [], ["nll", "viterbi"], "the true HMM that drew the data (gap 0)"),
     "vqvae_digits": ("specs/vqvae.gen", [], ["losses"], "mean-image MSE 0.074 (valid); codebook "
                      "perplexity <= 32; class entropy of samples <= log 10 = 2.303"),
+    "cgan_digits": ("specs/cgan.gen", [], ["fid", "kid", "prd"], "the real-vs-real value printed beside each "
+                    "(two halves of held-out digits)"),
     "infogan_digits": ("specs/infogan.gen", [], [], "code agreement >= 0.80 (issue 11); InfoGAN's 5% error "
                        "on MNIST (Chen et al. 2016) is on 28x28 digits, not these 8x8 ones"),
     "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "copy-the-input L1 (copy_a_l1)"),
