@@ -150,12 +150,16 @@ def held_out_rows(groups: list[Group], n: int) -> dict[str, torch.Tensor]:
     return out
 
 
+def whole_groups(n: int, pack: int) -> int:
+    """n rows rounded down to whole groups of a packed discriminator's `pack` rows (at least one)."""
+    return n if pack == 1 else max(pack, n - n % pack)
+
+
 def iterate(groups: list[Group], batch: int, pack: int = 1):
     """Every held-out sample of the first group, batch by batch (for evaluation). With `pack`
     (a packed discriminator's group size), every batch is a multiple of it and the last
     len % pack rows are left out (a split shorter than one group is cycled to fill it)."""
-    n = len(groups[0]) if pack == 1 else max(pack, len(groups[0]) - len(groups[0]) % pack)
-    batch = max(pack, batch - batch % pack)
+    n, batch = whole_groups(len(groups[0]), pack), whole_groups(batch, pack)
     orders = [held_out_order(groups, g, n) for g in range(len(groups))]
     for start in range(0, n, batch):
         out = {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gendsl.runtime import checkpoint
-from gendsl.runtime.data import Group, held_out_rows, load_split
+from gendsl.runtime.data import Group, held_out_rows, load_split, whole_groups
 from gendsl.spec import RunSpec
 
 VALIDATION_SEED = 20141220  # any fixed number: common random numbers for every validation
@@ -45,10 +45,9 @@ class Validator:
             # a packed discriminator sees groups of `pack` rows: every batch fills whole groups
             # (held_out_rows cycles a split shorter than one group)
             pack = self.spec.pack
-            count = min(self.rows, len(groups[0]))
-            rows = held_out_rows(groups, max(pack, count - count % pack))
+            rows = held_out_rows(groups, whole_groups(min(self.rows, len(groups[0])), pack))
             n = len(next(iter(rows.values())))
-            size = max(pack, self.batch - self.batch % pack)
+            size = whole_groups(self.batch, pack)
             self._data = [{k: v[i:i + size] for k, v in rows.items()} for i in range(0, n, size)]
         return self._data
 
