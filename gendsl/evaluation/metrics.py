@@ -19,7 +19,7 @@ from gendsl.library.entries import resolve_runtime
 from gendsl.library.sources import SOURCES
 from gendsl.library.training import METRICS
 from gendsl.spec import RunSpec
-from gendsl.runtime.data import Group, iterate
+from gendsl.runtime.data import Group, held_out_rows, iterate
 from gendsl.runtime.draw import draw
 
 
@@ -167,7 +167,7 @@ def coverage(ctx: Context, k: float = 3.0, samples: int = 2500) -> dict:
     centres, std = modes(data.source, **args)
     x = draw(ctx.model, spec, name, samples, ctx.groups).float().cpu().numpy().reshape(samples, -1)
     group = next(g for g in ctx.groups if name in g.names)
-    real = group.tensors[group.names.index(name)][:samples].float().cpu().numpy()
+    real = held_out_rows(ctx.groups, min(samples, len(group)))[name].float().cpu().numpy()
     result = measure(x, centres, std, k, reference=real)
     return {"modes": int(result["modes_covered"]), "of": len(centres), "high_quality": float(result["high_quality"]),
             "reverse_kl": result["reverse_kl"], "samples": samples, "real": len(real), "k": k}
@@ -175,19 +175,20 @@ def coverage(ctx: Context, k: float = 3.0, samples: int = 2500) -> dict:
 
 def _halves(ctx: Context, samples: int):
     """Samples of the first `sample` statement, and two disjoint halves of the held-out data of
-    as many rows (at most `samples`): `a` to compare with, `b` for the noise floor (a second
-    real sample), in the rows' declared shape."""
+    as many rows (at most `samples`), in the held-out order (runtime/data.py): `a` to compare
+    with, the rows a draw reads; `b` for the noise floor (a second real sample); in the rows'
+    declared shape."""
     spec, groups = ctx.spec, ctx.groups
     name = next(iter(spec.samples))
-    group = next(g for g in groups if name in g.names)
-    real = group.tensors[group.names.index(name)].float()
-    half = min(samples, len(real) // 2)
+    rows = len(next(g for g in groups if name in g.names))
+    half = min(samples, rows // 2)
     if half < 1:
         raise GendslError(error("E403", f"this metric compares samples with two halves of the held-out data, but "
-                                f"it has {len(real)} row", hint="use more data (a synthetic source's n gives "
+                                f"it has {rows} row", hint="use more data (a synthetic source's n gives "
                                 "n // 4 held-out rows: n >= 8)"))
+    real = held_out_rows(groups, 2 * half)[name].float()
     x = draw(ctx.model, spec, name, half, groups).float()
-    return x.reshape(half, *real.shape[1:]), real[:half], real[half:2 * half]
+    return x.reshape(half, *real.shape[1:]), real[:half], real[half:]
 
 
 def _references(ctx: Context, samples: int):

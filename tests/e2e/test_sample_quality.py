@@ -61,6 +61,17 @@ def test_training_lowers_the_fid_of_reconstructions(tmp_path: Path) -> None:
     assert trained["fid"] < 3 * trained["real_vs_real_fid"] < untrained["fid"], (trained, untrained)
 
 
+def test_real_vs_real_reads_every_class_of_a_sorted_split(tmp_path: Path) -> None:
+    """binarized MNIST's test digits are stored sorted by class: rows 0-999 are nearly all zeros,
+    1000-1999 all ones (FID 31 between them in these features). The two real halves must each be a
+    fair sample of the split, so that their distance is the noise floor, far below an untrained
+    model's."""
+    run = train(SPECS / "vae.gen", tmp_path / "vae", "--steps", "1")
+    fid = evaluate(run, "--metric", "fid", "--split", "test")["fid"]
+    assert fid["samples"] == 1000
+    assert fid["real_vs_real_fid"] < 0.5 < fid["fid"], fid
+
+
 @pytest.mark.slow
 def test_a_trained_cgan_beats_an_untrained_one(tmp_path: Path) -> None:
     untrained = evaluate(train(SPECS / "cgan.gen", tmp_path / "g1", "--steps", "1"), "--metric", "fid")["fid"]
