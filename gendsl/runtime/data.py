@@ -3,9 +3,10 @@ index batcher (no per-sample Python, no host sync).
 
 One rule for training and evaluation (docs/semantics.md, "Data"): variables of one `data` line
 are paired row by row; separate `data` lines are independent. Training shuffles each line with
-its own order; held-out data read every line in a fixed order of its own, so that no pairing
-between lines appears on valid or test either, and a split stored sorted (binarized MNIST's test
-digits are sorted by class) gives its first rows from every class."""
+its own order; held-out data read the first line row by row and every other line in a fixed
+order of its own, so that no pairing between lines appears on valid or test either. A held-out
+split is loaded in a fixed shuffled order, so that its first rows are a fair sample even of a file
+stored sorted (binarized MNIST's test digits are sorted by class)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
 
 
 def load_split(spec: RunSpec, split: str, device: torch.device, where=None) -> list[Group]:
-    """Every data group of a compiled model, for one split, on `device`."""
+    """Every data group of a compiled model, for one split, on `device`; a held-out split's rows
+    in a fixed shuffled order (see fair_order)."""
     groups: dict[int, list[DataVar]] = {}
     for var in spec.data:
         groups.setdefault(var.group, []).append(var)
@@ -78,12 +80,21 @@ def load_split(spec: RunSpec, split: str, device: torch.device, where=None) -> l
         try:
             arrays = load(first.source, args, split)
             tensors = [convert(v, arrays[v.position], split).to(device) for v in members]
+            if split != "train":  # training shuffles anyway; its stored order keeps seeds' batches as they were
+                order = fair_order(len(tensors[0]), device)
+                tensors = [t[order] for t in tensors]
         except DataError as exc:
             span = (where(first.name) if where else None) or NO_SPAN  # the API has no spec spans to give
             raise GendslError(error(exc.code, exc.message, span, label=f"data from {first.source}(...)",
                                     hint=exc.hint)) from None
         out.append(Group([v.name for v in members], tensors))
     return out
+
+
+def fair_order(n: int, device: torch.device) -> torch.Tensor:
+    """The fixed order a held-out split is read in. Metrics and sample grids read its first rows,
+    and a file may be stored sorted: binarized MNIST's first 1,000 test digits are nearly all zeros."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(104_729)).to(device)
 
 
 class Batcher:
@@ -131,10 +142,12 @@ class Batcher:
 
 
 def held_out_order(groups: list[Group], g: int, n: int) -> torch.Tensor:
-    """Which rows of group `g` the first `n` held-out samples read: a fixed permutation of the
-    group's own (cycled when shorter), so that separate `data` lines are as independent here as in
-    training, and any first rows are a fair sample of a split stored in order."""
+    """Which rows of group `g` the first `n` held-out samples read: the first group row by row,
+    every other group in a fixed permutation of its own (cycled when shorter), so that separate
+    `data` lines are as independent here as in training."""
     device = groups[g].tensors[0].device
+    if g == 0:
+        return torch.arange(n, device=device) % len(groups[0])
     order = torch.randperm(len(groups[g]), generator=torch.Generator().manual_seed(7919 * g))
     return order.to(device)[torch.arange(n, device=device) % len(groups[g])]
 
