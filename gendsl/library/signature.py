@@ -84,6 +84,7 @@ def parameters(fn: Callable, skip: int) -> tuple[inspect.Parameter, ...]:
     return tuple(p.replace(annotation=hints.get(p.name, Any)) for p in params)
 
 
+@functools.lru_cache(maxsize=None)  # bind() quotes it in its problems: once per entry, not per call
 def describe_signature(name: str, fn: Callable, skip: int) -> str:
     """`Linear(out: int, bias: bool = true)`: how docs and hints show an entry."""
     parts = []

@@ -26,7 +26,7 @@ from gendsl import ast
 from gendsl.diagnostics import Diagnostic
 from gendsl.source import SourceFile
 from gendsl.syntax.layout import Line, Roles, Tok, continues_after, read_roles, split_lines, starts_continuation
-from gendsl.syntax.parse import parse_source
+from gendsl.syntax.parse import parse_source, too_deep
 
 INDENT = 2            # per block
 HANGING = 4           # continuation lines that no earlier token lines up
@@ -252,9 +252,13 @@ def format_source(source: SourceFile, comment_column: int = COMMENT_COLUMN) -> F
     module, diagnostics = parse_source(source)
     if module is None:
         return Formatted(source.text, None, diagnostics)
-    text = layout(source.text, read_roles(source.text), comment_column)
-    again, _ = parse_source(SourceFile(source.path, text))
-    if again is None or ast_shape(again) != ast_shape(module):
+    try:
+        text = layout(source.text, read_roles(source.text), comment_column)
+        again, _ = parse_source(SourceFile(source.path, text))
+        same = again is not None and ast_shape(again) == ast_shape(module)
+    except RecursionError:  # the parser is iterative; the walks over its AST are not
+        return Formatted(source.text, None, [too_deep(source)])
+    if not same:
         raise FormatterBug(f"formatting {source.path} would change what it means")
     return Formatted(source.text, text)
 
