@@ -45,9 +45,17 @@ RUNS = {
                     "(two halves of held-out digits)"),
     "infogan_digits": ("specs/infogan.gen", [], [], "code agreement >= 0.80 (issue 11); InfoGAN's 5% error "
                        "on MNIST (Chen et al. 2016) is on 28x28 digits, not these 8x8 ones"),
-    "pix2pix": ("specs/pix2pix.gen", [], ["recon"], "copy-the-input L1 (copy_a_l1)"),
+    "dcgan_mnist": ("specs/dcgan.gen", [], ["fid", "kid", "prd"], "the real-vs-real value printed beside each "
+                    "(two halves of held-out 28x28 digits)"),
+    "vae_mnist_quality": ("specs/vae.gen", ["--epochs", "100"], ["fid", "kid", "prd"],
+                          "the real-vs-real value printed beside each (two halves of the binarized test digits)"),
+    "ddpm_digits_quality": ("specs/ddpm_digits.gen", [], ["fid", "kid", "prd"],
+                            "the real-vs-real value printed beside each (two halves of held-out digits)"),
+    "pix2pix": ("specs/pix2pix.gen", [], ["recon", "fid", "kid", "prd"],
+                "copy-the-input L1 (copy_a_l1); the real-vs-real value beside fid, kid and prd"),
     "attention_vae": ("specs/attention_vae.gen", [], ["elbo"], "independent pixels: 24.50 nats"),
-    "cyclegan": ("specs/cyclegan.gen", [], ["losses"], "translations accepted by a domain classifier"),
+    "cyclegan": ("specs/cyclegan.gen", [], ["losses", "fid", "kid", "prd"],
+                 "translations accepted by a domain classifier; the real-vs-real value beside fid, kid and prd"),
 }
 
 
