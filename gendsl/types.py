@@ -127,6 +127,7 @@ class ObjectType(Type):
     name: str
     value: TensorType | None = None
     steps: int | None = None     # a diffusion's number of steps T (DDIM's `steps` may not exceed it)
+    learned: bool = False        # a diffusion whose denoiser also outputs the reverse variances
     given: tuple[TensorType, ...] = ()   # what a conditional flow is given
 
     def describe(self) -> str:

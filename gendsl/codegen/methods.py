@@ -187,10 +187,11 @@ class MethodWriter(Writer):
         entry = METHODS[f"{e.kind}.{e.method}"]
         args = _in_parameter_order(entry.rule, e)
         values, _ = bind(entry.name, entry.rule, [], {name: a.type for name, a in args}, skip=1)
-        steps = node.process.options.get("steps") if e.kind == "diffusion" and node.process else None
+        process = node.process.options if e.kind == "diffusion" and node.process else {}
         given = tuple(self.info.node(g).type for g in node.given) if e.kind == "flow" else ()
-        use = call_rule(entry.rule, [ObjectType(kind=e.kind, name=e.obj, value=data, steps=steps, given=given)],
-                        values, skip=1)
+        obj = ObjectType(kind=e.kind, name=e.obj, value=data, steps=process.get("steps"), given=given,
+                         learned=process.get("variance") == "learned")
+        use = call_rule(entry.rule, [obj], values, skip=1)
         places = {"obj": f"self.{self.info.attrs[e.obj]}"}
         if "{data}" in use.code:
             places["data"] = self.data(node.var)

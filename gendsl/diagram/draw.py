@@ -75,7 +75,9 @@ def compute_view(graph: nx.DiGraph) -> graphviz.Digraph:
             process, betas = node.process, node.betas
             dot.node(nid, f"{key}: {process.entry if process else ''} diffusion\n"
                           f"{process.options.get('steps', '') if process else ''} steps, "
-                          f"{betas.entry if betas else ''} betas", **style.PROCESS)
+                          f"{betas.entry if betas else ''} betas"
+                          + (", learned variances" if process and process.options.get("variance") == "learned" else ""),
+                     **style.PROCESS)
         elif node.kind == "sampler":
             dot.node(nid, f"{key}\n{node.sampler}", **style.SAMPLER)
         elif node.kind == "loss":

@@ -113,7 +113,9 @@ class FlowEdges:
                     if isinstance(label, ir.Ref) and label.name in self.graph:
                         self.add(node_id(self.graph, label.name), node_id(self.graph, net.name),
                                  f"label {shape_text(label.type)}")
-                return [(node_id(self.graph, net.name), "predicted noise")]
+                process = self.data(expr.obj).process
+                learned = process is not None and process.options.get("variance") == "learned"
+                return [(node_id(self.graph, net.name), "predicted noise, v" if learned else "predicted noise")]
         return [(obj, shape_text(expr.type))]
 
 

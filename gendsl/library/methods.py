@@ -102,18 +102,39 @@ def conditional_inverse(flow: ObjectType, z: TensorType, y: TensorType | None) -
 Drop = Annotated[float, Range(0, 1, open_high=True)]   # label dropout: a probability below 1
 
 
+def with_variances(x: TensorType) -> TensorType | None:
+    """What a denoiser of learned variances returns for data `x`: the noise prediction and v stacked
+    along the first per-sample axis (`real[1, 8, 8]` -> `real[2, 8, 8]`); None for a single number."""
+    return x.with_shape((2 * x.shape[0], *x.shape[1:])) if x.shape else None
+
+
 def denoiser(diffusion: ObjectType, net: NetType) -> None:
     """The network of a diffusion method: a denoiser of the diffusion's data type, of (x_t, t)
-    or of (x_t, t, y) with a category label y."""
+    or of (x_t, t, y) with a category label y, returning the noise prediction (and v, when the
+    diffusion learns its variances)."""
     data = diffusion.value
-    if net.role == "denoiser" or data is None:
-        return  # a denoiser's signature is checked once, at its declaration (E310)
+    if data is None:
+        return
+    out = with_variances(data) if diffusion.learned else data
+    if out is None:
+        raise MethodError("E321", f"{diffusion.name} learns its variances, but its data {data.describe()} "
+                          "is a single number: there is no axis to stack v on", "declare the data as real[1] "
+                          "and the denoiser's output as real[2], or drop variance=learned")
     label = len(net.inputs) == 3 and isinstance(net.inputs[2], TensorType) and net.inputs[2].kind == "cat"
-    if len(net.inputs) not in (2, 3) or (len(net.inputs) == 3 and not label) or not compatible(data, net.inputs[0]) \
-            or net.inputs[1] != TensorType(kind="step") or not compatible(net.output, data):
-        raise MethodError("E321", f"{net.name} must map (x_t: {data.describe()}, t: step) to {data.describe()}, "
+    if net.role != "denoiser" and (  # a denoiser's inputs are checked once, at its declaration (E310)
+            len(net.inputs) not in (2, 3) or (len(net.inputs) == 3 and not label)
+            or not compatible(data, net.inputs[0]) or net.inputs[1] != TensorType(kind="step")):
+        raise MethodError("E321", f"{net.name} must map (x_t: {data.describe()}, t: step) to {out.describe()}, "
                           f"but it is {net.describe()}",
-                          f"declare `denoiser {net.name}(x_t: {data.describe()}, t: step) -> {data.describe()}`")
+                          f"declare `denoiser {net.name}(x_t: {data.describe()}, t: step) -> {out.describe()}`")
+    if not compatible(net.output, out):
+        why = (f"{diffusion.name} learns its reverse variances (variance=learned): {net.name} must return "
+               f"{out.describe()}, the noise prediction and v stacked along the first axis" if diffusion.learned
+               else f"{net.name} must return the noise prediction {out.describe()}")
+        last = f"Conv2d({out.shape[0]})" if len(out.shape) == 3 else f"Linear({out.shape[0]})"
+        hint = (f"declare `-> {out.describe()}` and end the denoiser with {last}" if diffusion.learned else
+                f"declare `-> {out.describe()}`, or learn the variances: Gaussian(..., variance=learned)")
+        raise MethodError("E321", f"{why}, but it returns {net.output.describe()}", hint)
 
 
 def net_label(net: NetType) -> TensorType | None:
@@ -156,18 +177,25 @@ def null_class(diffusion: ObjectType, eps: NetType, y: TensorType | None, why: s
 
 @method("diffusion", "loss", "the simple noise-prediction loss of Ho et al. (2020), one number per sample; "
         "with a label y, its denoiser is conditional and `drop` is the probability of replacing y by the "
-        "null class (label dropout for classifier-free guidance, Ho & Salimans 2022)")
-def diffusion_loss(diffusion: ObjectType, eps: NetType, y: TensorType | None = None, drop: Drop = 0.0) -> MethodUse:
+        "null class (label dropout for classifier-free guidance, Ho & Salimans 2022); with learned "
+        "variances, the hybrid loss L_simple + vlb L_vlb (Nichol & Dhariwal 2021, vlb = lambda = 0.001)")
+def diffusion_loss(diffusion: ObjectType, eps: NetType, y: TensorType | None = None, drop: Drop = 0.0,
+                   vlb: NonNegative | None = None) -> MethodUse:
     null = null_class(diffusion, eps, y, f"label dropout (drop={drop:g})" if drop > 0 else "")
+    if vlb is not None and not diffusion.learned:
+        raise MethodError("E221", f"vlb weights the bound's term that trains learned variances, but "
+                          f"{diffusion.name}'s variances are fixed",
+                          f"learn them, Gaussian(..., variance=learned), or write {diffusion.name}.loss({eps.name})")
+    hybrid = ", vlb=%r" % (0.001 if vlb is None else vlb) if diffusion.learned else ""
     if y is None:
-        return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data})")
+        return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data}%s)" % hybrid)
     if null is None and net_label(eps).classes == y.classes + 1:  # guidance would use an untrained null class
         raise MethodError("E321", f"{eps.name} has a null class (label {y.classes} of "
                           f"{net_label(eps).describe()}) that this loss never trains",
                           f"drop the label to it some of the time, e.g. {diffusion.name}.loss({eps.name}, y, "
                           f"drop=0.1), or declare {eps.name}'s label as {y.describe()}")
     dropout = f", drop={drop!r}, null={null}" if null is not None else ""
-    return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data}, label={1}%s)" % dropout)
+    return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data}, label={1}%s%s)" % (dropout, hybrid))
 
 
 @method("diffusion", "reverse", "samples by the reverse process, from noise to data: DDPM's ancestral "

@@ -159,11 +159,16 @@ def langevin(energy: Any, steps: Count = 60, step_size: Positive = 10.0, noise: 
 # ---- diffusion ----
 
 @PROCESSES.register("Gaussian", "DDPM's Gaussian forward process (Ho et al. 2020); levels > 1: data "
-                    "quantized to that many values in [0, 1], scored with DDPM's discretized decoder", skip=0)
-def gaussian(steps: int = 1000, betas: Any = None, levels: int = 0) -> Code:
+                    "quantized to that many values in [0, 1], scored with DDPM's discretized decoder; "
+                    "variance=learned: the denoiser also outputs v, the reverse variances "
+                    "exp(v log beta_t + (1 - v) log beta-tilde_t), trained by the hybrid loss (Nichol & "
+                    "Dhariwal 2021)", skip=0)
+def gaussian(steps: int = 1000, betas: Any = None, levels: int = 0,
+             variance: Literal["fixed", "learned"] = "fixed") -> Code:
     require(steps >= 2, f"a diffusion needs at least 2 steps, got {steps}")
     require(levels == 0 or levels >= 2, f"levels is 0 (continuous data) or at least 2, got {levels}")
-    return Code(f"GaussianDiffusion({steps}, {{betas}}, levels={levels})", ("GaussianDiffusion",))
+    learned = ", learned=True" if variance == "learned" else ""
+    return Code(f"GaussianDiffusion({steps}, {{betas}}, levels={levels}{learned})", ("GaussianDiffusion",))
 
 
 @BETA_SCHEDULES.register("linear", "betas linearly spaced from start to end (DDPM)", skip=0)

@@ -393,6 +393,20 @@ def test_diffusion_process(name, tmp_path):
     assert compiled.model.bound({"x": x}).shape == (4,)
 
 
+@pytest.mark.parametrize("name", sorted(PROCESSES))
+def test_diffusion_process_learned_variances(name, tmp_path):
+    """variance=learned: a denoiser of twice the data's first axis trains, samples and bounds."""
+    spec = diffusion_spec(f"{name}(steps=5, variance=learned)").replace("-> real[2] {", "-> real[4] {") \
+        .replace("Linear(2)", "Linear(4)")
+    compiled = compile_text(spec, tmp_path)
+    x = torch.rand(4, 2)
+    loss = compiled.model.loss_simple({"x": x})
+    assert loss.shape == () and torch.isfinite(loss)
+    assert compiled.model.sample_x(4).shape == (4, 2)
+    bound = compiled.model.bound({"x": x})
+    assert bound.shape == (4,) and torch.isfinite(bound).all()
+
+
 @pytest.mark.parametrize("name", sorted(BETA_SCHEDULES))
 def test_noise_schedule(name, tmp_path):
     for args in configurations(BETA_SCHEDULES[name]):

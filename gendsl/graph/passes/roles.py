@@ -15,6 +15,7 @@ from gendsl.graph.dependencies import Reach, trainables_of
 from gendsl.graph.passes.ensembles import check_ensembles
 from gendsl.graph.passes.order import check_autoregressive
 from gendsl.library.layers import LAYERS
+from gendsl.library.methods import with_variances
 from gendsl.library.sources import SOURCES, image_shape
 from gendsl.library.training import METRICS, metric_needs
 from gendsl.types import NetType, TensorType
@@ -53,12 +54,16 @@ def check_denoiser(key: str, node, diagnostics: list[Diagnostic]) -> None:
     inputs = node.type.inputs
     step = TensorType(kind="step")
     label = len(inputs) == 3 and isinstance(inputs[2], TensorType) and inputs[2].kind == "cat" and inputs[2].batched
-    if len(inputs) not in (2, 3) or inputs[1] != step or inputs[0] != node.type.output \
-            or (len(inputs) == 3 and not label):
+    # the output is x_t's type, or twice its first axis for learned variances (checked against the
+    # diffusion where it is used, gendsl/library/methods.py)
+    out = node.type.output
+    fits = bool(inputs) and (out == inputs[0] or isinstance(inputs[0], TensorType) and out == with_variances(inputs[0]))
+    if len(inputs) not in (2, 3) or inputs[1] != step or not fits or (len(inputs) == 3 and not label):
         diagnostics.append(error("E310", f"denoiser {key} must map (x_t, t: step) or (x_t, t: step, y: cat[K]) to "
                                  f"x_t's type, but it is {node.type.describe()}", node.span,
                                  hint=f"declare `denoiser {key}(x_t: real[...], t: step) -> real[...]` with "
-                                      "equal shapes, or add a label `y: cat[K]` as its third input"))
+                                      "equal shapes (twice the first axis for learned variances), or add a label "
+                                      "`y: cat[K]` as its third input"))
 
 
 def check_flows(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:

@@ -418,7 +418,9 @@ class _TypePass(PriorsMixin, UsesMixin):
                     else self.schedule_value(chosen, decl.process)
             x_type = var.type if var is not None and isinstance(var.type, TensorType) else None
             steps = process.options.get("steps") if process is not None else None
-            self.model[key] = Binding("diffusion", ObjectType(kind="diffusion", name=key, value=x_type, steps=steps), key)
+            learned = process is not None and process.options.get("variance") == "learned"
+            self.model[key] = Binding("diffusion", ObjectType(kind="diffusion", name=key, value=x_type, steps=steps,
+                                                              learned=learned), key)
             self.set(key, process=process, betas=betas)
 
     def schedule_value(self, betas: Any, where: ast.Expr) -> Configured | None:
