@@ -75,9 +75,10 @@ def mnist_idx(images: str | None = None, labels: str | None = None, *,
     return split_rows("mnist_idx", arrays, split)
 
 
-def digits(classes: list[int] | None = None, binarize: bool = False, *,
+def digits(classes: list[int] | None = None, binarize: bool = False, categorical: bool = False, *,
            split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8x8 digits: images float32 (N, 8, 8) in [0, 1], labels int64."""
+    """scikit-learn's bundled 8x8 digits: images float32 (N, 8, 8) in [0, 1] (int64 levels 0..16
+    when categorical), labels int64."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -91,6 +92,8 @@ def digits(classes: list[int] | None = None, binarize: bool = False, *,
                         "write binarize=true or binarize=false")
     if binarize:
         images = (images > 0.5).astype(np.float32)
+    if categorical is True:  # the same rows and split, each pixel its level k of k/16
+        images = np.rint(images * 16).astype(np.int64)
     return split_rows("digits", {"images": images, "labels": labels}, split)  # type: ignore[return-value]
 
 

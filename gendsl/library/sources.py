@@ -96,9 +96,13 @@ def swiss_roll(n: Rows = 20000, noise: NonNegative = 0.25) -> Outputs:
 
 
 @_file("digits", "scikit-learn's 1,797 8x8 digits in [0, 1] with labels (bundled, offline); "
-        "fixed 80/10/10 split", images=True)
-def digits(classes: list[int] | None = None, binarize: bool = False) -> Outputs:
+        "fixed 80/10/10 split; categorical=true: each pixel is its level 0..16 as a category cat[17]",
+        images=True)
+def digits(classes: list[int] | None = None, binarize: bool = False, categorical: bool = False) -> Outputs:
     require(classes is None or all(0 <= c <= 9 for c in classes), "digits classes are 0..9")
+    require(not (binarize and categorical), "digits: binarize and categorical exclude each other")
+    if categorical:
+        return (TensorType(kind="cat", shape=(8, 8), classes=17), _labels())
     return (TensorType(kind="bin" if binarize else "real", shape=(8, 8)), _labels())
 
 

@@ -39,7 +39,8 @@ def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
     shape = tuple(var.shape)
     per_sample = int(np.prod(array.shape[1:], dtype=np.int64))
     if var.kind == "cat":
-        if array.shape[1:] != shape or not np.issubdtype(array.dtype, np.integer):  # cat[K, T]: T labels
+        # cat[K, T]: T labels, read in any shape of T values (the checker allows the same reshape)
+        if per_sample != int(np.prod(shape, dtype=np.int64)) or not np.issubdtype(array.dtype, np.integer):
             declared = ", ".join(map(str, (var.classes, *shape)))
             raise DataError("E403", f"'{var.name}' is declared cat[{declared}] but the {split} array "
                             f"has shape {array.shape} and type {array.dtype}",
@@ -47,7 +48,7 @@ def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
         if n and (array.min() < 0 or array.max() >= var.classes):
             raise DataError("E403", f"'{var.name}' is cat[{var.classes}] but the labels range over "
                             f"{array.min()}..{array.max()}", f"declare cat[{int(array.max()) + 1}]")
-        return torch.as_tensor(array, dtype=torch.long)
+        return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.long).reshape((n, *shape))
     wanted = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if per_sample != wanted:
         raise DataError("E403", f"'{var.name}' is declared {var.kind}[{', '.join(map(str, shape))}] "

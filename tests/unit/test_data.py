@@ -218,6 +218,16 @@ def test_digits():
     assert set(labels) == {3, 5} and set(np.unique(images)) == {0.0, 1.0}
 
 
+def test_digits_as_categories_are_the_same_rows_at_17_levels():
+    """categorical=true: pixel k/16 is the category k, row for row and split for split."""
+    for split in SPLITS:
+        levels, labels = load("digits", {"categorical": True, "classes": [1, 7]}, split)
+        images, same = load("digits", {"classes": [1, 7]}, split)
+        assert levels.dtype == np.int64 and levels.min() == 0 and levels.max() == 16
+        np.testing.assert_array_equal(levels, images * 16)
+        np.testing.assert_array_equal(labels, same)
+
+
 def test_permutation_rule_partitions_rows():
     parts = [files.split_indices("t", 105, split) for split in SPLITS]
     assert [len(p) for p in parts] == [85, 10, 10]
