@@ -33,11 +33,24 @@ def test_ddpm_samples_match_held_out_2d_data(spec: Path, tmp_path: Path) -> None
 
 
 def test_ddpm_digits_grid_and_bound(tmp_path: Path) -> None:
+    """The spec's learned variances and hybrid loss, CI-sized; the bound and its three terms."""
     run = train(SPECS / "ddpm_digits.gen", tmp_path / "ddpm", "--steps", "1500", "--set", "ch=32")
     grid = np.asarray(Image.open(run / "samples" / "final.png"), dtype=np.float32) / 255
     assert grid.std() > 0.15  # a grid of digit-like images, not a flat one
     bound = evaluate(run, "bound")["bound"]
     assert 0 < bound["bpd"] < math.log2(17), bound  # better than uniform over the 17 pixel levels
+    assert math.isclose(sum(bound["terms"].values()), bound["nats"], rel_tol=1e-4), bound
+    code, stdout, stderr = gendsl("evaluate", run, "--metric", "bound", "--quiet")
+    assert code == 0 and "terms (nats): L_0" in stdout and "L_1..L_T-1" in stdout and "L_T" in stdout, stderr
+
+
+def test_lstm_digits_exact_nll_of_the_17_levels(tmp_path: Path) -> None:
+    """The exact-NLL comparison of the DDPM bound, CI-sized: categorical pixels train, score, sample."""
+    run = train(SPECS / "lstm_digits.gen", tmp_path / "lstm", "--steps", "60", "--set", "hidden=16")
+    nll = evaluate(run, "nll")["nll"]
+    assert nll["method"] == "exact" and 0 < nll["bpd"] < math.log2(17), nll  # below uniform levels
+    code, _, stderr = gendsl("sample", run, "-n", "16", "-o", tmp_path / "lstm.png")
+    assert code == 0, stderr
 
 
 def test_realnvp_ring_likelihood(tmp_path: Path) -> None:

@@ -42,18 +42,27 @@ class GaussianDiffusion(nn.Module):
     """DDPM (Ho et al. 2020) and DDIM (Song et al. 2021). Step index s = 0..T-1 stands for the
     papers' t = s + 1: `bar[s]` is alpha-bar_t and `bar_prev[s]` is alpha-bar_{t-1} (1 at s = 0).
     Every sampler takes the noise prediction as a function eps(x_t, t); a conditional denoiser is
-    turned into one by `conditioned`."""
+    turned into one by `conditioned`.
 
-    def __init__(self, steps, betas, levels=0):
+    With `learned` variances the denoiser's output holds two halves along its first per-sample axis:
+    the noise prediction, then v, which sets the reverse variance of each value to
+    Sigma_t = exp(v log beta_t + (1 - v) log beta-tilde_t) (Nichol & Dhariwal 2021, eq. 15;
+    beta-tilde_1 = 0 is replaced by beta-tilde_2 in the logarithm, as their code does)."""
+
+    def __init__(self, steps, betas, levels=0, learned=False):
         super().__init__()
         self.levels = levels  # > 1: data quantized to `levels` values in [0, 1] (discretized decoder)
+        self.learned = learned
         alphas = 1 - betas
         bar = torch.cumprod(alphas, 0)
         bar_prev = torch.cat([torch.ones(1, dtype=betas.dtype), bar[:-1]])
         self.steps = steps
-        for name, value in dict(betas=betas, alphas=alphas, bar=bar, bar_prev=bar_prev,
-                                post_var=betas * (1 - bar_prev) / (1 - bar)).items():
+        post_var = betas * (1 - bar_prev) / (1 - bar)
+        for name, value in dict(betas=betas, alphas=alphas, bar=bar, bar_prev=bar_prev, post_var=post_var).items():
             self.register_buffer(name, value.float())
+        for name, value in dict(log_betas=betas.log(),  # derived, so not saved: older checkpoints still load
+                                log_post_var=torch.cat([post_var[1:2], post_var[1:]]).log()).items():
+            self.register_buffer(name, value.float(), persistent=False)
 
     @staticmethod
     def linear(steps, start, end):
@@ -65,18 +74,31 @@ class GaussianDiffusion(nn.Module):
         f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
         return (1 - f[1:] / f[:-1]).clamp(max=0.999)
 
-    @staticmethod
-    def conditioned(eps, label, guidance=0.0, null=0):
+    def conditioned(self, eps, label, guidance=0.0, null=0):
         """eps(x_t, t) of a conditional denoiser at `label`. With guidance w > 0, classifier-free
         guidance (Ho & Salimans 2022, eq. 6): (1 + w) eps(x_t, t, y) - w eps(x_t, t, null), both
-        predictions from one call on a doubled batch."""
+        predictions from one call on a doubled batch; learned variances are the label's own."""
         def predict(x, t):
             if guidance == 0:
                 return eps(x, t, label)
             labels = torch.cat([label, torch.full_like(label, null)])
             cond, free = eps(torch.cat([x, x]), torch.cat([t, t]), labels).chunk(2)
-            return (1 + guidance) * cond - guidance * free
+            if not self.learned:
+                return (1 + guidance) * cond - guidance * free
+            (cond, v), (free, _) = self.split(cond), self.split(free)
+            return torch.cat([(1 + guidance) * cond - guidance * free, v], 1)
         return predict
+
+    def split(self, out):
+        """The noise prediction and, with learned variances, v: the two halves of the output's
+        first per-sample axis (None when the variances are fixed)."""
+        return out.chunk(2, 1) if self.learned else (out, None)
+
+    def log_var(self, v, t, x):
+        """log Sigma_t of the reverse step t: log beta-tilde_t when fixed, else the interpolation by v."""
+        if v is None:
+            return self._at(self.log_post_var, t, x).expand_as(x)
+        return v * self._at(self.log_betas, t, x) + (1 - v) * self._at(self.log_post_var, t, x)
 
     def _at(self, values, t, x):
         return values[t].view(-1, *([1] * (x.dim() - 1)))
@@ -84,24 +106,55 @@ class GaussianDiffusion(nn.Module):
     def noisy(self, x0, t, noise):
         return self._at(self.bar, t, x0).sqrt() * x0 + (1 - self._at(self.bar, t, x0)).sqrt() * noise
 
-    def loss(self, eps, x0, label=None, drop=0.0, null=0):
+    def loss(self, eps, x0, label=None, drop=0.0, null=0, vlb=0.001):
         """Per-sample mean squared error of the predicted noise at a uniform random step. A
         conditional denoiser sees its label, replaced by the null class with probability `drop`
-        (label dropout, Ho & Salimans 2022), so that it also learns the unconditional prediction."""
+        (label dropout, Ho & Salimans 2022), so that it also learns the unconditional prediction.
+        With learned variances, the hybrid loss of `hybrid`, with lambda = `vlb`."""
         t = torch.randint(0, self.steps, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         xt = self.noisy(x0, t, noise)
-        if label is None:
-            return mse(eps(xt, t), noise)
-        if drop > 0:
+        if label is not None and drop > 0:
             dropped = torch.rand(label.shape, device=label.device) < drop
             label = torch.where(dropped, torch.full_like(label, null), label)
-        return mse(eps(xt, t, label), noise)
+        return self.hybrid(eps(xt, t) if label is None else eps(xt, t, label), x0, xt, t, noise, vlb)
 
-    def _mean(self, eps, x, t):
-        pred = eps(x, t)
+    def hybrid(self, out, x0, xt, t, noise, vlb=0.001):
+        """The per-sample loss of the denoiser's output at steps t. Fixed variances: L_simple, the
+        mean squared error of the noise. Learned: L_simple + vlb * T * L_t / D (Nichol & Dhariwal
+        2021, eq. 16, lambda = vlb), where L_t is the bound's term at t in nats (KL or the decoder's
+        -log p(x0 | x1)) computed with the noise prediction detached, so that it trains v alone,
+        T * L_t estimates the sum over t, and D, the values per sample, puts it per value as L_simple."""
+        pred, v = self.split(out)
+        simple = mse(pred, noise)
+        if v is None:
+            return simple
+        term = self.term(x0, xt, t, self.mean(xt, t, pred.detach()), self.log_var(v, t, x0))
+        return simple + vlb * self.steps * term / x0[0].numel()
+
+    def mean(self, x, t, pred):
+        """The reverse step's mean given the noise prediction (Ho et al. 2020, eq. 11)."""
         return (x - self._at(self.betas, t, x) / (1 - self._at(self.bar, t, x)).sqrt() * pred) \
             / self._at(self.alphas, t, x).sqrt()
+
+    def _mean(self, eps, x, t):
+        return self.mean(x, t, self.split(eps(x, t))[0])
+
+    def posterior_mean(self, x0, xt, t):
+        """The mean of q(x_(t-1) | x_t, x0) (Ho et al. 2020, eq. 7)."""
+        return (self._at(self.bar_prev, t, x0).sqrt() * self._at(self.betas, t, x0) * x0
+                + self._at(self.alphas, t, x0).sqrt() * (1 - self._at(self.bar_prev, t, x0)) * xt) \
+            / (1 - self._at(self.bar, t, x0))
+
+    def term(self, x0, xt, t, mean, log_var):
+        """The bound's term at steps t per sample (nats), with p(x_(t-1) | x_t) = N(mean, exp(log_var)):
+        L_0 = -log p(x0 | x1) where t is the first step, else KL(q(x_(t-1) | x_t, x0) || p(x_(t-1) | x_t))."""
+        dims = tuple(range(1, x0.dim()))
+        log_q = self._at(self.log_post_var, t, x0)
+        kl = 0.5 * (log_var - log_q + (log_q.exp() + (self.posterior_mean(x0, xt, t) - mean) ** 2)
+                    / log_var.exp() - 1)
+        first = (t == 0).view(-1, *([1] * (x0.dim() - 1)))
+        return torch.where(first, self._decoder_nll(x0, mean, log_var.exp()), kl).sum(dims)
 
     @torch.no_grad()
     def reverse(self, eps, n, shape, device):
@@ -109,8 +162,14 @@ class GaussianDiffusion(nn.Module):
         x = torch.randn(n, *shape, device=device)
         for step in reversed(range(self.steps)):
             t = torch.full((n,), step, device=device, dtype=torch.long)
-            mean = self._mean(eps, x, t)
-            x = mean + (self._at(self.post_var, t, x).sqrt() * torch.randn_like(x) if step > 0 else 0)
+            pred, v = self.split(eps(x, t))
+            mean = self.mean(x, t, pred)
+            if step == 0:
+                x = mean
+            elif v is None:
+                x = mean + self._at(self.post_var, t, x).sqrt() * torch.randn_like(x)
+            else:
+                x = mean + (0.5 * self.log_var(v, t, x)).exp() * torch.randn_like(x)
         return x
 
     def ddim_steps(self, steps):
@@ -139,7 +198,7 @@ class GaussianDiffusion(nn.Module):
             a_t = self._at(self.bar, t, x)
             last = i + 1 == len(tau)
             a_prev = torch.ones_like(a_t) if last else self._at(self.bar, torch.full_like(t, tau[i + 1]), x)
-            pred = eps(x, t)
+            pred = self.split(eps(x, t))[0]  # DDIM sets its own variances: learned ones are not used
             noise = torch.zeros_like(x) if last or eta == 0 else torch.randn_like(x)
             x = self.ddim_update(x, pred, a_t, a_prev, eta, noise)
         return x
@@ -153,21 +212,23 @@ class GaussianDiffusion(nn.Module):
     def terms(self, eps, x0):
         """The bound's terms per sample, [n, 3] (nats): L_0 = -log p(x0 | x1), a Gaussian decoder
         of variance beta_1; the sum over t = 2..T of L_(t-1) = KL(q(x_(t-1) | x_t, x0) || p(x_(t-1) | x_t));
-        and L_T = KL(q(x_T | x0) || N(0, I))."""
+        and L_T = KL(q(x_T | x0) || N(0, I)). With learned variances, p's variance at each step (the
+        decoder's included) is the learned Sigma_t."""
         decoder = torch.zeros(x0.shape[0], device=x0.device)
         middle = torch.zeros(x0.shape[0], device=x0.device)
         dims = tuple(range(1, x0.dim()))
         for step in range(self.steps):
             t = torch.full((x0.shape[0],), step, device=x0.device, dtype=torch.long)
             xt = self.noisy(x0, t, torch.randn_like(x0))
-            mean = self._mean(eps, xt, t)
-            if step == 0:
+            pred, v = self.split(eps(xt, t))
+            mean = self.mean(xt, t, pred)
+            if v is not None:
+                (decoder if step == 0 else middle).add_(self.term(x0, xt, t, mean, self.log_var(v, t, x0)))
+            elif step == 0:
                 decoder += self._decoder_nll(x0, mean, self._at(self.betas, t, x0)).sum(dims)
             else:
-                true_mean = (self._at(self.bar_prev, t, x0).sqrt() * self._at(self.betas, t, x0) * x0
-                             + self._at(self.alphas, t, x0).sqrt() * (1 - self._at(self.bar_prev, t, x0)) * xt) \
-                    / (1 - self._at(self.bar, t, x0))
-                middle += (0.5 * (true_mean - mean) ** 2 / self._at(self.post_var, t, x0)).sum(dims)
+                error = self.posterior_mean(x0, xt, t) - mean
+                middle += (0.5 * error ** 2 / self._at(self.post_var, t, x0)).sum(dims)
         bar_T = self.bar[-1]
         prior = 0.5 * (bar_T * x0 ** 2 + (1 - bar_T) - 1 - torch.log(1 - bar_T))
         return torch.stack([decoder, middle, prior.sum(dims)], -1)
@@ -185,41 +246,41 @@ class GaussianDiffusion(nn.Module):
 
 
 class DenoiserEps(nn.Module):
-    """denoiser eps: denoiser (real[1, 8, 8], step) -> real[1, 8, 8]  (ddpm_digits.gen:9)"""
+    """denoiser eps: denoiser (real[1, 8, 8], step) -> real[2, 8, 8]  (ddpm_digits.gen:13)"""
 
     def __init__(self):
         super().__init__()
-        self.temb = nn.Sequential(  # ddpm_digits.gen:10
+        self.temb = nn.Sequential(  # ddpm_digits.gen:14
             nn.Linear(64, 64, bias=True),  # Linear(64)
             nn.SiLU(),  # silu
             nn.Linear(64, 64, bias=True),  # Linear(64)
             nn.Unflatten(1, (64, 1, 1)),  # reshape(64, 1, 1)
         )
-        self.h = nn.Sequential(  # ddpm_digits.gen:11
+        self.h = nn.Sequential(  # ddpm_digits.gen:15
             nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.h1 = nn.Sequential(  # ddpm_digits.gen:12
+        self.h1 = nn.Sequential(  # ddpm_digits.gen:16
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.h2 = nn.Sequential(  # ddpm_digits.gen:13
+        self.h2 = nn.Sequential(  # ddpm_digits.gen:17
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.out = nn.Sequential(  # ddpm_digits.gen:14
+        self.out = nn.Sequential(  # ddpm_digits.gen:18
             nn.SiLU(),  # silu
-            nn.Conv2d(64, 1, 3, stride=1, padding=1, bias=True),  # Conv2d(1)
+            nn.Conv2d(64, 2, 3, stride=1, padding=1, bias=True),  # Conv2d(2)
         )
 
     def forward(self, x_t, t):
-        temb = self.temb(sinusoidal(t, 64))  # ddpm_digits.gen:10
-        h_ = self.h(x_t)  # ddpm_digits.gen:11
-        h1 = h_ + self.h1(h_ + temb)  # ddpm_digits.gen:12
-        h2 = h1 + self.h2(h1 + temb)  # ddpm_digits.gen:13
+        temb = self.temb(sinusoidal(t, 64))  # ddpm_digits.gen:14
+        h_ = self.h(x_t)  # ddpm_digits.gen:15
+        h1 = h_ + self.h1(h_ + temb)  # ddpm_digits.gen:16
+        h2 = h1 + self.h2(h1 + temb)  # ddpm_digits.gen:17
         return self.out(h2)
 
 
@@ -230,7 +291,7 @@ class DDPMDigits(nn.Module):
         super().__init__()
         self.register_buffer("_anchor", torch.zeros(()))  # follows the model across devices
         self.eps = DenoiserEps()
-        self.q = GaussianDiffusion(500, GaussianDiffusion.linear(500, 0.0001, 0.02), levels=17)  # ddpm_digits.gen:7
+        self.q = GaussianDiffusion(500, GaussianDiffusion.cosine(500, 0.05), levels=17, learned=True)  # ddpm_digits.gen:11
 
     @property
     def device(self):
@@ -240,21 +301,21 @@ class DDPMDigits(nn.Module):
         """Run one of the methods below (DistributedDataParallel calls models through forward)."""
         return getattr(self, method)(batch)
 
-    def loss_simple(self, batch):
-        """simple = q.loss(eps)  (ddpm_digits.gen:17)"""
+    def loss_hybrid(self, batch):
+        """hybrid = q.loss(eps)  (ddpm_digits.gen:21)"""
         x = batch["x"]
-        return (self.q.loss(self.eps, x)).mean()
+        return (self.q.loss(self.eps, x, vlb=0.001)).mean()
 
-    def step_simple(self, batch):
-        """step simple: minimize simple over eps  (ddpm_digits.gen:18)"""
-        return self.loss_simple(batch)
+    def step_hybrid(self, batch):
+        """step hybrid: minimize hybrid over eps  (ddpm_digits.gen:22)"""
+        return self.loss_hybrid(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
-        opt_simple = torch.optim.Adam(  # ddpm_digits.gen:18
+        opt_hybrid = torch.optim.Adam(  # ddpm_digits.gen:22
             [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
-            "simple": (opt_simple, torch.optim.lr_scheduler.LambdaLR(opt_simple, constant_lr(total, warmup=0))),
+            "hybrid": (opt_hybrid, torch.optim.lr_scheduler.LambdaLR(opt_hybrid, constant_lr(total, warmup=0))),
         }
 
     @torch.no_grad()
@@ -280,7 +341,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'DDPMDigits',
  'spec': 'ddpm_digits.gen',
- 'hash': 'aada13ca8190a681',
+ 'hash': '629c094191f0d05d',
  'params': {'ch': 64},
  'data': [{'kind': 'real',
            'shape': [1, 8, 8],
@@ -288,9 +349,9 @@ SPEC = {'version': 2,
            'group': 1,
            'position': 0,
            'source': 'digits',
-           'args': {'classes': None, 'binarize': False}}],
- 'losses': ['simple'],
- 'steps': [{'name': 'simple', 'method': 'step_simple', 'loss': 'simple'}],
+           'args': {'classes': None, 'binarize': False, 'categorical': False}}],
+ 'losses': ['hybrid'],
+ 'steps': [{'name': 'hybrid', 'method': 'step_hybrid', 'loss': 'hybrid'}],
  'train': {'batch': 128, 'steps': 8000, 'ema': 0.995},
  'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [1, 8, 8]}},
  'metrics': [{'name': 'bound', 'alias': 'bound'}],
