@@ -26,12 +26,17 @@ class Order:
     - causal: mixes the positions along `axes` and the values of each position so that position t
       sees positions before t, and t itself unless `strict` (MaskedConv2d, causal SelfAttention);
     - concat: its operands side by side (concat): per position when joined along the channels;
+    - stacks: Gated PixelCNN's vertical and horizontal stacks (GatedMaskedConv2d), which hold more
+      than a raster order says (the vertical stack sees only rows above): `strict` starts them from
+      any ordered image (mask A), otherwise the input must be the stacks of the layer before; the
+      output is the stacks, or with `ends` the horizontal stack alone, strict either way;
     - any: any output value may depend on any input value (the default: refused on ordered data).
     """
 
-    kind: Literal["elementwise", "mixes", "reshape", "made", "causal", "concat", "any"] = "any"
+    kind: Literal["elementwise", "mixes", "reshape", "made", "causal", "concat", "stacks", "any"] = "any"
     axes: tuple[int, ...] = ()
     strict: bool = False
+    ends: bool = False
 
 
 ELEMENTWISE = Order("elementwise")

@@ -134,6 +134,33 @@ def masked_conv2d(x: TensorType, out: Count, kernel: Count = 3, mask: Literal["A
                  helpers=("MaskedConv2d",), order=Order("causal", (1, 2), strict=mask == "A"))
 
 
+@layer("GatedMaskedConv2d", "Gated PixelCNN layer (van den Oord et al. 2016): vertical and horizontal stacks "
+       "side by side ([2*out, H, W]), gated tanh * sigmoid, a residual on the horizontal one; mask A starts them "
+       "from any image, mask B continues the stacks of the layer before; last=true gives the horizontal stack "
+       "alone ([out, H, W])", shown=("out", "kernel", "mask", "last"))
+def gated_masked_conv2d(x: TensorType, out: Count, kernel: Count = 3, mask: Literal["A", "B"] = "B",
+                        last: bool = False) -> Built:
+    c, h, w = image(x, "GatedMaskedConv2d")
+    require(kernel % 2 == 1, f"GatedMaskedConv2d needs an odd kernel, got {kernel}")
+    require(mask == "A" or c == 2 * out,
+            f"GatedMaskedConv2d(mask=B) continues two stacks of {out} channels each, so it needs "
+            f"{2 * out} input channels, got {c}",
+            f"give it the width of the GatedMaskedConv2d before it, or start the stacks with "
+            f"GatedMaskedConv2d({out}, mask=A)")
+    reads = c if mask == "A" else out  # mask A reads the whole image into each stack, B its own half
+    half = kernel // 2
+    params = (reads * 2 * out * (half + 1) * kernel + 2 * out       # vertical: rows above (and its own, B)
+              + reads * 2 * out * (half + 1) + 2 * out              # horizontal: pixels to the left (and its own, B)
+              + 2 * out * 2 * out + 2 * out                         # link: vertical into horizontal
+              + out * out + out)                                    # horizontal 1x1 before the residual
+    last_arg = ", last=True" if last else ""
+    # the two stacks keep an invariant (the vertical one sees only rows above) that a raster order
+    # of the pixels cannot say: Order "stacks" (graph/passes/order.py) follows it
+    return Built(out=TensorType(shape=(out if last else 2 * out, h, w)), params=params,
+                 code=f'GatedMaskedConv2d({c}, {out}, {kernel}, mask="{mask}"{last_arg})',
+                 helpers=("GatedMaskedConv2d",), order=Order("stacks", (1, 2), strict=mask == "A", ends=last))
+
+
 def _pool(kind: str):
     def rule(x: TensorType, kernel: Count = 2) -> Built:
         c, h, w = image(x, kind)

@@ -1,4 +1,4 @@
-"""Layers with masks (MADE, PixelCNN) and attention: the layers of autoregressive blocks.
+"""Layers with masks (MADE, PixelCNN, Gated PixelCNN) and attention: the layers of autoregressive blocks.
 
 See gendsl/codegen/helpers/__init__.py for how generated code uses these."""
 
@@ -121,6 +121,52 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x):
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class GatedMaskedConv2d(nn.Module):
+    """Gated PixelCNN layer (van den Oord et al. 2016, "Conditional image generation with PixelCNN
+    decoders"): a vertical and a horizontal stack, side by side along the channels ([B, 2*out, H, W],
+    vertical first), which together see every earlier pixel (no blind spot).
+
+    The vertical stack at (i, j) sees only rows above i; the horizontal one pixels left of (i, j) in
+    row i and, through a 1x1 link, the vertical stack at (i, j). Mask A starts both stacks from any
+    image: its vertical convolution reads the rows above i, its horizontal one the pixels left of j.
+    Mask B continues them: the vertical convolution reads rows up to i of the vertical stack (which
+    sees only rows above), the horizontal one row i up to j of the horizontal stack; the horizontal
+    stack adds its input back (residual). Each stack's activation is tanh(a) * sigmoid(b) of the two
+    halves of its convolution. last=True returns the horizontal stack alone."""
+
+    def __init__(self, c_in, out, kernel, mask="B", last=False):
+        super().__init__()
+        self.out, self.kernel, self.mask, self.last = out, kernel, mask, last
+        reads = c_in if mask == "A" else out
+        half = kernel // 2
+        self.vertical = nn.Conv2d(reads, 2 * out, (half + 1, kernel))
+        self.horizontal = nn.Conv2d(reads, 2 * out, (1, half + 1))
+        self.link = nn.Conv2d(2 * out, 2 * out, 1)
+        self.project = nn.Conv2d(out, out, 1)
+
+    def forward(self, x):
+        half, strict = self.kernel // 2, self.mask == "A"
+        v, h = (x, x) if strict else x.split(self.out, dim=1)
+        # padding above and to the left puts output (i, j) over rows i - half .. i (columns j - half ..
+        # j); one more row (column) of padding with the last one dropped moves it one before (strict)
+        v_in = F.pad(v, (half, half, half + strict, 0))
+        h_in = F.pad(h, (half + strict, 0, 0, 0))
+        if strict:
+            v_in, h_in = v_in[:, :, :-1], h_in[:, :, :, :-1]
+        v_pre = self.vertical(v_in)
+        h_pre = self.horizontal(h_in) + self.link(v_pre)
+        h_out = self.project(gate(h_pre))
+        if not strict:
+            h_out = h + h_out
+        return h_out if self.last else torch.cat([gate(v_pre), h_out], dim=1)
+
+
+def gate(a):
+    """PixelCNN's gated activation: tanh of the first half of the channels times sigmoid of the second."""
+    f, g = a.chunk(2, dim=1)
+    return torch.tanh(f) * torch.sigmoid(g)
 
 
 class SelfAttention(nn.Module):

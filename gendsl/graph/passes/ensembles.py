@@ -93,7 +93,7 @@ def check_random_order(program: ir.Program, diagnostics: list[Diagnostic]) -> No
     if analysis is None or analysis.diagnostics:
         return  # reported by the order analysis
     for value, state in zip(analysis.values, analysis.states):
-        if value.order.kind == "causal" and state.kind != "free":
+        if value.order.kind in ("causal", "stacks") and state.kind != "free":
             diagnostics.append(error(
                 "E335", f"{value.what} follows the natural order of {analysis.var}, but order=random draws the "
                 "order of each component at random", value.span, label="fixed order",

@@ -54,11 +54,13 @@ class Witness:
 class State:
     """free: depends on no data; ordered: arranged by the data's positions, each seeing only earlier
     positions (strict) or also its own; degrees: MADE units of a vector, each seeing positions
-    below its degree; broken: already reported."""
+    below its degree; broken: already reported. `stacks`: an ordered image that is the two stacks of
+    a GatedMaskedConv2d, its vertical half seeing only rows above (lost by any other construct)."""
 
     kind: Literal["free", "ordered", "degrees", "broken"]
     strict: bool = True
     witness: Witness | None = None
+    stacks: bool = False
 
 
 FREE, DEGREES, BROKEN = State("free"), State("degrees"), State("broken")
@@ -180,7 +182,7 @@ class Analysis:
                 continue
             seen.add(v)
             value = self.values[v]
-            if value.op == "layer" and value.order.kind in ("made", "causal"):
+            if value.op == "layer" and value.order.kind in ("made", "causal", "stacks"):
                 if value.order.kind == "made":
                     self.outputs.add(v)
             elif self.keeps_positions(value):
@@ -285,6 +287,8 @@ class Analysis:
             return self.reshape(value, s)
         if order.kind == "made":
             return self.made(v, value, s)
+        if order.kind == "stacks":
+            return self.stacks(value, s, rank)
         return self.causal(value, s, rank)
 
     def mixing(self, value: Value, s: State, rank: int) -> State:
@@ -326,6 +330,20 @@ class Analysis:
         # the first masked layer of the path that keeps the current position is the one to blame
         witness = s.witness if s.witness.layer is not None else Witness(value.span, value.layer)
         return State("ordered", strict=False, witness=witness)
+
+    def stacks(self, value: Value, s: State, rank: int) -> State:
+        """Gated PixelCNN: mask A starts the two stacks from any ordered image; mask B's vertical
+        convolution reads the current row and the pixels right of the current one, which is strict
+        only on the vertical stack of a GatedMaskedConv2d (it sees only rows above)."""
+        if s.kind != "ordered" or rank != 3:
+            return self.mixing(value, s, rank)
+        if not value.order.strict and not s.stacks:
+            return self.report("E306", f"{value.layer.describe()} reads its input's vertical stack at the current "
+                               f"row, which is causal only if it is the output of a GatedMaskedConv2d: here pixel i "
+                               f"would see later pixels of {self.var}", value.span, label="not the two stacks",
+                               hint="start the stacks with GatedMaskedConv2d(mask=A) and chain the gated layers "
+                                    "directly (their gate is the activation); last=true ends them")
+        return State("ordered", stacks=not value.order.ends)
 
     def check_param(self, name: str, v: int) -> None:
         s, value = self.states[v], self.values[v]
