@@ -279,7 +279,7 @@ def test_a_flow_likelihood_reaches_the_tensors_of_the_latents_prior():
           train { minimize nll; batch 16; steps 10 }
         }
         """)
-    assert node(checked, "step:nll").over == ("f", "m")
+    assert node(checked, "step:nll").over == ("m", "f")   # declaration order
 
 
 # ---- 7b: numbers broadcast to the declared type ----

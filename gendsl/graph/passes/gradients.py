@@ -64,8 +64,11 @@ def check_gradients(graph: nx.DiGraph, earlier_errors: bool = False) -> tuple[nx
                 for ident in step.decl.over:
                     covered.update(parameter_free(graph, reach, ident, diagnostics))
         else:
-            over = sorted(t for t in reached if graph.nodes[t]["data"].kind in TRAINABLE_KINDS
-                          and _params(graph, t) > 0)
+            # declaration order, not by name: Adam then updates the first layers first, whose
+            # gradients backward wrote last and still sit in cache (the VAE's decoder-first order
+            # cost 0.2 to 0.9 ms of a 10 ms round on the CPU, bench/README.md)
+            over = [t for t in graph.nodes if t in reached and graph.nodes[t]["data"].kind in TRAINABLE_KINDS
+                    and _params(graph, t) > 0]
             if not over and not earlier_errors and not _broken(loss.expr):
                 nothing_to_train(graph, step, full.of_node(step.loss), diagnostics)
         over = list(dict.fromkeys(t for t in over if graph.nodes[t]["data"].kind in TRAINABLE_KINDS))  # else E315

@@ -108,13 +108,13 @@ class BetaVAE(nn.Module):
         return (4.0 * kl_divergence(q_z, self.prior_z()) - p_x.log_prob(x)).mean()
 
     def step_elbo(self, batch):
-        """step elbo: minimize elbo over p(x | z), q(z | x)  (vae.gen:21)"""
+        """step elbo: minimize elbo over q(z | x), p(x | z)  (vae.gen:21)"""
         return self.loss_elbo(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_elbo = torch.optim.Adam(  # vae.gen:21
-            [*self.p_x.parameters(), *self.q_z.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, constant_lr(total, warmup=0))),
         }

@@ -86,13 +86,13 @@ class DAE(nn.Module):
         return (mse(decode_encode, x)).mean()
 
     def step_recon(self, batch):
-        """step recon: minimize recon over decode, encode  (ae.gen:18)"""
+        """step recon: minimize recon over encode, decode  (ae.gen:18)"""
         return self.loss_recon(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_recon = torch.optim.Adam(  # ae.gen:18
-            [*self.decode.parameters(), *self.encode.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.encode.parameters(), *self.decode.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "recon": (opt_recon, torch.optim.lr_scheduler.LambdaLR(opt_recon, constant_lr(total, warmup=0))),
         }

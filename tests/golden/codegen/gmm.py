@@ -66,13 +66,13 @@ class GMM(nn.Module):
         return (-self.log_p_x(x)).mean()
 
     def step_nll(self, batch):
-        """step nll: minimize nll over log_sigma, logits, mu  (gmm.gen:17)"""
+        """step nll: minimize nll over logits, mu, log_sigma  (gmm.gen:17)"""
         return self.loss_nll(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_nll = torch.optim.Adam(  # gmm.gen:17
-            [self.log_sigma, self.logits, self.mu], lr=0.05, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [self.logits, self.mu, self.log_sigma], lr=0.05, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
         }

@@ -136,13 +136,13 @@ class HMM(nn.Module):
         return (-self.log_p_x(x)).mean()
 
     def step_nll(self, batch):
-        """step nll: minimize nll over emit, init, trans  (hmm.gen:20)"""
+        """step nll: minimize nll over init, trans, emit  (hmm.gen:20)"""
         return self.loss_nll(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_nll = torch.optim.Adam(  # hmm.gen:20
-            [self.emit, self.init, self.trans], lr=0.05, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [self.init, self.trans, self.emit], lr=0.05, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
         }

@@ -165,13 +165,13 @@ class HVAE(nn.Module):
         return (-(p_x.log_prob(x) + p_z1.log_prob(z1) + self.prior_z2().log_prob(z2) - q_z1.log_prob(z1) - q_z2.log_prob(z2))).mean()
 
     def step_elbo(self, batch):
-        """step elbo: minimize elbo over p(x | z1), p(z1 | z2), q(z1 | x), q(z2 | z1)  (hvae.gen:40)"""
+        """step elbo: minimize elbo over p(z1 | z2), p(x | z1), q(z1 | x), q(z2 | z1)  (hvae.gen:40)"""
         return self.loss_elbo(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_elbo = torch.optim.Adam(  # hvae.gen:40
-            [*self.p_x.parameters(), *self.p_z1.parameters(), *self.q_z1.parameters(), *self.q_z2.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.p_z1.parameters(), *self.p_x.parameters(), *self.q_z1.parameters(), *self.q_z2.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, constant_lr(total, warmup=0))),
         }

@@ -101,13 +101,13 @@ class IWAE(nn.Module):
         return (-(torch.logsumexp(log_w.view(5, -1), dim=0) - math.log(5))).mean()
 
     def step_bound(self, batch):
-        """step bound: minimize bound over p(x | z), q(z | x)  (iwae.gen:24)"""
+        """step bound: minimize bound over q(z | x), p(x | z)  (iwae.gen:24)"""
         return self.loss_bound(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_bound = torch.optim.Adam(  # iwae.gen:24
-            [*self.p_x.parameters(), *self.q_z.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "bound": (opt_bound, torch.optim.lr_scheduler.LambdaLR(opt_bound, constant_lr(total, warmup=0))),
         }

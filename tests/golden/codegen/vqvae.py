@@ -203,13 +203,13 @@ class VQVAE(nn.Module):
         return self.loss_recon(batch) + self.loss_codes(batch) + 0.25 * self.loss_commit(batch) + self.loss_prior(batch)
 
     def step_total(self, batch):
-        """step total: minimize total over codebook, decode, encode, p(k)  (vqvae.gen:33)"""
+        """step total: minimize total over codebook, encode, decode, p(k)  (vqvae.gen:33)"""
         return self.loss_total(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_total = torch.optim.Adam(  # vqvae.gen:33
-            [self.codebook, *self.decode.parameters(), *self.encode.parameters(), *self.p_k.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [self.codebook, *self.encode.parameters(), *self.decode.parameters(), *self.p_k.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "total": (opt_total, torch.optim.lr_scheduler.LambdaLR(opt_total, constant_lr(total, warmup=0))),
         }
