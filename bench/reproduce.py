@@ -109,11 +109,11 @@ def run_row(row: Row, out: Path, device: str, cuda: bool) -> dict:
         number = float(values[row.key])
         curve.append({row.unit: stop, row.metric: number, "how": values.get("method", ""),
                       **{key: values[key] for key in row.also},
+                      **({"terms": values["terms"]} if "terms" in values else {}),  # a diffusion bound's terms
                       "seconds": round(time.time() - started)})
         print(f"{row.name}: {row.unit} {stop}: {number:.3f} {row.key} {values.get('method', '')}", flush=True)
         result = {"row": row.name, "spec": row.spec, "device": device, "curve": curve, "paper": row.paper,
                   "reference": row.reference, "complete": stop >= row.budget}
-                      **({"terms": values["terms"]} if "terms" in values else {}),  # a diffusion bound's terms
         (folder / "curve.json").write_text(json.dumps(result, indent=2) + "\n")  # after each point: a stopped
         plot(row, curve, folder / "curve.png")                                   # run keeps what it measured
     return result
