@@ -127,9 +127,8 @@ class GaussianDiffusion(nn.Module):
         """The bound's term at steps t per sample (nats), with p(x_(t-1) | x_t) = N(mean, exp(log_var)):
         L_0 = -log p(x0 | x1) where t is the first step, else KL(q(x_(t-1) | x_t, x0) || p(x_(t-1) | x_t))."""
         dims = tuple(range(1, x0.dim()))
-        log_q = self._at(self.log_post_var, t, x0)
-        kl = 0.5 * (log_var - log_q + (log_q.exp() + (self.posterior_mean(x0, xt, t) - mean) ** 2)
-                    / log_var.exp() - 1)
+        posterior = D.Normal(self.posterior_mean(x0, xt, t), (0.5 * self._at(self.log_post_var, t, x0)).exp())
+        kl = D.kl_divergence(posterior, D.Normal(mean, (0.5 * log_var).exp()))
         first = (t == 0).view(-1, *([1] * (x0.dim() - 1)))
         return torch.where(first, self._decoder_nll(x0, mean, log_var.exp()), kl).sum(dims)
 
@@ -204,18 +203,20 @@ class GaussianDiffusion(nn.Module):
             elif step == 0:
                 decoder += self._decoder_nll(x0, mean, self._at(self.betas, t, x0)).sum(dims)
             else:
-                error = self.posterior_mean(x0, xt, t) - mean
-                middle += (0.5 * error ** 2 / self._at(self.post_var, t, x0)).sum(dims)
+                scale = self._at(self.post_var, t, x0).sqrt()
+                middle += D.kl_divergence(D.Normal(self.posterior_mean(x0, xt, t), scale),
+                                          D.Normal(mean, scale)).sum(dims)
         bar_T = self.bar[-1]
-        prior = 0.5 * (bar_T * x0 ** 2 + (1 - bar_T) - 1 - torch.log(1 - bar_T))
+        last = D.Normal(bar_T.sqrt() * x0, (1 - bar_T).sqrt())   # q(x_T | x0)
+        prior = D.kl_divergence(last, D.Normal(torch.zeros_like(x0), torch.ones_like(x0)))
         return torch.stack([decoder, middle, prior.sum(dims)], -1)
 
     def _decoder_nll(self, x0, mean, var):
         """-log p(x0 | x1): a Gaussian density, or for quantized data the probability of x0's bin
         (Ho et al. 2020, eq. 13; the outer bins reach to infinity)."""
-        if self.levels < 2:
-            return 0.5 * ((x0 - mean) ** 2 / var + torch.log(2 * math.pi * var))
         normal = D.Normal(mean, var.sqrt())
+        if self.levels < 2:
+            return -normal.log_prob(x0)
         half = 0.5 / (self.levels - 1)
         upper = torch.where(x0 >= 1 - half, torch.ones_like(x0), normal.cdf(x0 + half))
         lower = torch.where(x0 <= half, torch.zeros_like(x0), normal.cdf(x0 - half))
