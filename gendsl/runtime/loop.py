@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from gendsl.diagnostics import GendslError, error
 from gendsl.runtime import checkpoint
+from gendsl.runtime.average import WeightAverage
 from gendsl.runtime.data import Batcher, load_split
 from gendsl.runtime.logs import MetricLog, progress
 from gendsl.runtime.run import Run, write_info
@@ -116,9 +117,7 @@ class Trainer:
             self.methods[step.name] = torch.compile(method) if options.compile else method
         self.ema = None
         if train.ema:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train.ema), use_buffers=True)
+            self.ema = WeightAverage(self.model, train.ema)
         self.log_every = options.log_every or train.log_every
         self.checkpoint_every = options.checkpoint_every or train.checkpoint_every
         self.sample_every = train.sample_every if options.sample_every is None else options.sample_every

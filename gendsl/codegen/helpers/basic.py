@@ -60,14 +60,20 @@ def pack_samples(x, n):
 
 
 def _per_sample_mean(x):
-    return x.reshape(x.shape[0], -1).mean(1) if x.dim() > 1 else x
+    # one reduction over the per-sample dimensions: a reshape first would add an op and its backward
+    return x.mean(tuple(range(1, x.dim()))) if x.dim() > 1 else x
+
+
+def _stretched(b, a):
+    """b expanded to a's shape; b itself when it has that shape (no view, no backward node)."""
+    return b if b.shape == a.shape else b.expand_as(a)
 
 
 def bce(logits, target):
     """Binary cross-entropy with logits, averaged over each sample's values."""
     if not torch.is_tensor(target):
         target = torch.full_like(logits, float(target))
-    return _per_sample_mean(F.binary_cross_entropy_with_logits(logits, target.expand_as(logits),
+    return _per_sample_mean(F.binary_cross_entropy_with_logits(logits, _stretched(target, logits),
                                                                 reduction="none"))
 
 
@@ -75,22 +81,36 @@ def mse(a, b):
     """Squared error averaged over each sample's values."""
     if not torch.is_tensor(b):
         b = torch.full_like(a, float(b))
-    return _per_sample_mean(F.mse_loss(a, b.expand_as(a), reduction="none"))
+    return _per_sample_mean(F.mse_loss(a, _stretched(b, a), reduction="none"))
 
 
 def l1(a, b):
     """Absolute error averaged over each sample's values."""
     if not torch.is_tensor(b):
         b = torch.full_like(a, float(b))
-    return _per_sample_mean(F.l1_loss(a, b.expand_as(a), reduction="none"))
+    return _per_sample_mean(F.l1_loss(a, _stretched(b, a), reduction="none"))
 
 
 def sinusoidal(t, dim):
     """Transformer-style embedding of integer time steps t (shape [B]) into [B, dim]."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    angles = t.float()[:, None] * freqs[None]
+    angles = t.float()[:, None] * sinusoidal_frequencies(dim // 2, t.device)[None]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def sinusoidal_frequencies(half, device, _tables={}):
+    """The frequencies 10000^(-j / half), j < half, of `sinusoidal`: built once per size and device
+    (rebuilding them cost an arange and an exp every call); traced as they are under torch.compile,
+    which folds them into the graph."""
+    if torch.compiler.is_compiling():
+        return _frequency_table(half, device)
+    if (half, device) not in _tables:
+        with torch.inference_mode(False):  # a table first built while sampling must also serve training
+            _tables[half, device] = _frequency_table(half, device)
+    return _tables[half, device]
+
+
+def _frequency_table(half, device):
+    return torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / half)
 
 
 def input_gradient(critic, x):

@@ -37,9 +37,13 @@ class GaussianDiffusion(nn.Module):
         post_var = betas * (1 - bar_prev) / (1 - bar)
         for name, value in dict(betas=betas, alphas=alphas, bar=bar, bar_prev=bar_prev, post_var=post_var).items():
             self.register_buffer(name, value.float())
-        for name, value in dict(log_betas=betas.log(),  # derived, so not saved: older checkpoints still load
-                                log_post_var=torch.cat([post_var[1:2], post_var[1:]]).log()).items():
-            self.register_buffer(name, value.float(), persistent=False)
+        # derived, so not saved: older checkpoints still load. The square roots are taken of the
+        # float32 tables, as `noisy` took them every step before they were tables.
+        derived = dict(log_betas=betas.log().float(),
+                       log_post_var=torch.cat([post_var[1:2], post_var[1:]]).log().float(),
+                       sqrt_bar=self.bar.sqrt(), sqrt_one_minus_bar=(1 - self.bar).sqrt())
+        for name, value in derived.items():
+            self.register_buffer(name, value, persistent=False)
 
     @staticmethod
     def linear(steps, start, end):
@@ -81,7 +85,8 @@ class GaussianDiffusion(nn.Module):
         return values[t].view(-1, *([1] * (x.dim() - 1)))
 
     def noisy(self, x0, t, noise):
-        return self._at(self.bar, t, x0).sqrt() * x0 + (1 - self._at(self.bar, t, x0)).sqrt() * noise
+        """x_t = sqrt(alpha-bar_t) x0 + sqrt(1 - alpha-bar_t) noise (Ho et al. 2020, eq. 4)."""
+        return self._at(self.sqrt_bar, t, x0) * x0 + self._at(self.sqrt_one_minus_bar, t, x0) * noise
 
     def loss(self, eps, x0, label=None, drop=0.0, null=0, vlb=0.001):
         """Per-sample mean squared error of the predicted noise at a uniform random step. A
@@ -111,7 +116,7 @@ class GaussianDiffusion(nn.Module):
 
     def mean(self, x, t, pred):
         """The reverse step's mean given the noise prediction (Ho et al. 2020, eq. 11)."""
-        return (x - self._at(self.betas, t, x) / (1 - self._at(self.bar, t, x)).sqrt() * pred) \
+        return (x - self._at(self.betas, t, x) / self._at(self.sqrt_one_minus_bar, t, x) * pred) \
             / self._at(self.alphas, t, x).sqrt()
 
     def _mean(self, eps, x, t):

@@ -84,21 +84,32 @@ class AffineCoupling(Coupling):
 
 
 class ActNorm(nn.Module):
-    """Glow's activation normalization: per-dimension scale and shift, set from the first batch."""
+    """Glow's activation normalization: per-dimension scale and shift, set from the first batch.
+
+    Whether that happened is the buffer `initialized` (saved with the weights) and a Python flag
+    that forward reads: reading the buffer there would be a host sync per layer and call, and a
+    graph break under torch.compile. Loading a state dict sets the flag from the buffer."""
 
     def __init__(self, dim):
         super().__init__()
         self.log_scale = nn.Parameter(torch.zeros(dim))
         self.shift = nn.Parameter(torch.zeros(dim))
         self.register_buffer("initialized", torch.tensor(False))
+        self.is_initialized = False
+        self.register_load_state_dict_post_hook(ActNorm._read_initialized)
+
+    @staticmethod
+    def _read_initialized(module, incompatible_keys):
+        module.is_initialized = bool(module.initialized)
 
     def forward(self, x):
-        if not bool(self.initialized) and self.training:
+        if not self.is_initialized and self.training:
             with torch.no_grad():
                 self.shift.copy_(-x.mean(0))
                 # a dimension constant in the first batch (a blank pixel) must not get a huge scale
                 self.log_scale.copy_(-torch.log(x.std(0).clamp_min(1e-2)))
                 self.initialized.fill_(True)
+            self.is_initialized = True
         return (x + self.shift) * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0])
 
     def inverse(self, y):

@@ -18,21 +18,27 @@ import contextlib
 
 
 def _per_sample_mean(x):
-    return x.reshape(x.shape[0], -1).mean(1) if x.dim() > 1 else x
+    # one reduction over the per-sample dimensions: a reshape first would add an op and its backward
+    return x.mean(tuple(range(1, x.dim()))) if x.dim() > 1 else x
+
+
+def _stretched(b, a):
+    """b expanded to a's shape; b itself when it has that shape (no view, no backward node)."""
+    return b if b.shape == a.shape else b.expand_as(a)
 
 
 def mse(a, b):
     """Squared error averaged over each sample's values."""
     if not torch.is_tensor(b):
         b = torch.full_like(a, float(b))
-    return _per_sample_mean(F.mse_loss(a, b.expand_as(a), reduction="none"))
+    return _per_sample_mean(F.mse_loss(a, _stretched(b, a), reduction="none"))
 
 
 def l1(a, b):
     """Absolute error averaged over each sample's values."""
     if not torch.is_tensor(b):
         b = torch.full_like(a, float(b))
-    return _per_sample_mean(F.l1_loss(a, b.expand_as(a), reduction="none"))
+    return _per_sample_mean(F.l1_loss(a, _stretched(b, a), reduction="none"))
 
 
 @contextlib.contextmanager

@@ -15,22 +15,42 @@ D.Distribution.set_default_validate_args(False)  # shapes and supports were chec
 
 
 def _per_sample_mean(x):
-    return x.reshape(x.shape[0], -1).mean(1) if x.dim() > 1 else x
+    # one reduction over the per-sample dimensions: a reshape first would add an op and its backward
+    return x.mean(tuple(range(1, x.dim()))) if x.dim() > 1 else x
+
+
+def _stretched(b, a):
+    """b expanded to a's shape; b itself when it has that shape (no view, no backward node)."""
+    return b if b.shape == a.shape else b.expand_as(a)
 
 
 def mse(a, b):
     """Squared error averaged over each sample's values."""
     if not torch.is_tensor(b):
         b = torch.full_like(a, float(b))
-    return _per_sample_mean(F.mse_loss(a, b.expand_as(a), reduction="none"))
+    return _per_sample_mean(F.mse_loss(a, _stretched(b, a), reduction="none"))
 
 
 def sinusoidal(t, dim):
     """Transformer-style embedding of integer time steps t (shape [B]) into [B, dim]."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    angles = t.float()[:, None] * freqs[None]
+    angles = t.float()[:, None] * sinusoidal_frequencies(dim // 2, t.device)[None]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+def sinusoidal_frequencies(half, device, _tables={}):
+    """The frequencies 10000^(-j / half), j < half, of `sinusoidal`: built once per size and device
+    (rebuilding them cost an arange and an exp every call); traced as they are under torch.compile,
+    which folds them into the graph."""
+    if torch.compiler.is_compiling():
+        return _frequency_table(half, device)
+    if (half, device) not in _tables:
+        with torch.inference_mode(False):  # a table first built while sampling must also serve training
+            _tables[half, device] = _frequency_table(half, device)
+    return _tables[half, device]
+
+
+def _frequency_table(half, device):
+    return torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / half)
 
 
 def constant_lr(total, warmup=0):
@@ -60,9 +80,13 @@ class GaussianDiffusion(nn.Module):
         post_var = betas * (1 - bar_prev) / (1 - bar)
         for name, value in dict(betas=betas, alphas=alphas, bar=bar, bar_prev=bar_prev, post_var=post_var).items():
             self.register_buffer(name, value.float())
-        for name, value in dict(log_betas=betas.log(),  # derived, so not saved: older checkpoints still load
-                                log_post_var=torch.cat([post_var[1:2], post_var[1:]]).log()).items():
-            self.register_buffer(name, value.float(), persistent=False)
+        # derived, so not saved: older checkpoints still load. The square roots are taken of the
+        # float32 tables, as `noisy` took them every step before they were tables.
+        derived = dict(log_betas=betas.log().float(),
+                       log_post_var=torch.cat([post_var[1:2], post_var[1:]]).log().float(),
+                       sqrt_bar=self.bar.sqrt(), sqrt_one_minus_bar=(1 - self.bar).sqrt())
+        for name, value in derived.items():
+            self.register_buffer(name, value, persistent=False)
 
     @staticmethod
     def linear(steps, start, end):
@@ -104,7 +128,8 @@ class GaussianDiffusion(nn.Module):
         return values[t].view(-1, *([1] * (x.dim() - 1)))
 
     def noisy(self, x0, t, noise):
-        return self._at(self.bar, t, x0).sqrt() * x0 + (1 - self._at(self.bar, t, x0)).sqrt() * noise
+        """x_t = sqrt(alpha-bar_t) x0 + sqrt(1 - alpha-bar_t) noise (Ho et al. 2020, eq. 4)."""
+        return self._at(self.sqrt_bar, t, x0) * x0 + self._at(self.sqrt_one_minus_bar, t, x0) * noise
 
     def loss(self, eps, x0, label=None, drop=0.0, null=0, vlb=0.001):
         """Per-sample mean squared error of the predicted noise at a uniform random step. A
@@ -134,7 +159,7 @@ class GaussianDiffusion(nn.Module):
 
     def mean(self, x, t, pred):
         """The reverse step's mean given the noise prediction (Ho et al. 2020, eq. 11)."""
-        return (x - self._at(self.betas, t, x) / (1 - self._at(self.bar, t, x)).sqrt() * pred) \
+        return (x - self._at(self.betas, t, x) / self._at(self.sqrt_one_minus_bar, t, x) * pred) \
             / self._at(self.alphas, t, x).sqrt()
 
     def _mean(self, eps, x, t):
