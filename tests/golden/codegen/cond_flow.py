@@ -88,7 +88,9 @@ class ActNorm(nn.Module):
 
     Whether that happened is the buffer `initialized` (saved with the weights) and a Python flag
     that forward reads: reading the buffer there would be a host sync per layer and call, and a
-    graph break under torch.compile. Loading a state dict sets the flag from the buffer."""
+    graph break under torch.compile. Loading a state dict sets the flag from the buffer; until the
+    flag is set, the first batch sets only layers whose buffer is still false (an EMA's copy of a
+    layer gets its buffer, not its flag), chosen on the device."""
 
     def __init__(self, dim):
         super().__init__()
@@ -105,9 +107,10 @@ class ActNorm(nn.Module):
     def forward(self, x):
         if not self.is_initialized and self.training:
             with torch.no_grad():
-                self.shift.copy_(-x.mean(0))
+                fresh = ~self.initialized
+                self.shift.copy_(torch.where(fresh, -x.mean(0), self.shift))
                 # a dimension constant in the first batch (a blank pixel) must not get a huge scale
-                self.log_scale.copy_(-torch.log(x.std(0).clamp_min(1e-2)))
+                self.log_scale.copy_(torch.where(fresh, -torch.log(x.std(0).clamp_min(1e-2)), self.log_scale))
                 self.initialized.fill_(True)
             self.is_initialized = True
         return (x + self.shift) * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0])
