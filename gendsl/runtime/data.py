@@ -55,7 +55,7 @@ def convert(var: DataVar, array: np.ndarray, split: str) -> torch.Tensor:
                         f"({wanted} values per sample) but the {split} data have shape {array.shape[1:]} "
                         f"({per_sample} values)", "declare the type the file holds (a reshape must keep "
                         "the number of values)")
-    if var.kind == "bin" and n and not np.isin(array, (0, 1)).all():
+    if var.kind == "bin" and n and not ((array == 0) | (array == 1)).all():  # np.isin sorts: 2x slower
         raise DataError("E403", f"'{var.name}' is declared bin but the data hold values other than 0 and 1",
                         "declare it real, or binarize the data")
     if var.bounds is not None and n and (array.min() < var.bounds[0] or array.max() > var.bounds[1]):

@@ -40,8 +40,7 @@ def test_ddpm_digits_grid_and_bound(tmp_path: Path) -> None:
     bound = evaluate(run, "bound")["bound"]
     assert 0 < bound["bpd"] < math.log2(17), bound  # better than uniform over the 17 pixel levels
     assert math.isclose(sum(bound["terms"].values()), bound["nats"], rel_tol=1e-4), bound
-    code, stdout, stderr = gendsl("evaluate", run, "--metric", "bound", "--quiet")
-    assert code == 0 and "terms (nats): L_0" in stdout and "L_1..L_T-1" in stdout and "L_T" in stdout, stderr
+    # their text form: tests/unit/test_metric_text.py (a second bound here would double the test's time)
 
 
 def test_lstm_digits_exact_nll_of_the_17_levels(tmp_path: Path) -> None:
@@ -54,8 +53,9 @@ def test_lstm_digits_exact_nll_of_the_17_levels(tmp_path: Path) -> None:
 
 
 def test_realnvp_ring_likelihood(tmp_path: Path) -> None:
-    """CI-sized: 3,000 steps of the 8-coupling flow; the full run (bench/) gets within 0.15 nats."""
-    run = train(SPECS / "realnvp.gen", tmp_path / "nvp", "--steps", "3000", "--set", "couplings=8")
+    """CI-sized: 2,000 steps of the 8-coupling flow (gap 0.40 measured, 0.40 at 1,500 steps); the full
+    run (bench/) gets within 0.15 nats."""
+    run = train(SPECS / "realnvp.gen", tmp_path / "nvp", "--steps", "2000", "--set", "couplings=8")
     nll = evaluate(run, "nll")["nll"]
     assert nll["method"] == "exact"
     assert nll["gap"] < 0.5, nll  # model NLL minus the true density's NLL on the same points
