@@ -62,10 +62,10 @@ def test_realnvp_ring_likelihood(tmp_path: Path) -> None:
 
 
 def test_spline_flow_grid_likelihood(tmp_path: Path) -> None:
-    """CI-sized: 2,000 steps of the spline flow on the grid of 25 (0.16 nats from the true density
-    when measured; the full run is in bench/). The affine flow of bench/specs/realnvp_grid.gen is
-    still 0.6 nats away after 4,000 steps."""
-    run = train(SPECS / "spline_flow.gen", tmp_path / "nsf", "--steps", "2000")
+    """CI-sized: 1,500 steps of the spline flow on the grid of 25 (0.17 nats from the true density
+    when measured, 0.16 at 2,000 steps; the full run is in bench/). The affine flow of
+    bench/specs/realnvp_grid.gen is still 0.6 nats away after 4,000 steps."""
+    run = train(SPECS / "spline_flow.gen", tmp_path / "nsf", "--steps", "1500")
     nll = evaluate(run, "nll")["nll"]
     assert nll["method"] == "exact"
     assert nll["gap"] < 0.25, nll
@@ -113,8 +113,8 @@ def test_cyclegan_translates_and_cycles(tmp_path: Path) -> None:
 
 
 def test_pix2pix_beats_copying_the_input(tmp_path: Path) -> None:
-    run = train(SPECS / "pix2pix.gen", tmp_path / "p2p", "--steps", "1500", "--set", "ch=8")
-    recon = evaluate(run, "recon")["recon"]
+    run = train(SPECS / "pix2pix.gen", tmp_path / "p2p", "--steps", "1000", "--set", "ch=8")
+    recon = evaluate(run, "recon")["recon"]  # measured: l1 0.0269 against copying's 0.0366 (0.0284 at 800 steps)
     assert recon["l1"] < 0.85 * recon["copy_a_l1"], recon
 
 
