@@ -108,3 +108,13 @@ def digit_classifier():
     assert clf.score(vx.reshape(len(vx), -1), vy) > 0.9
     return clf
 
+
+def test_conditional_gan_draws_the_digit_it_is_asked_for(tmp_path: Path) -> None:
+    run = train("cgan.gen", tmp_path / "cgan", "--steps", "5000")
+    _, model, _ = load_trained(run, "cpu")
+    torch.manual_seed(0)
+    n = 1000
+    samples = model.sample_x(n).numpy()                  # the label cycles through 0..9
+    labels = np.arange(n) % 10
+    accuracy = float((digit_classifier().predict(samples.reshape(n, -1)) == labels).mean())
+    assert accuracy >= 0.70, accuracy
