@@ -40,7 +40,8 @@ def sinusoidal(t, dim):
 def sinusoidal_frequencies(half, device, _tables={}):
     """The frequencies 10000^(-j / half), j < half, of `sinusoidal`: built once per size and device
     (rebuilding them cost an arange and an exp every call); traced as they are under torch.compile,
-    which folds them into the graph."""
+    which folds them into the graph. The cache is a default argument because generated modules copy
+    helpers' functions and classes only, not module-level names."""
     if torch.compiler.is_compiling():
         return _frequency_table(half, device)
     if (half, device) not in _tables:
