@@ -8,7 +8,8 @@ from gendsl.codegen.model import ModelSource, _nodes
 from gendsl.codegen.names import identifier, suffix
 from gendsl.codegen.weights import hierarchical_weights
 from gendsl.graph import ir
-from gendsl.graph.passes.ensembles import ensemble_of
+from gendsl.graph.passes.ensembles import ensemble_of, masked_layers
+from gendsl.graph.passes.order import analyze_network
 from gendsl.graph.passes.roles import label_energy
 from gendsl.spec import Classifier, Likelihood, Sample
 
@@ -20,7 +21,7 @@ def autoregressive_priors(ms: ModelSource) -> None:
     for name, node in _nodes(info, "latent"):
         if node.prior_factor and info.node(node.prior_factor).role == "autoregressive":
             ms.method(f"draw_{suffix(name)}(self, n, mean=False)", f"n draws of {name} ~ p({name}), one position "
-                      "at a time", autoregressive_draw(info, node.prior_factor, name, node.type),
+                      "at a time", autoregressive_draw(ms, node.prior_factor, name, node.type),
                       decorator="@torch.no_grad()")
 
 
@@ -76,7 +77,7 @@ def draw_density(ms: ModelSource, writer: MethodWriter, expr: ir.DrawDensity) ->
     factor_key, factor = next((k, f) for k, f in _nodes(info, "factor")
                               if f.density == "p" and f.term.vars == (var,))
     if factor.role == "autoregressive":
-        return autoregressive_draw(info, factor_key, var, node.type)
+        return autoregressive_draw(ms, factor_key, var, node.type)
     dist = writer.factor_dist(factor_key)  # given latents come from their priors
     if not factor.term.given:  # a distribution shared by every sample: draw n of them
         shape = ", ".join(["n", *map(str, node.type.shape)])
@@ -84,27 +85,44 @@ def draw_density(ms: ModelSource, writer: MethodWriter, expr: ir.DrawDensity) ->
     return [f"return {dist}.mean if mean else {dist}.sample()"]
 
 
-def autoregressive_draw(info, key: str, var: str, t) -> list[str]:
+def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
     """Ancestral sampling over the positions of the order (graph/passes/order.py): the features of a
     vector, the rows of a sequence [T, C] (a row's C values drawn together), the pixels of an image
-    [C, H, W] in raster order. Each position costs one pass of the block on the whole batch."""
+    [C, H, W] in raster order. Each position costs one pass of the block on the whole batch, except the
+    MaskedLinear layers of a MADE, which compute each unit once over all positions (MadeSteps)."""
+    info = ms.info
     x = identifier(var)
     positions = (t.shape[1] * t.shape[2]) if len(t.shape) == 3 else t.shape[0] if len(t.shape) == 2 else t.numel
     labels = t.kind == "cat"  # labels have no mean: always drawn
     dtype = ", dtype=torch.long" if labels else ""
-    if not ensemble_of(info.node(key).program).single:
+    program = info.node(key).program
+    cached = made_positions(program) == positions
+    if not ensemble_of(program).single:  # ranks over the MADE's own positions: always cached
+        ms.helpers.add("MadeSteps")
         return ensemble_draw(info, key, x, t, dtype, labels)
-    lines = [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)",
-             f"for i in range({positions}):  # one position at a time, every sample at once",
-             f"    dist = {info.call(key, [x])}",
-             "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"]
+    loop = [f"for i in range({positions}):  # one position at a time, every sample at once",
+            f"    dist = {info.call(key, [x])}",
+            "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"]
     if len(t.shape) == 3:
-        lines += [f"    h, w = divmod(i, {t.shape[2]})", f"    {x}[:, :, h, w] = draw[:, :, h, w]"]
+        loop += [f"    h, w = divmod(i, {t.shape[2]})", f"    {x}[:, :, h, w] = draw[:, :, h, w]"]
     elif len(t.shape) == 2:
-        lines += [f"    {x}[:, i] = draw[:, i]"]
+        loop += [f"    {x}[:, i] = draw[:, i]"]
     else:
-        lines += [f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
-    return lines + [f"return {x}"]
+        loop += [f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
+    if cached:
+        ms.helpers.add("MadeSteps")
+        loop = [f"with MadeSteps(self.{info.attrs[key]}) as steps:  # each MADE unit computed once, at the "
+                "step of its degree", *_indented([loop[0], "    steps.rank = i", *loop[1:]])]
+    return [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)", *loop, f"return {x}"]
+
+
+def made_positions(program: ir.Program) -> int | None:
+    """The positions over which the block's MaskedLinear layers have MADE degrees; None without any."""
+    return analyze_network(program).positions if masked_layers(program) else None
+
+
+def _indented(lines: list[str]) -> list[str]:
+    return [f"    {line}" for line in lines]
 
 
 def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool) -> list[str]:
@@ -120,10 +138,11 @@ def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool) -> list[s
             "        rows = (components == k).nonzero().flatten()",
             f"        {x}_k = {x}[rows]",
             f"        {block}.held_component = k",
-            f"        for i in {block}.ranks[k].argsort().tolist():",
-            f"            dist = {info.call(key, [f'{x}_k'])}",
-            f"            draw = {draw}",
-            f"            {x}_k.view(len(rows), -1)[:, i] = draw.reshape(len(rows), -1)[:, i]",
+            f"        with MadeSteps({block}, k) as steps:  # each unit computed once, at the step of its degree",
+            f"            for steps.rank, i in enumerate({block}.ranks[k].argsort().tolist()):",
+            f"                dist = {info.call(key, [f'{x}_k'])}",
+            f"                draw = {draw}",
+            f"                {x}_k.view(len(rows), -1)[:, i] = draw.reshape(len(rows), -1)[:, i]",
             f"        {x}[rows] = {x}_k",
             "finally:",
             f"    {block}.held_component = None",
