@@ -9,10 +9,10 @@ propagates, anonymous tokens ("loss", "(", ")") included.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 from lark import Token
+from pydantic import BaseModel
 
 from gendsl import ast
 from gendsl.diagnostics import Diagnostic, error
@@ -30,23 +30,45 @@ class _Args:
     bad: bool = False
 
 
-@functools.lru_cache(maxsize=None)
+_DEFAULTS: dict[type, dict] = {}  # node class -> its optional fields' defaults
+_ALL_FIELDS: dict[type, set] = {}  # node class -> the names of all its fields
+
+
 def _defaults(cls) -> dict:
-    return {name: f.default for name, f in cls.model_fields.items() if name != "span" and not f.is_required()}
+    found = _DEFAULTS[cls] = {name: f.default for name, f in cls.model_fields.items()
+                              if name != "span" and not f.is_required()}
+    return found
+
+
+def _all_fields(cls) -> set:
+    found = _ALL_FIELDS[cls] = set(cls.model_fields)
+    return found
 
 
 def _make(cls, span: Span, **fields):
     """Build a node without validation: the parser is the only producer of AST nodes (this is
     pydantic's model_construct minus its bookkeeping, which dominated parse time)."""
-    return _construct(cls, {**_defaults(cls), "span": span, **fields})
+    defaults = _DEFAULTS.get(cls)
+    return _construct(cls, {**(_defaults(cls) if defaults is None else defaults), "span": span, **fields})
+
+
+# BaseModel's slots, set through their descriptors (BaseModel.__setattr__ refuses frozen models)
+_set_dict = object.__setattr__
+_set_fields_set, _set_extra, _set_private = (BaseModel.__dict__[name].__set__ for name in (
+    "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
+_new = object.__new__
 
 
 def _construct(cls, values: dict):
-    node = cls.__new__(cls)
-    object.__setattr__(node, "__dict__", values)
-    object.__setattr__(node, "__pydantic_fields_set__", set(values))
-    object.__setattr__(node, "__pydantic_extra__", None)
-    object.__setattr__(node, "__pydantic_private__", None)
+    fields = _ALL_FIELDS.get(cls) or _all_fields(cls)
+    node = _new(cls)
+    _set_dict(node, "__dict__", values)
+    # A node with every field set shares its class's set of names: nodes are frozen, and pydantic
+    # copies the set before changing it (model_copy), so no node changes it in place. A set fewer
+    # per node is less to allocate, and less for the cycle collector to walk after a parse.
+    _set_fields_set(node, fields if len(values) == len(fields) else set(values))
+    _set_extra(node, None)
+    _set_private(node, None)
     return node
 
 
@@ -375,8 +397,19 @@ class Callbacks:
         method (inlined `_rules`) get Lark's default, a Tree the parent rule unpacks."""
         if name.isupper():
             return self.shifted
-        method = getattr(type(self.builder), name, None) if not name.startswith("_") else None
+        method = getattr(self.builder, name, None) if not name.startswith("_") else None
         if method is None:
             raise AttributeError(name)
-        builder, here = self.builder, self.here
-        return lambda children: method(builder, here(), children)
+        return self.rule(method)
+
+    def rule(self, method):
+        """The callback of one rule: `here()` inlined, as it runs on every reduction."""
+        builder = self.builder
+
+        def reduced(children):
+            last = self.last
+            if last is None:  # an empty file
+                return method(self.here(), children)
+            first = self.first[len(self.states) - 1]
+            return method(_span(builder.file, first.line, first.column, last.end_line, last.end_column), children)
+        return reduced
