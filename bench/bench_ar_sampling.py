@@ -2,15 +2,17 @@
 one full pass of the network per position, in plain PyTorch, on the same weights.
 
 For MADE the generated sampler computes each unit of the masked layers once over all positions
-(MadeSteps, docs/semantics.md, "Sampling an autoregressive block"); for PixelCNN it makes one pass
-per pixel, like the hand-written loop. Both draw every value of the distribution at each step and
-keep the one of the position (what torch.distributions offers), which now dominates MADE's time. Each row draws `--n` samples with both, `--runs` times in
-turn, and prints the medians, their ratio (generated / hand-written: below 1 is faster), and the
-largest difference between the two samplers' mean-mode samples (`sample_x(n, mean=True)`), which
-must be at the level of float rounding. Weights are the spec's initial ones, shifted at random
-so that the conditionals are not all one half; the timing does not depend on training.
+(MadeSteps); for a PixelCNN it passes, for each pixel, only the rows that pixel reads
+(docs/semantics.md, "Sampling an autoregressive block"). Both sides draw every value of the
+distribution at each step and keep the one of the position (what torch.distributions offers),
+which now dominates MADE's time. Each row draws `--n` samples with both, `--runs` times in turn,
+and prints the medians, their ratio (generated / hand-written: below 1 is faster), and the largest
+difference between the two samplers' mean-mode samples (`sample_x(n, mean=True)`), which must be
+at the level of float rounding. Weights are the spec's initial ones, shifted at random so that the
+conditionals are not all one half; the timing does not depend on training.
 
-    .venv/bin/python bench/bench_ar_sampling.py [--only made,made_ensemble,pixelcnn] [--n 100] [--runs 3]
+    .venv/bin/python bench/bench_ar_sampling.py [--only made,made_ensemble,pixelcnn,gated_pixelcnn] [--n N]
+                                                [--runs 3]
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 from gendsl.codegen import generate, load_generated  # noqa: E402
 from gendsl.graph.check import check_file  # noqa: E402
 
-SPECS = {"made": "specs/made.gen", "made_ensemble": "specs/made_ensemble.gen", "pixelcnn": "specs/pixelcnn.gen"}
+SPECS = {"made": "specs/made.gen", "made_ensemble": "specs/made_ensemble.gen", "pixelcnn": "specs/pixelcnn.gen",
+         "gated_pixelcnn": "specs/gated_pixelcnn.gen"}
+SAMPLES = {"pixelcnn": 4, "gated_pixelcnn": 4}  # one full pass per pixel of a PixelCNN takes seconds
 
 
 def build(spec: str):
@@ -91,16 +95,19 @@ def row(name: str, n: int, runs: int) -> tuple[str, int, float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="made,made_ensemble", help=f"rows, comma-separated, of {', '.join(SPECS)}")
-    parser.add_argument("--n", type=int, default=100, help="samples per draw (default 100)")
+    parser.add_argument("--only", default=",".join(SPECS), help=f"rows, comma-separated, of {', '.join(SPECS)}")
+    parser.add_argument("--n", type=int, help="samples per draw (default 100; 4 for the PixelCNNs)")
     parser.add_argument("--runs", type=int, default=3, help="timed draws per sampler (default 3)")
     args = parser.parse_args()
+    unknown = set(args.only.split(",")) - set(SPECS)
+    if unknown:
+        parser.error(f"--only: no row {', '.join(sorted(unknown))}; the rows are {', '.join(SPECS)}")
     torch.set_num_threads(1)
     print(f"# {platform.machine()}, torch {torch.__version__}, 1 thread, {args.runs} runs, medians")
     print("| spec | samples | generated | hand-written, one pass per position | ratio | max mean-mode difference |")
     print("|---|---|---|---|---|---|")
     for name in args.only.split(","):
-        name, n, gen, hand, diff = row(name.strip(), args.n, args.runs)
+        name, n, gen, hand, diff = row(name, args.n or SAMPLES.get(name, 100), args.runs)
         print(f"| {name} | {n} | {gen:.2f} s | {hand:.2f} s | {gen / hand:.3f} | {diff:.1e} |", flush=True)
 
 

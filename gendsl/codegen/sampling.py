@@ -9,7 +9,7 @@ from gendsl.codegen.names import identifier, suffix
 from gendsl.codegen.weights import hierarchical_weights
 from gendsl.graph import ir
 from gendsl.graph.passes.ensembles import ensemble_of, masked_layers
-from gendsl.graph.passes.order import analyze_network
+from gendsl.graph.passes.order import analyze, analyze_network
 from gendsl.graph.passes.roles import label_energy
 from gendsl.spec import Classifier, Likelihood, Sample
 
@@ -100,11 +100,18 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
     if not ensemble_of(program).single:  # ranks over the MADE's own positions: always cached
         ms.helpers.add("MadeSteps")
         return ensemble_draw(info, key, x, t, dtype, labels)
-    loop = [f"for i in range({positions}):  # one position at a time, every sample at once",
-            f"    dist = {info.call(key, [x])}",
-            "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"]
+    loop = [f"for i in range({positions}):  # one position at a time, every sample at once"]
+    block_input, row = x, "h"
     if len(t.shape) == 3:
-        loop += [f"    h, w = divmod(i, {t.shape[2]})", f"    {x}[:, :, h, w] = draw[:, :, h, w]"]
+        loop.append(f"    h, w = divmod(i, {t.shape[2]})")
+        rows = rows_read(program)
+        if rows is not None and rows + 1 < t.shape[1]:  # a pass over the rows the pixel reads only
+            loop.append(f"    top = max(h - {rows}, 0)  # the block reads at most {rows} rows above a pixel")
+            block_input, row = f"{x}[:, :, top:h + 1]", "h - top"
+    loop += [f"    dist = {info.call(key, [block_input])}",
+             "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"]
+    if len(t.shape) == 3:
+        loop += [f"    {x}[:, :, h, w] = draw[:, :, {row}, w]"]
     elif len(t.shape) == 2:
         loop += [f"    {x}[:, i] = draw[:, i]"]
     else:
@@ -119,6 +126,40 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
 def made_positions(program: ir.Program) -> int | None:
     """The positions over which the block's MaskedLinear layers have MADE degrees; None without any."""
     return analyze_network(program).positions if masked_layers(program) else None
+
+
+def rows_read(program: ir.Program) -> int | None:
+    """How many rows above its own the distribution of an image block at a pixel reads, at most: the
+    sum, over the values that depend on the data, of the rows each reads (Order.rows of masked
+    convolutions and shift; none for what acts within a pixel or a row). None where a value has no
+    bound (attention, a reshape), the block has other inputs, or a value that does not depend on the
+    data spans the image's rows (a pass over some rows could not be added to it)."""
+    analysis = analyze(program)
+    if analysis is None or len(program.inputs) != 1:
+        return None
+    total = 0
+    for value, state in zip(analysis.values, analysis.states, strict=True):
+        shape = getattr(value.type, "shape", ())
+        if state.kind == "free":
+            if len(shape) >= 2 and shape[-2] != 1:
+                return None
+            continue
+        rows = _rows(value)
+        if rows is None:
+            return None
+        total += rows
+    return total
+
+
+def _rows(value) -> int | None:
+    if value.op in ("data", "join", "concat"):
+        return 0
+    if value.op not in ("apply", "layer"):
+        return None
+    order, rank = value.order, len(getattr(value.type, "shape", ()))
+    if order.kind == "elementwise" or (order.kind == "mixes" and rank == 3 and all(a % 3 == 0 for a in order.axes)):
+        return 0
+    return order.rows if order.kind in ("causal", "stacks") else None
 
 
 def _indented(lines: list[str]) -> list[str]:

@@ -31,12 +31,17 @@ class Order:
       any ordered image (mask A), otherwise the input must be the stacks of the layer before; the
       output is the stacks, or with `ends` the horizontal stack alone, strict either way;
     - any: any output value may depend on any input value (the default: refused on ordered data).
+
+    `rows`, for a causal or stacks layer of images: how many rows above its own an output pixel
+    reads at most (None: no bound, as for attention). An image sampler computes only the rows the
+    pixel it draws reads (codegen/sampling.py).
     """
 
     kind: Literal["elementwise", "mixes", "reshape", "made", "causal", "concat", "stacks", "any"] = "any"
     axes: tuple[int, ...] = ()
     strict: bool = False
     ends: bool = False
+    rows: int | None = None
 
 
 ELEMENTWISE = Order("elementwise")

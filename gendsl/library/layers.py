@@ -131,7 +131,7 @@ def masked_conv2d(x: TensorType, out: Count, kernel: Count = 3, mask: Literal["A
     require(kernel % 2 == 1, f"MaskedConv2d needs an odd kernel, got {kernel}")
     return Built(out=TensorType(shape=(out, h, w)), params=c * out * kernel * kernel + out,
                  code=f'MaskedConv2d({c}, {out}, {kernel}, mask="{mask}")',
-                 helpers=("MaskedConv2d",), order=Order("causal", (1, 2), strict=mask == "A"))
+                 helpers=("MaskedConv2d",), order=Order("causal", (1, 2), strict=mask == "A", rows=kernel // 2))
 
 
 @layer("GatedMaskedConv2d", "Gated PixelCNN layer (van den Oord et al. 2016): vertical and horizontal stacks "
@@ -155,10 +155,12 @@ def gated_masked_conv2d(x: TensorType, out: Count, kernel: Count = 3, mask: Lite
               + out * out + out)                                    # horizontal 1x1 before the residual
     last_arg = ", last=True" if last else ""
     # the two stacks keep an invariant (the vertical one sees only rows above) that a raster order
-    # of the pixels cannot say: Order "stacks" (graph/passes/order.py) follows it
+    # of the pixels cannot say: Order "stacks" (graph/passes/order.py) follows it. Mask A's vertical
+    # stack reads the `half` rows above the row above.
+    order = Order("stacks", (1, 2), strict=mask == "A", ends=last, rows=half + (mask == "A"))
     return Built(out=TensorType(shape=(out if last else 2 * out, h, w)), params=params,
                  code=f'GatedMaskedConv2d({c}, {out}, {kernel}, mask="{mask}"{last_arg})',
-                 helpers=("GatedMaskedConv2d",), order=Order("stacks", (1, 2), strict=mask == "A", ends=last))
+                 helpers=("GatedMaskedConv2d",), order=order)
 
 
 def _pool(kind: str):

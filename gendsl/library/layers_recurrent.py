@@ -103,4 +103,4 @@ def shift(x: TensorType) -> Built:
     require(x.rank in POSITIONS, f"shift moves the positions of a vector, a sequence real[T, C] or an image "
             f"real[C, H, W], got {x.describe()}", "a per-sample number has no positions; reshape it first")
     return Built(out=x.as_real(), code=f"Shift({x.rank})", helpers=("Shift",),
-                 order=Order("causal", POSITIONS[x.rank], strict=True))
+                 order=Order("causal", POSITIONS[x.rank], strict=True, rows=1))  # a row's first pixel: the row above

@@ -130,10 +130,11 @@ class GatedPixelCNN(nn.Module):
         """sample x ~ p(x): n samples"""
         x = torch.zeros((n, *(1, 28, 28)), device=self.device)
         for i in range(784):  # one position at a time, every sample at once
-            dist = self.p_x(x)
-            draw = dist.mean if mean else dist.sample()
             h, w = divmod(i, 28)
-            x[:, :, h, w] = draw[:, :, h, w]
+            top = max(h - 12, 0)  # the block reads at most 12 rows above a pixel
+            dist = self.p_x(x[:, :, top:h + 1])
+            draw = dist.mean if mean else dist.sample()
+            x[:, :, h, w] = draw[:, :, h - top, w]
         return x
 
     def log_prob(self, batch):
