@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from gendsl.graph import ir
+from gendsl.graph.nodes import program_of
 from gendsl.library.distributions import support_of
 
 Found = dict[str, set["Path"]]
@@ -143,7 +144,7 @@ class Reach:
         """Positions of a network's inputs that its output depends on differentiably (not only
         through `detach` or a non-differentiable function)."""
         node = self.node(net)
-        program = getattr(node, "program", None)
+        program = program_of(node)
         if program is None:
             return set()
         names = [name for name, _ in program.inputs]

@@ -146,6 +146,13 @@ class TrainConfig(Train):
     schedule: Configured = Configured(entry="constant")
 
 
+def program_of(node: NodeData | None) -> Program | None:
+    """The typed body of a node that has one (a net, factor or flow), else None. Read from the
+    fields: getattr(node, "program", None) on the other kinds raises and catches two exceptions
+    in pydantic's __getattr__, and the passes ask it of every node."""
+    return None if node is None else node.__dict__.get("program")
+
+
 def decl_name(decl: Any) -> str:
     """The declared name of an AST statement (for statements that have one)."""
     name = getattr(decl, "name", None)

@@ -23,6 +23,7 @@ import networkx as nx
 
 from gendsl.diagnostics import Diagnostic, error
 from gendsl.graph import ir
+from gendsl.graph.nodes import program_of
 from gendsl.graph.passes.order import analyze
 
 
@@ -61,7 +62,7 @@ def check_ensembles(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> None:
     """A mask ensemble is one setting of an autoregressive block that every MaskedLinear shares."""
     for _, data in graph.nodes(data=True):
         node = data["data"]
-        program = getattr(node, "program", None)
+        program = program_of(node)
         if program is None:
             continue
         uses = masked_layers(program)

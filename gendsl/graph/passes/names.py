@@ -6,6 +6,7 @@ that kind may be used there is the type pass's question.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import networkx as nx
@@ -69,6 +70,15 @@ def _walk(expr, on_name, on_callee, on_stage) -> None:
         for bound in (expr.start, expr.stop, expr.step):
             if bound is not None:
                 _walk(bound, on_name, on_callee, on_stage)
+
+
+@functools.lru_cache(maxsize=None)  # per layer rule, not per stage: each pipeline stage asks
+def _symbolic_arguments(rule) -> frozenset:
+    from gendsl.library.signature import parameters, takes_symbols
+
+    params = parameters(rule, 1)
+    literal = {p.name for p in params if takes_symbols(p.annotation)}
+    return frozenset(literal | {i for i, p in enumerate(params) if p.name in literal})
 
 
 class _Resolver:
@@ -150,15 +160,10 @@ class _Resolver:
         for kw in stage.kwargs:
             self.expr(kw.value, user, (local or set()) | block_params, symbols=kw.name in symbolic)
 
-    def symbolic_arguments(self, stage: ast.Stage) -> set:
+    def symbolic_arguments(self, stage: ast.Stage) -> frozenset:
         """Positions and names of a layer's arguments that take bare words (`mask=A`)."""
-        from gendsl.library.signature import parameters, takes_symbols
-
-        if stage.name not in LAYERS:
-            return set()
-        params = parameters(LAYERS[stage.name].rule, 1)
-        literal = {p.name for p in params if takes_symbols(p.annotation)}
-        return literal | {i for i, p in enumerate(params) if p.name in literal}
+        entry = LAYERS.get(stage.name)
+        return _symbolic_arguments(entry.rule) if entry is not None else frozenset()
 
     def registry_call(self, expr, registry, what: str, user: str) -> None:
         """`Adam(lr=...)`, `ring(...)`, `Langevin(E, ...)`: the callee is looked up in one registry."""

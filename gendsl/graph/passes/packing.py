@@ -28,6 +28,7 @@ import networkx as nx
 from gendsl import ast
 from gendsl.diagnostics import Diagnostic, error
 from gendsl.graph import ir
+from gendsl.graph.nodes import program_of
 from gendsl.graph.constants import evaluate_or_report
 from gendsl.types import UNKNOWN, Type, TensorType
 
@@ -166,7 +167,7 @@ def _as_value(net: str, span) -> Diagnostic:
 
 def _expressions(node) -> list[ir.IR]:
     """The typed expressions of a node other than a loss (bodies, samples, samplers' options)."""
-    program = getattr(node, "program", None)
+    program = program_of(node)
     found = list(_program_exprs(program)) if program is not None else []
     for attr in ("expr", "prior"):
         value = getattr(node, attr, None)

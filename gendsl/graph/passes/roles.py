@@ -12,6 +12,7 @@ import networkx as nx
 from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
 from gendsl.graph.dependencies import Reach, trainables_of
+from gendsl.graph.nodes import program_of
 from gendsl.graph.passes.ensembles import check_ensembles
 from gendsl.graph.passes.order import check_autoregressive
 from gendsl.library.layers import LAYERS
@@ -261,7 +262,7 @@ def check_batch_statistics(graph: nx.DiGraph, diagnostics: list[Diagnostic]) -> 
     train = graph.graph.get("train")
     enumerated = _enumerated_modules(graph)
     for key, data in graph.nodes(data=True):
-        program = getattr(data["data"], "program", None)
+        program = program_of(data["data"])
         for use in program.layers() if program is not None else ():
             if not use.batch_statistics:
                 continue

@@ -6,6 +6,7 @@ import networkx as nx
 
 from gendsl.diagnostics import Diagnostic, error, warning
 from gendsl.graph import ir
+from gendsl.graph.nodes import program_of
 
 BYTES = 4                 # float32
 STATE_COPIES = 4          # weights, gradients and Adam's two moments
@@ -28,7 +29,7 @@ def estimate_size(graph: nx.DiGraph) -> tuple[nx.DiGraph, list[Diagnostic]]:
     total = sum(params.values())
     train = graph.graph.get("train")
     batch = train.batch if train is not None else 1
-    activations = sum(activation_values(getattr(d["data"], "program", None)) for _, d in graph.nodes(data=True))
+    activations = sum(activation_values(program_of(d["data"])) for _, d in graph.nodes(data=True))
     memory = total * BYTES * STATE_COPIES + 2 * batch * activations * BYTES
     graph.graph["size"] = {"params": params, "total": total, "memory": memory}
     span = graph.graph["model_span"]
