@@ -44,15 +44,18 @@ def held_back(x: torch.Tensor, order: list[int], rank: int) -> torch.Tensor:
     return x
 
 
-def assert_steps_match(module, factor, shape: tuple[int, ...], k: int = 0) -> None:
-    """At each rank r, the cached pass gives the logits of the position of rank r that a full pass gives."""
-    order = factor.ranks[k].argsort().tolist() if hasattr(factor, "ranks") else list(range(flat(torch.zeros(1, *shape)).shape[1]))
+def assert_steps_match(module, factor, shape: tuple[int, ...], k: int = 0, consistent: bool = True) -> None:
+    """At each rank r, the cached pass gives the logits of the position of rank r that a full pass gives
+    (with `consistent` masks and degrees, from masked layers that compute each unit once)."""
+    positions = torch.Size(shape).numel() if len(shape) == 1 else shape[1] * shape[2]  # one channel
+    order = factor.ranks[k].argsort().tolist() if hasattr(factor, "ranks") else list(range(positions))
     x = torch.bernoulli(torch.full((4, *shape), 0.5, dtype=torch.double))
     inputs = [held_back(x, order, r) for r in range(len(order))]
     factor.held_component = k if hasattr(factor, "ranks") else None
     with torch.no_grad():
         full = [flat(factor(xr).base_dist.logits)[:, p] for xr, p in zip(inputs, order, strict=True)]
         with module.MadeSteps(factor, k) as steps:
+            assert steps.plans or not consistent, "no masked layer computed once"
             for rank, (xr, p) in enumerate(zip(inputs, order, strict=True)):
                 steps.rank = rank
                 cached = flat(factor(xr).base_dist.logits)[:, p]
@@ -111,3 +114,16 @@ def test_generated_sampler_draws_what_full_passes_draw() -> None:
         drawn = model.sample_x(500)
         torch.manual_seed(3)
         assert torch.equal(drawn, reference_sample(model, (10,), 500, mean=False))  # the same uniforms, the same draws
+
+
+def test_masks_that_disagree_with_the_degrees_run_whole() -> None:
+    """A mask loaded from elsewhere (here: one connection removed) is not what the degrees say: the
+    sampler then makes full passes, which are exact for any masks."""
+    shape, lines = MADE_GOOD["MADE outputs added to a hidden path and a constant"]
+    module, model = build(spec(data_type(shape), lines))
+    layer = next(m for m in model.p_x.modules() if type(m).__name__ == "MaskedLinear")
+    assert module.MadeSteps(model.p_x).plans
+    with torch.no_grad():
+        layer.mask[layer.mask.nonzero()[0].tolist()] = 0
+    assert module.MadeSteps(model.p_x).plans == {}
+    assert_steps_match(module, model.p_x, shape, consistent=False)

@@ -20,7 +20,7 @@ class MaskedLinear(nn.Linear):
         super().__init__(n_in, n_out)
         self.register_buffer("mask", torch.ones(n_out, n_in) if masks == 1 else torch.ones(masks, n_out, n_in))
         self.component = 0
-        self.degrees = None  # [K, out], set with the mask (MadeDegrees.connect); what MadeSteps reads
+        self.degrees = None  # (input [K, in], output [K, out]) degrees, set with the mask; what MadeSteps reads
         self.steps = None  # a MadeSteps while sampling
 
     def forward(self, x):
@@ -74,7 +74,7 @@ class MadeDegrees:
     def connect(self, layer, d_in, d_out):
         """Sets the mask(s) of a layer: unit of degree d_out sees inputs of degree up to d_out."""
         layer.mask.copy_((d_in[:, None, :] <= d_out[:, :, None]).float().view_as(layer.mask))
-        layer.degrees = d_out
+        layer.degrees = (d_in, d_out)
         return d_out
 
 
@@ -91,15 +91,23 @@ class MadeSteps:
 
     def __init__(self, module, component=0):
         self.rank = 0
-        self.plans = {layer: self.plan(layer, component) for layer in module.modules()
-                      if isinstance(layer, MaskedLinear) and layer.degrees is not None}
+        layers = [m for m in module.modules() if isinstance(m, MaskedLinear) and m.degrees is not None]
+        # the degrees must be what the masks (as loaded) say, or the block runs whole at every step
+        consistent = all(self.follows_degrees(layer, component) for layer in layers)
+        self.plans = {layer: self.plan(layer, component) for layer in layers} if consistent else {}
         self.outputs = {}
+
+    @staticmethod
+    def follows_degrees(layer, k):
+        d_in, d_out = (d[k].to(layer.mask.device) for d in layer.degrees)
+        mask = layer.mask if layer.mask.dim() == 2 else layer.mask[k]
+        return torch.equal(mask, (d_in[None, :] <= d_out[:, None]).to(mask.dtype))
 
     @staticmethod
     def plan(layer, k):
         """The layer's units sorted by degree, with their masked weights, and where each degree starts."""
         mask = layer.mask if layer.mask.dim() == 2 else layer.mask[k]
-        degrees = layer.degrees[k].to(layer.weight.device)
+        degrees = layer.degrees[1][k].to(layer.weight.device)
         units = degrees.argsort(stable=True)
         starts = torch.bincount(degrees, minlength=int(degrees.max()) + 2).cumsum(0).tolist()
         return units, (layer.weight * mask)[units], layer.bias[units], [0, *starts]
