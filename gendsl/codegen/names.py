@@ -16,7 +16,7 @@ MODULE_ATTRIBUTES = {
 }
 # names a local variable must not shadow: modules and helpers the generated code calls
 LOCALS = {"self", "batch", "n", "torch", "nn", "F", "D", "math", "k", "dist", "draw", "out", "i", "h", "w",
-          "contextlib", "steps", "bce", "mse", "l1", "sinusoidal", "gradient_penalty", "soft_attention",
+          "contextlib", "steps", "whole", "bce", "mse", "l1", "sinusoidal", "gradient_penalty", "soft_attention",
           "hard_attention", "kl_divergence", "frozen", "made_masks", "log_joint", "log_px", "mean"}
 
 

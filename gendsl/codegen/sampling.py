@@ -99,7 +99,8 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
     cached = made_positions(program) == positions
     if not ensemble_of(program).single:  # ranks over the MADE's own positions: always cached
         ms.helpers.add("MadeSteps")
-        return ensemble_draw(info, key, x, t, dtype, labels)
+        return ensemble_draw(info, key, x, t, dtype, labels, position_dist(program, var, "[:, i]")
+                             if len(t.shape) == 1 else None)
     loop = [f"for i in range({positions}):  # one position at a time, every sample at once"]
     block_input, row = x, "h"
     if len(t.shape) == 3:
@@ -108,19 +109,36 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
         if rows is not None and rows + 1 < t.shape[1]:  # a pass over the rows the pixel reads only
             loop.append(f"    top = max(h - {rows}, 0)  # the block reads at most {rows} rows above a pixel")
             block_input, row = f"{x}[:, :, top:h + 1]", "h - top"
-    loop += [f"    dist = {info.call(key, [block_input])}",
-             "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"]
-    if len(t.shape) == 3:
-        loop += [f"    {x}[:, :, h, w] = draw[:, :, {row}, w]"]
-    elif len(t.shape) == 2:
-        loop += [f"    {x}[:, i] = draw[:, i]"]
+    draw = "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"
+    at = f"[:, :, {row}, w]" if len(t.shape) == 3 else "[:, i]" if len(t.shape) >= 1 else None
+    alone = position_dist(program, var, at) if at else None
+    if alone:  # draws position i only, from its own parameters
+        whole_at = "[:, :, h, w]" if len(t.shape) == 3 else "[:, i]"
+        loop += [f"    whole = {info.call(key, [block_input])}", f"    dist = {alone}  # position i alone", draw,
+                 f"    {x}{whole_at} = draw"]
     else:
-        loop += [f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
+        loop += [f"    dist = {info.call(key, [block_input])}", draw]
+        if len(t.shape) == 3:
+            loop += [f"    {x}[:, :, h, w] = draw{at}"]
+        elif len(t.shape) == 2:
+            loop += [f"    {x}[:, i] = draw[:, i]"]
+        else:
+            loop += [f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
     if cached:
         ms.helpers.add("MadeSteps")
         loop = [f"with MadeSteps(self.{info.attrs[key]}) as steps:  # each MADE unit computed once, at the "
                 "step of its degree", *_indented([loop[0], "    steps.rank = i", *loop[1:]])]
     return [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)", *loop, f"return {x}"]
+
+
+def position_dist(program: ir.Program, var: str, at: str) -> str | None:
+    """The distribution of the values of `var` at one position (`at`, an index after the batch) alone,
+    built by its family's per-position constructor from the parameters of the block's whole
+    distribution `whole`; None where the family has none."""
+    drawn = next(s.dist for s in program.stmts if isinstance(s, ir.Draw) and s.name == var)
+    if drawn.position is None:
+        return None
+    return drawn.position.format(**{name: f"whole.base_dist.{name}{at}" for name in drawn.params})
 
 
 def made_positions(program: ir.Program) -> int | None:
@@ -166,12 +184,19 @@ def _indented(lines: list[str]) -> list[str]:
     return [f"    {line}" for line in lines]
 
 
-def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool) -> list[str]:
+def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool, alone: str | None) -> list[str]:
     """A MADE ensemble (graph/passes/ensembles.py): each sample draws its component k uniformly, then
     its positions one at a time in order k (the positions of a vector, or of a one-channel image
-    flattened); the samples of one component are drawn together."""
+    flattened); the samples of one component are drawn together. `alone`: position i's distribution
+    by itself (position_dist), for a vector."""
     block = f"self.{info.attrs[key]}"
     draw = "dist.sample()" if labels else "dist.mean if mean else dist.sample()"
+    if alone:
+        step = [f"whole = {info.call(key, [f'{x}_k'])}", f"dist = {alone}  # position i alone", f"draw = {draw}",
+                f"{x}_k[:, i] = draw"]
+    else:
+        step = [f"dist = {info.call(key, [f'{x}_k'])}", f"draw = {draw}",
+                f"{x}_k.view(len(rows), -1)[:, i] = draw.reshape(len(rows), -1)[:, i]"]
     return [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)",
             f"components = torch.randint(len({block}.ranks), (n,), device=self.device)",
             "try:",
@@ -181,9 +206,7 @@ def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool) -> list[s
             f"        {block}.held_component = k",
             f"        with MadeSteps({block}, k) as steps:  # each unit computed once, at the step of its degree",
             f"            for steps.rank, i in enumerate({block}.ranks[k].argsort().tolist()):",
-            f"                dist = {info.call(key, [f'{x}_k'])}",
-            f"                draw = {draw}",
-            f"                {x}_k.view(len(rows), -1)[:, i] = draw.reshape(len(rows), -1)[:, i]",
+            *(f"                {line}" for line in step),
             f"        {x}[rows] = {x}_k",
             "finally:",
             f"    {block}.held_component = None",

@@ -119,6 +119,7 @@ class Dist(IR):
     family: str
     params: dict[str, "Expr"]
     code: str
+    position: str | None = None  # the constructor of one position's values (library/distributions.py)
 
 
 class DensityTerm(BaseModel):

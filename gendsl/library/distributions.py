@@ -60,6 +60,10 @@ class Family:
     event: TensorType          # the type of one draw; shape () (and classes 0) for scalar constants
     code: str                  # constructor over the keyword parameters: "D.Normal({loc}, {scale})"
     reparameterized: bool
+    # the constructor of the values at one position (a feature, row or pixel) alone, over the
+    # parameters at that position, where each position has its own: what an autoregressive sampler
+    # draws from, reading each parameter from the whole distribution (torch keeps it by its name)
+    position: str | None = None
 
 
 def distribution(name: str, doc: str, support: Support, aliases: tuple[str, ...] = (),
@@ -115,8 +119,9 @@ def location_scale(name: str, first: Operand, a: str, second: Operand, b: str) -
     for value, what in ((first, a), (second, b)):
         _not_label(name, value, what)
         _number(name, value, what)
-    return Family(event=TensorType(shape=shape, batched=_batched(first, second)),
-                  code=f"D.{name}({{{a}}}, {{{b}}})", reparameterized=True)
+    code = f"D.{name}({{{a}}}, {{{b}}})"
+    return Family(event=TensorType(shape=shape, batched=_batched(first, second)), code=code, reparameterized=True,
+                  position=code)
 
 
 def _positive_scale(name: str, scale: Operand) -> None:
@@ -171,8 +176,9 @@ def bernoulli(logits: Operand | None = None, probs: Operand | None = None) -> Fa
     key, value = _one_of("Bernoulli", logits, probs)
     _not_label("Bernoulli", value, key)
     _probability("Bernoulli", key, value)
-    return Family(event=TensorType(kind="bin", shape=_shape(value), batched=_batched(value)),
-                  code=f"D.Bernoulli({key}={{{key}}})", reparameterized=False)
+    code = f"D.Bernoulli({key}={{{key}}})"
+    return Family(event=TensorType(kind="bin", shape=_shape(value), batched=_batched(value)), code=code,
+                  reparameterized=False, position=code)
 
 
 @distribution("Categorical", "one of K categories with probabilities softmax(logits) (or probs)",
@@ -188,11 +194,11 @@ def categorical(logits: Operand | None = None, probs: Operand | None = None) -> 
     require(len(shape) >= 1, f"Categorical's {key} need a last dimension of K categories, "
             f"got {value.describe()}", f"give a vector of K {key} (e.g. a tensor real[K]), or one number "
             "for K equal categories")
-    code = f"D.Categorical({key}={{{key}}})"
+    position = code = f"D.Categorical({key}={{{key}}})"
     if len(shape) > 1:  # a sequence of labels: one density over the whole sequence
         code = f"D.Independent({code}, {len(shape) - 1})"
     return Family(event=TensorType(kind="cat", shape=shape[:-1], classes=shape[-1],
-                                   batched=_batched(value)), code=code, reparameterized=False)
+                                   batched=_batched(value)), code=code, reparameterized=False, position=position)
 
 
 @distribution("Markov", "a chain of labels cat[K, T]: z_1 from softmax(init), z_t from softmax(trans[z_(t-1)])",

@@ -258,6 +258,19 @@ def test_distribution(name, tmp_path):
             assert set(draws.unique().tolist()) <= {0.0, 1.0}
         elif latent.kind == "cat":
             assert ((draws >= 0) & (draws < latent.classes)).all()
+        assert_position_constructor(compiled.node("z").prior, prior, draws, latent.shape)
+
+
+def assert_position_constructor(dist, prior, draws, shape) -> None:
+    """A family's `position` constructor, over the whole distribution's parameters at position i,
+    scores the values at i as the whole distribution does (what autoregressive samplers draw from)."""
+    if dist.position is None or not shape:
+        return
+    whole = prior.base_dist if isinstance(prior, torch.distributions.Independent) else prior
+    for i in range(shape[0]):
+        code = dist.position.format(**{name: f"whole.{name}[{i}]" for name in dist.params})
+        alone = eval(code, {"D": torch.distributions, "whole": whole})  # the generated code's own text
+        assert torch.allclose(alone.log_prob(draws[:, i]), whole.log_prob(draws)[:, i]), code
 
 
 # ---- optimizers and schedules ----

@@ -93,11 +93,12 @@ def test_named_made_networks() -> None:
 
 
 def reference_sample(model, shape: tuple[int, ...], n: int, mean: bool) -> torch.Tensor:
-    """What `sample x ~ p(x)` means, written out: one full pass per position."""
+    """What `sample x ~ p(x)` means, written out: one full pass per position, the position drawn from
+    its own Bernoulli (test_position_draws.py holds the generated code to that)."""
     x = torch.zeros(n, *shape)
     for i in range(flat(x).shape[1]):
-        dist = model.p_x(x)
-        flat(x)[:, i] = flat(dist.mean if mean else dist.sample())[:, i]
+        dist = torch.distributions.Bernoulli(logits=flat(model.p_x(x).base_dist.logits)[:, i])
+        flat(x)[:, i] = dist.mean if mean else dist.sample()
     return x
 
 

@@ -327,7 +327,7 @@ class ExprTyper(IndexTyper):
         family, by_name = done
         return ir.Dist(span=e.span, type=DistType(family=entry.name, event=family.event,
                                                    reparameterized=family.reparameterized),
-                       family=entry.name, params=by_name, code=family.code)
+                       family=entry.name, params=by_name, code=family.code, position=family.position)
 
     # ---- the rest ----
     def t_Attr(self, e: ast.Attr, scope: Scope) -> ir.Expr:

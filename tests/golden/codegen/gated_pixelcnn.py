@@ -132,9 +132,10 @@ class GatedPixelCNN(nn.Module):
         for i in range(784):  # one position at a time, every sample at once
             h, w = divmod(i, 28)
             top = max(h - 12, 0)  # the block reads at most 12 rows above a pixel
-            dist = self.p_x(x[:, :, top:h + 1])
+            whole = self.p_x(x[:, :, top:h + 1])
+            dist = D.Bernoulli(logits=whole.base_dist.logits[:, :, h - top, w])  # position i alone
             draw = dist.mean if mean else dist.sample()
-            x[:, :, h, w] = draw[:, :, h - top, w]
+            x[:, :, h, w] = draw
         return x
 
     def log_prob(self, batch):

@@ -108,9 +108,10 @@ class LSTMDigits(nn.Module):
         """sample x ~ p(x): n samples"""
         x = torch.zeros((n, *(64,)), dtype=torch.long, device=self.device)
         for i in range(64):  # one position at a time, every sample at once
-            dist = self.p_x(x)
+            whole = self.p_x(x)
+            dist = D.Categorical(logits=whole.base_dist.logits[:, i])  # position i alone
             draw = dist.sample()
-            x.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]
+            x[:, i] = draw
         return x
 
     def log_prob(self, batch):

@@ -201,9 +201,10 @@ class MADE(nn.Module):
         with MadeSteps(self.p_x) as steps:  # each MADE unit computed once, at the step of its degree
             for i in range(784):  # one position at a time, every sample at once
                 steps.rank = i
-                dist = self.p_x(x)
+                whole = self.p_x(x)
+                dist = D.Bernoulli(logits=whole.base_dist.logits[:, i])  # position i alone
                 draw = dist.mean if mean else dist.sample()
-                x.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]
+                x[:, i] = draw
         return x
 
     def log_prob(self, batch):

@@ -233,9 +233,10 @@ class MADEEnsemble(nn.Module):
                 self.p_x.held_component = k
                 with MadeSteps(self.p_x, k) as steps:  # each unit computed once, at the step of its degree
                     for steps.rank, i in enumerate(self.p_x.ranks[k].argsort().tolist()):
-                        dist = self.p_x(x_k)
+                        whole = self.p_x(x_k)
+                        dist = D.Bernoulli(logits=whole.base_dist.logits[:, i])  # position i alone
                         draw = dist.mean if mean else dist.sample()
-                        x_k.view(len(rows), -1)[:, i] = draw.reshape(len(rows), -1)[:, i]
+                        x_k[:, i] = draw
                 x[rows] = x_k
         finally:
             self.p_x.held_component = None

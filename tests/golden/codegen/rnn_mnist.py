@@ -108,9 +108,10 @@ class RowLSTM(nn.Module):
         """sample x ~ p(x): n samples"""
         x = torch.zeros((n, *(28, 28)), device=self.device)
         for i in range(28):  # one position at a time, every sample at once
-            dist = self.p_x(x)
+            whole = self.p_x(x)
+            dist = D.Bernoulli(logits=whole.base_dist.logits[:, i])  # position i alone
             draw = dist.mean if mean else dist.sample()
-            x[:, i] = draw[:, i]
+            x[:, i] = draw
         return x
 
     def log_prob(self, batch):

@@ -225,9 +225,10 @@ class VQVAE(nn.Module):
         """n draws of k ~ p(k), one position at a time"""
         k_ = torch.zeros((n, *(16,)), dtype=torch.long, device=self.device)
         for i in range(16):  # one position at a time, every sample at once
-            dist = self.p_k(k_)
+            whole = self.p_k(k_)
+            dist = D.Categorical(logits=whole.base_dist.logits[:, i])  # position i alone
             draw = dist.sample()
-            k_.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]
+            k_[:, i] = draw
         return k_
 
     @torch.no_grad()
