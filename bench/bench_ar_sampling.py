@@ -3,13 +3,13 @@ one full pass of the network per position, in plain PyTorch, on the same weights
 
 For MADE the generated sampler computes each unit of the masked layers once over all positions
 (MadeSteps); for a PixelCNN it passes, for each pixel, only the rows that pixel reads
-(docs/semantics.md, "Sampling an autoregressive block"). Both sides draw every value of the
-distribution at each step and keep the one of the position (what torch.distributions offers),
-which now dominates MADE's time. Each row draws `--n` samples with both, `--runs` times in turn,
-and prints the medians, their ratio (generated / hand-written: below 1 is faster), and the largest
-difference between the two samplers' mean-mode samples (`sample_x(n, mean=True)`), which must be
-at the level of float rounding. Weights are the spec's initial ones, shifted at random so that the
-conditionals are not all one half; the timing does not depend on training.
+(docs/semantics.md, "Sampling an autoregressive block"); each step draws the position alone,
+where the hand-written loop draws every value and keeps the position's. Each row draws `--n`
+samples with both, `--runs` times in turn, and prints the medians, their ratio (generated /
+hand-written: below 1 is faster), and the largest difference between the two samplers'
+mean-mode samples (`sample_x(n, mean=True)`), which must be at the level of float rounding.
+Weights are the spec's initial ones, shifted at random so that the conditionals are not all one
+half; the timing does not depend on training.
 
     .venv/bin/python bench/bench_ar_sampling.py [--only made,made_ensemble,pixelcnn,gated_pixelcnn] [--n N]
                                                 [--runs 3]
