@@ -99,8 +99,8 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
     cached = made_positions(program) == positions
     if not ensemble_of(program).single:  # ranks over the MADE's own positions: always cached
         ms.helpers.add("MadeSteps")
-        return ensemble_draw(info, key, x, t, dtype, labels, position_dist(program, var, "[:, i]")
-                             if len(t.shape) == 1 else None)
+        return ensemble_draw(info, key, x, t, dtype, labels, position_dist(program, var, t) if len(t.shape) == 1
+                             else None)
     loop = [f"for i in range({positions}):  # one position at a time, every sample at once"]
     block_input, row = x, "h"
     if len(t.shape) == 3:
@@ -109,21 +109,7 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
         if rows is not None and rows + 1 < t.shape[1]:  # a pass over the rows the pixel reads only
             loop.append(f"    top = max(h - {rows}, 0)  # the block reads at most {rows} rows above a pixel")
             block_input, row = f"{x}[:, :, top:h + 1]", "h - top"
-    draw = "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"
-    at = f"[:, :, {row}, w]" if len(t.shape) == 3 else "[:, i]" if len(t.shape) >= 1 else None
-    alone = position_dist(program, var, at) if at else None
-    if alone:  # draws position i only, from its own parameters
-        whole_at = "[:, :, h, w]" if len(t.shape) == 3 else "[:, i]"
-        loop += [f"    whole = {info.call(key, [block_input])}", f"    dist = {alone}  # position i alone", draw,
-                 f"    {x}{whole_at} = draw"]
-    else:
-        loop += [f"    dist = {info.call(key, [block_input])}", draw]
-        if len(t.shape) == 3:
-            loop += [f"    {x}[:, :, h, w] = draw{at}"]
-        elif len(t.shape) == 2:
-            loop += [f"    {x}[:, i] = draw[:, i]"]
-        else:
-            loop += [f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
+    loop += _step(info.call(key, [block_input]), position_dist(program, var, t, row), x, t, row, labels)
     if cached:
         ms.helpers.add("MadeSteps")
         loop = [f"with MadeSteps(self.{info.attrs[key]}) as steps:  # each MADE unit computed once, at the "
@@ -131,14 +117,28 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
     return [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)", *loop, f"return {x}"]
 
 
-def position_dist(program: ir.Program, var: str, at: str) -> str | None:
-    """The distribution of the values of `var` at one position (`at`, an index after the batch) alone,
+def position_dist(program: ir.Program, var: str, t, row: str = "h") -> str | None:
+    """The distribution of the values of `var` at position i alone (pixel (`row`, w) of an image),
     built by its family's per-position constructor from the parameters of the block's whole
-    distribution `whole`; None where the family has none."""
+    distribution `whole`; None where the family has none, or the data has no positions."""
     drawn = next(s.dist for s in program.stmts if isinstance(s, ir.Draw) and s.name == var)
-    if drawn.position is None:
+    if drawn.position is None or not t.shape:
         return None
+    at = f"[:, :, {row}, w]" if len(t.shape) == 3 else "[:, i]"
     return drawn.position.format(**{name: f"whole.base_dist.{name}{at}" for name in drawn.params})
+
+
+def _step(call: str, alone: str | None, x: str, t, row: str, labels: bool) -> list[str]:
+    """One step of the loop: the block's distribution (`call`), the draw of position i, and its place in x."""
+    draw = "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"
+    target = "[:, :, h, w]" if len(t.shape) == 3 else "[:, i]"
+    if alone:  # position i only, from its own parameters
+        return [f"    whole = {call}", f"    dist = {alone}  # position i alone", draw, f"    {x}{target} = draw"]
+    if len(t.shape) == 3:
+        return [f"    dist = {call}", draw, f"    {x}{target} = draw[:, :, {row}, w]"]
+    if len(t.shape) == 2:
+        return [f"    dist = {call}", draw, f"    {x}{target} = draw{target}"]
+    return [f"    dist = {call}", draw, f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
 
 
 def made_positions(program: ir.Program) -> int | None:
