@@ -273,41 +273,42 @@ class GaussianDiffusion(nn.Module):
 
 
 class DenoiserEps(nn.Module):
-    """denoiser eps: denoiser (real[1, 8, 8], step) -> real[2, 8, 8]  (ddpm_digits.gen:13)"""
+    """denoiser eps: denoiser (real[1, 8, 8], step) -> real[2, 8, 8]  (ddpm_digits.gen:15)"""
 
     def __init__(self):
         super().__init__()
-        self.temb = nn.Sequential(  # ddpm_digits.gen:14
+        self.temb = nn.Sequential(  # ddpm_digits.gen:16
             nn.Linear(64, 64, bias=True),  # Linear(64)
             nn.SiLU(),  # silu
             nn.Linear(64, 64, bias=True),  # Linear(64)
             nn.Unflatten(1, (64, 1, 1)),  # reshape(64, 1, 1)
         )
-        self.h = nn.Sequential(  # ddpm_digits.gen:15
-            nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
+        self.h = nn.Sequential(  # ddpm_digits.gen:18
+            nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.h1 = nn.Sequential(  # ddpm_digits.gen:16
-            nn.SiLU(),  # silu
-            nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
-            nn.SiLU(),  # silu
-            nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
-        )
-        self.h2 = nn.Sequential(  # ddpm_digits.gen:17
+        self.h1 = nn.Sequential(  # ddpm_digits.gen:19
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.out = nn.Sequential(  # ddpm_digits.gen:18
+        self.h2 = nn.Sequential(  # ddpm_digits.gen:20
+            nn.SiLU(),  # silu
+            nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
+            nn.SiLU(),  # silu
+            nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
+        )
+        self.out = nn.Sequential(  # ddpm_digits.gen:21
             nn.SiLU(),  # silu
             nn.Conv2d(64, 2, 3, stride=1, padding=1, bias=True),  # Conv2d(2)
         )
 
     def forward(self, x_t, t):
-        temb = self.temb(sinusoidal(t, 64))  # ddpm_digits.gen:14
-        h_ = self.h(x_t)  # ddpm_digits.gen:15
-        h1 = h_ + self.h1(h_ + temb)  # ddpm_digits.gen:16
-        h2 = h1 + self.h2(h1 + temb)  # ddpm_digits.gen:17
+        temb = self.temb(sinusoidal(t, 64))  # ddpm_digits.gen:16
+        f = x_t * 100.53096491487338  # ddpm_digits.gen:17
+        h_ = self.h(torch.cat([x_t, torch.sin(f), torch.cos(f)], dim=1))  # ddpm_digits.gen:18
+        h1 = h_ + self.h1(h_ + temb)  # ddpm_digits.gen:19
+        h2 = h1 + self.h2(h1 + temb)  # ddpm_digits.gen:20
         return self.out(h2)
 
 
@@ -318,7 +319,7 @@ class DDPMDigits(nn.Module):
         super().__init__()
         self.register_buffer("_anchor", torch.zeros(()))  # follows the model across devices
         self.eps = DenoiserEps()
-        self.q = GaussianDiffusion(500, GaussianDiffusion.cosine(500, 0.05), levels=17, learned=True)  # ddpm_digits.gen:11
+        self.q = GaussianDiffusion(500, GaussianDiffusion.cosine(500, 0.08), levels=17, learned=True)  # ddpm_digits.gen:13
 
     @property
     def device(self):
@@ -329,17 +330,17 @@ class DDPMDigits(nn.Module):
         return getattr(self, method)(batch)
 
     def loss_hybrid(self, batch):
-        """hybrid = q.loss(eps)  (ddpm_digits.gen:21)"""
+        """hybrid = q.loss(eps)  (ddpm_digits.gen:24)"""
         x = batch["x"]
         return (self.q.loss(self.eps, x, vlb=0.001)).mean()
 
     def step_hybrid(self, batch):
-        """step hybrid: minimize hybrid over eps  (ddpm_digits.gen:22)"""
+        """step hybrid: minimize hybrid over eps  (ddpm_digits.gen:25)"""
         return self.loss_hybrid(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
-        opt_hybrid = torch.optim.Adam(  # ddpm_digits.gen:22
+        opt_hybrid = torch.optim.Adam(  # ddpm_digits.gen:25
             [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "hybrid": (opt_hybrid, torch.optim.lr_scheduler.LambdaLR(opt_hybrid, constant_lr(total, warmup=0))),
@@ -368,7 +369,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'DDPMDigits',
  'spec': 'ddpm_digits.gen',
- 'hash': '629c094191f0d05d',
+ 'hash': '5551a4a2240666b7',
  'params': {'ch': 64},
  'data': [{'kind': 'real',
            'shape': [1, 8, 8],
