@@ -109,7 +109,8 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
         if rows is not None and rows + 1 < t.shape[1]:  # a pass over the rows the pixel reads only
             loop.append(f"    top = max(h - {rows}, 0)  # the block reads at most {rows} rows above a pixel")
             block_input, row = f"{x}[:, :, top:h + 1]", "h - top"
-    loop += _step(info.call(key, [block_input]), position_dist(program, var, t, row), x, t, row, labels)
+    loop += _indented(_step(info.call(key, [block_input]), position_dist(program, var, t, row), x, len(t.shape), row,
+                            labels))
     if cached:
         ms.helpers.add("MadeSteps")
         loop = [f"with MadeSteps(self.{info.attrs[key]}) as steps:  # each MADE unit computed once, at the "
@@ -128,17 +129,18 @@ def position_dist(program: ir.Program, var: str, t, row: str = "h") -> str | Non
     return drawn.position.format(**{name: f"whole.base_dist.{name}{at}" for name in drawn.params})
 
 
-def _step(call: str, alone: str | None, x: str, t, row: str, labels: bool) -> list[str]:
-    """One step of the loop: the block's distribution (`call`), the draw of position i, and its place in x."""
-    draw = "    draw = dist.sample()" if labels else "    draw = dist.mean if mean else dist.sample()"
-    target = "[:, :, h, w]" if len(t.shape) == 3 else "[:, i]"
+def _step(call: str, alone: str | None, x: str, rank: int, row: str, labels: bool) -> list[str]:
+    """One step of the loop: the block's distribution (`call`), the draw of position i, and its place
+    in x, laid out as pixels (rank 3), rows (rank 2) or flat positions."""
+    draw = "draw = dist.sample()" if labels else "draw = dist.mean if mean else dist.sample()"
+    target = "[:, :, h, w]" if rank == 3 else "[:, i]"
     if alone:  # position i only, from its own parameters
-        return [f"    whole = {call}", f"    dist = {alone}  # position i alone", draw, f"    {x}{target} = draw"]
-    if len(t.shape) == 3:
-        return [f"    dist = {call}", draw, f"    {x}{target} = draw[:, :, {row}, w]"]
-    if len(t.shape) == 2:
-        return [f"    dist = {call}", draw, f"    {x}{target} = draw{target}"]
-    return [f"    dist = {call}", draw, f"    {x}.view(n, -1)[:, i] = draw.reshape(n, -1)[:, i]"]
+        return [f"whole = {call}", f"dist = {alone}  # position i alone", draw, f"{x}{target} = draw"]
+    if rank == 3:
+        return [f"dist = {call}", draw, f"{x}{target} = draw[:, :, {row}, w]"]
+    if rank == 2:
+        return [f"dist = {call}", draw, f"{x}{target} = draw{target}"]
+    return [f"dist = {call}", draw, f"{x}.view(len({x}), -1)[:, i] = draw.reshape(len({x}), -1)[:, i]"]
 
 
 def made_positions(program: ir.Program) -> int | None:
@@ -190,13 +192,7 @@ def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool, alone: st
     flattened); the samples of one component are drawn together. `alone`: position i's distribution
     by itself (position_dist), for a vector."""
     block = f"self.{info.attrs[key]}"
-    draw = "dist.sample()" if labels else "dist.mean if mean else dist.sample()"
-    if alone:
-        step = [f"whole = {info.call(key, [f'{x}_k'])}", f"dist = {alone}  # position i alone", f"draw = {draw}",
-                f"{x}_k[:, i] = draw"]
-    else:
-        step = [f"dist = {info.call(key, [f'{x}_k'])}", f"draw = {draw}",
-                f"{x}_k.view(len(rows), -1)[:, i] = draw.reshape(len(rows), -1)[:, i]"]
+    step = _step(info.call(key, [f"{x}_k"]), alone, f"{x}_k", 1, "h", labels)  # positions as flattened
     return [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)",
             f"components = torch.randint(len({block}.ranks), (n,), device=self.device)",
             "try:",

@@ -30,26 +30,21 @@ class _Args:
     bad: bool = False
 
 
-_DEFAULTS: dict[type, dict] = {}  # node class -> its optional fields' defaults
-_ALL_FIELDS: dict[type, set] = {}  # node class -> the names of all its fields
+_FIELDS: dict[type, tuple[dict, set]] = {}  # node class -> (its optional fields' defaults, all its field names)
 
 
-def _defaults(cls) -> dict:
-    found = _DEFAULTS[cls] = {name: f.default for name, f in cls.model_fields.items()
-                              if name != "span" and not f.is_required()}
-    return found
-
-
-def _all_fields(cls) -> set:
-    found = _ALL_FIELDS[cls] = set(cls.model_fields)
+def _fields(cls) -> tuple[dict, set]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = ({name: f.default for name, f in cls.model_fields.items()
+                                 if name != "span" and not f.is_required()}, set(cls.model_fields))
     return found
 
 
 def _make(cls, span: Span, **fields):
     """Build a node without validation: the parser is the only producer of AST nodes (this is
     pydantic's model_construct minus its bookkeeping, which dominated parse time)."""
-    defaults = _DEFAULTS.get(cls)
-    return _construct(cls, {**(_defaults(cls) if defaults is None else defaults), "span": span, **fields})
+    return _construct(cls, {**_fields(cls)[0], "span": span, **fields})
 
 
 # BaseModel's slots, set through their descriptors (BaseModel.__setattr__ refuses frozen models)
@@ -60,7 +55,7 @@ _new = object.__new__
 
 
 def _construct(cls, values: dict):
-    fields = _ALL_FIELDS.get(cls) or _all_fields(cls)
+    fields = _fields(cls)[1]
     node = _new(cls)
     _set_dict(node, "__dict__", values)
     # A node with every field set shares its class's set of names: nodes are frozen, and pydantic
@@ -384,14 +379,6 @@ class Callbacks:
         self.last = token
         return token
 
-    def here(self) -> Span:
-        """The span of the rule being reduced (its entries are popped: it lands at len(states) - 1)."""
-        last = self.last
-        if last is None:  # an empty file
-            return _span(self.builder.file, 1, 1, 1, 1)
-        first = self.first[len(self.states) - 1]
-        return _span(self.builder.file, first.line, first.column, last.end_line, last.end_column)
-
     def __getattr__(self, name: str):
         """Lark asks for a callback per terminal (upper case) and per rule; rules without a
         method (inlined `_rules`) get Lark's default, a Tree the parent rule unpacks."""
@@ -403,13 +390,15 @@ class Callbacks:
         return self.rule(method)
 
     def rule(self, method):
-        """The callback of one rule: `here()` inlined, as it runs on every reduction."""
+        """The callback of one rule, given the span of the rule being reduced (its entries are
+        popped: it lands at len(states) - 1). Computed here, not in a method, as it runs on every
+        reduction."""
         builder = self.builder
 
         def reduced(children):
             last = self.last
             if last is None:  # an empty file
-                return method(self.here(), children)
+                return method(_span(builder.file, 1, 1, 1, 1), children)
             first = self.first[len(self.states) - 1]
             return method(_span(builder.file, first.line, first.column, last.end_line, last.end_column), children)
         return reduced
