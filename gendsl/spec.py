@@ -74,6 +74,7 @@ class Sample(Contract):
     method: str
     kind: str
     shape: tuple[int, ...]
+    classes: int = 0                # K of a categorical sample (its levels 0 .. K - 1)
     needs_batch: bool = False
     data: tuple[str, ...] = ()      # held-out data variables it reads (not labels)
     latents: tuple[str, ...] = ()   # latents it draws (interpolation and traversal move them)

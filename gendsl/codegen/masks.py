@@ -82,9 +82,19 @@ class DegreeWriter:
         if self.analysis.states[value.inputs[0]].kind == "free":
             return  # every connection is allowed: the mask stays all ones
         if v in self.analysis.outputs:
-            self.lines.append(f"made.output({self.layer(v)}, {self.degrees(value.inputs[0])})")
+            per = self.per_position(v)
+            self.lines.append(f"made.output({self.layer(v)}, {self.degrees(value.inputs[0])}"
+                              + (f", per={per})" if per > 1 else ")"))
         else:
             self.degrees(v)
+
+    def per_position(self, v: int) -> int:
+        """How many values of the vector v each position has (an ordered vector, or an output layer of
+        an autoregressive block: C of P * C); 1 for a lenient output, whose unit k is position k mod P."""
+        value = self.analysis.values[v]
+        if self.analysis.lenient and v in self.analysis.outputs:
+            return 1
+        return value.type.shape[0] // self.analysis.positions
 
     def degrees(self, v: int) -> str:
         """An expression for the degrees of value v (a vector), emitting the masks it needs."""
@@ -99,7 +109,9 @@ class DegreeWriter:
         if state.kind == "broken":  # outside an autoregressive block: what the analysis cannot follow sees all
             return f"made.constant({value.type.shape[0]}, {self.analysis.positions})"
         if state.kind == "ordered":
-            return "made.earlier()" if state.strict else "made.data()"
+            degrees = "made.earlier()" if state.strict else "made.data()"
+            per = self.per_position(v)  # a flat [P * C]: each position's degree for its C values
+            return f"{degrees}.repeat_interleave({per}, -1)" if per > 1 else degrees
         if v in self.analysis.outputs:  # an output layer of other width than the positions (lenient)
             return f"made.earlier({value.type.shape[0]})"
         if value.op == "layer" and value.order.kind == "made":

@@ -53,8 +53,8 @@ def samples(ms: ModelSource) -> dict[str, Sample]:
         t = node.expr.type
         latents = [v for v in writer.bound if v in info.graph and info.node(v).kind == "latent"
                    and not info.node(v).prior_factor]  # those drawn from a prior alone: a caller may set them
-        out[var] = Sample(method=f"sample_{suffix(var)}", kind=t.kind, shape=t.shape, needs_batch=uses_batch,
-                          data=tuple(data), latents=tuple(latents))
+        out[var] = Sample(method=f"sample_{suffix(var)}", kind=t.kind, shape=t.shape, classes=t.classes,
+                          needs_batch=uses_batch, data=tuple(data), latents=tuple(latents))
     return out
 
 
@@ -99,7 +99,7 @@ def autoregressive_draw(ms: ModelSource, key: str, var: str, t) -> list[str]:
     cached = made_positions(program) == positions
     if not ensemble_of(program).single:  # ranks over the MADE's own positions: always cached
         ms.helpers.add("MadeSteps")
-        return ensemble_draw(info, key, x, t, dtype, labels, position_dist(program, var, t) if len(t.shape) == 1
+        return ensemble_draw(info, key, x, t, dtype, labels, position_dist(program, var, t) if len(t.shape) < 3
                              else None)
     loop = [f"for i in range({positions}):  # one position at a time, every sample at once"]
     block_input, row = x, "h"
@@ -188,11 +188,12 @@ def _indented(lines: list[str]) -> list[str]:
 
 def ensemble_draw(info, key: str, x: str, t, dtype: str, labels: bool, alone: str | None) -> list[str]:
     """A MADE ensemble (graph/passes/ensembles.py): each sample draws its component k uniformly, then
-    its positions one at a time in order k (the positions of a vector, or of a one-channel image
-    flattened); the samples of one component are drawn together. `alone`: position i's distribution
-    by itself (position_dist), for a vector."""
+    its positions one at a time in order k (the features of a vector, the rows of a sequence, or the
+    pixels of a one-channel image flattened); the samples of one component are drawn together.
+    `alone`: position i's distribution by itself (position_dist), for a vector or a sequence."""
     block = f"self.{info.attrs[key]}"
-    step = _step(info.call(key, [f"{x}_k"]), alone, f"{x}_k", 1, "h", labels)  # positions as flattened
+    rank = 2 if len(t.shape) == 2 else 1  # a one-channel image's pixels as flattened
+    step = _step(info.call(key, [f"{x}_k"]), alone, f"{x}_k", rank, "h", labels)
     return [f"{x} = torch.zeros((n, *{tuple(t.shape)!r}){dtype}, device=self.device)",
             f"components = torch.randint(len({block}.ranks), (n,), device=self.device)",
             "try:",

@@ -47,6 +47,8 @@ def write_samples(model, spec: RunSpec, path: Path, groups: list[Group] | None, 
     name, info = choose(spec, name)
     n = n or default_count(info)
     x = draw(model, spec, name, n, groups, mean).float().cpu().numpy()
+    if info.kind == "cat" and info.classes > 1:
+        x = x / (info.classes - 1)  # levels 0 .. K - 1 as gray levels (the categorical digits)
     reference = None
     if groups and info.shape == (2,):
         first = next((g.tensors[g.names.index(name)] for g in groups if name in g.names), None)

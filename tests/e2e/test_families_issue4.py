@@ -52,6 +52,30 @@ def test_lstm_digits_exact_nll_of_the_17_levels(tmp_path: Path) -> None:
     assert code == 0, stderr
 
 
+def independent_levels_nll(x_train: np.ndarray, x_valid: np.ndarray, levels: int = 17) -> float:
+    """Each pixel's level from its own train frequencies (add-1/2): the model that learnt no dependence."""
+    train, valid = x_train.reshape(len(x_train), -1), x_valid.reshape(len(x_valid), -1)
+    counts = np.stack([(train == level).sum(0) for level in range(levels)]) + 0.5
+    p = counts / counts.sum(0)
+    return float(-np.log(p[valid, np.arange(train.shape[1])]).sum(1).mean())
+
+
+def test_made_digits_exact_nll_below_independent_levels(tmp_path: Path) -> None:
+    """MADE over categorical pixels (17 logits per pixel), CI-sized: the exact mixture of its masks
+    beats independent pixels (108.8 nats on valid) by a margin (measured: 90.7 nats, 0.83 of it, at
+    1,200 rounds; 87.4 at the spec's 3,000), and samples pixel by pixel."""
+    run = train(SPECS / "made_digits.gen", tmp_path / "made", "--steps", "1200")
+    nll = evaluate(run, "nll", extra=("--best",))["nll"]
+    categorical = {"categorical": True}
+    baseline = independent_levels_nll(load("digits", categorical, "train")[0], load("digits", categorical, "valid")[0])
+    assert nll["method"] == "exact"
+    assert nll["nats"] < 0.9 * baseline, (nll, baseline)
+    code, _, stderr = gendsl("sample", run, "-n", "16", "-o", tmp_path / "made.png")
+    assert code == 0, stderr
+    grid = np.asarray(Image.open(tmp_path / "made.png"))
+    assert len(np.unique(grid)) > 8  # the 17 levels as gray levels, not clipped to black and white
+
+
 def test_realnvp_ring_likelihood(tmp_path: Path) -> None:
     """CI-sized: 2,000 steps of the 8-coupling flow (gap 0.40 measured, 0.40 at 1,500 steps); the full
     run (bench/) gets within 0.15 nats."""

@@ -96,8 +96,9 @@ def assert_refused(text: str) -> None:
 class Block:
     """The lines of a drawn autoregressive block: locals first, then the draw."""
 
-    def __init__(self, draw):
+    def __init__(self, draw, data: str = "x"):
         self.draw = draw
+        self.data = data  # how MADE layers see x: itself, or a sequence flattened
         self.lines: list[str] = []
 
     def local(self, expr: str) -> str:
@@ -113,7 +114,7 @@ def vector_hidden(b: Block, n: int, depth: int) -> tuple[str, int]:
     """A vector that depends on x in any MADE way (x itself, hidden units, sums, ...): (text, width)."""
     kind = b.draw(st.sampled_from(["x", "layer", "layer", "sum", "concat", "residual", "local"] if depth else ["x"]))
     if kind == "x":
-        return "x", n
+        return b.data, n
     e, w = vector_hidden(b, n, depth - 1)
     if kind == "layer":
         out = b.draw(st.integers(1, 10))
@@ -223,6 +224,21 @@ def vector_nets(draw, leak: bool = False):
     return (n,), b.finish(logits)
 
 
+@st.composite
+def flat_made_nets(draw, leak: bool = False):
+    """A MADE network over a sequence [T, C] flattened to T * C features, position t's C values
+    together: its output layer has C units per position, reshaped back to [T, C]."""
+    t, c = draw(st.integers(2, 4)), draw(st.integers(1, 3))
+    b = Block(draw, data=draw(st.sampled_from([f"(x |> reshape({t * c}))", "(x |> flatten)"])))
+    logits = f"({vector_output(b, t * c, draw(st.integers(0, 3)))} |> reshape({t}, {c}))"
+    if leak:
+        hidden = vector_hidden(b, t * c, draw(st.integers(0, 2)))[0]
+        logits = draw(st.sampled_from([f"{logits} + x",                                      # an unmasked skip
+                                       f"(x |> reshape({t * c}) |> Linear({t * c}) |> reshape({t}, {c}))",
+                                       f"({hidden} |> Linear({t * c}) |> reshape({t}, {c}))"]))  # unmasked output
+    return (t, c), b.finish(logits)
+
+
 def _strictly(b: Block, e: str, ch: int, strict: bool, image: bool) -> str:
     """Hide the current position where the drawn value still sees it."""
     if strict:
@@ -281,13 +297,19 @@ def _leaky_nets_are_refused(net) -> None:
     assert_refused(spec(data_type(shape), lines))
 
 
-NETS = st.one_of(vector_nets(), image_nets(), sequence_nets())
-LEAKY = st.one_of(vector_nets(leak=True), image_nets(leak=True), sequence_nets(leak=True))
+NETS = st.one_of(vector_nets(), flat_made_nets(), image_nets(), sequence_nets())
+LEAKY = st.one_of(vector_nets(leak=True), flat_made_nets(leak=True), image_nets(leak=True), sequence_nets(leak=True))
 
 
 @FAST
 @given(net=vector_nets())
 def test_made_networks_keep_the_order(net) -> None:
+    _accepted_nets_keep_the_order(net)
+
+
+@FAST
+@given(net=flat_made_nets())
+def test_made_networks_over_flattened_sequences_keep_the_order(net) -> None:
     _accepted_nets_keep_the_order(net)
 
 

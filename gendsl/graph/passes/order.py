@@ -88,8 +88,10 @@ def arrangement(shape: tuple[int, ...], positions: int) -> tuple[int, bool] | No
     rank = len(shape)
     if rank == 0:
         return (1, False) if positions == 1 else None
-    if rank in (1, 2) and shape[0] == positions:
-        return (shape[1] if rank == 2 else 1, False)
+    if rank == 1 and shape[0] % positions == 0:  # [P * C]: position p's C values at p*C .. p*C + C - 1
+        return (shape[0] // positions, False)
+    if rank == 2 and shape[0] == positions:
+        return (shape[1], False)
     if rank == 3 and shape[1] * shape[2] == positions:
         return (shape[0], shape[0] > 1)
     return None
@@ -310,16 +312,19 @@ class Analysis:
                                 "shape the layers need")
 
     def made(self, v: int, value: Value, s: State) -> State:
+        """A hidden layer gives MADE units; an output layer the positions, C units each (position-major,
+        as reshape(P, C) reads them)."""
         if v not in self.outputs:
             return DEGREES
         out = value.layer.output.shape[0]
         if out != self.positions and self.lenient:
             return DEGREES  # unit k predicts position k mod positions
-        if out != self.positions:
+        if out % self.positions:
             return self.report("E306", f"{value.layer.describe()} gives the distribution of {self.var} "
-                               f"directly, so it needs one output per position ({self.positions})", value.span,
-                               label=f"{out} output{'s' if out != 1 else ''}",
-                               hint=f"write MaskedLinear({self.positions}), or put a masked layer after it")
+                               f"directly, so it needs one output per position ({self.positions}), or C each ({self.positions} * C)",
+                               value.span, label=f"{out} output{'s' if out != 1 else ''}",
+                               hint=f"write MaskedLinear({self.positions}) (or {self.positions} * C units, "
+                                    f"then reshape({self.positions}, C)), or put a masked layer after it")
         return State("ordered")
 
     def causal(self, value: Value, s: State, rank: int) -> State:

@@ -75,9 +75,11 @@ class MadeDegrees:
             d_out.append(torch.randint(low, max(self.positions, 2), (layer.out_features,), generator=self.generator))
         return self.connect(layer, d_in, torch.stack(d_out))
 
-    def output(self, layer, d_in):
-        """Output unit j predicts position j (mod positions) and sees only units of lower degree."""
-        return self.connect(layer, d_in, self.earlier(layer.out_features))
+    def output(self, layer, d_in, per=1):
+        """Output unit j predicts position j (mod positions), or with `per` C, position j // C (the C
+        values of each position together); it sees only units of lower degree."""
+        d_out = self.earlier(layer.out_features) if per == 1 else self.earlier().repeat_interleave(per, -1)
+        return self.connect(layer, d_in, d_out)
 
     def connect(self, layer, d_in, d_out):
         """Sets the mask(s) of a layer: unit of degree d_out sees inputs of degree up to d_out."""
