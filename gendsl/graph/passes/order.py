@@ -320,9 +320,9 @@ class Analysis:
         if out != self.positions and self.lenient:
             return DEGREES  # unit k predicts position k mod positions
         if out % self.positions:
-            return self.report("E306", f"{value.layer.describe()} gives the distribution of {self.var} "
-                               f"directly, so it needs one output per position ({self.positions}), or C each ({self.positions} * C)",
-                               value.span, label=f"{out} output{'s' if out != 1 else ''}",
+            return self.report("E306", f"{value.layer.describe()} gives the distribution of {self.var} directly, "
+                               f"so it needs one output per position ({self.positions}), or C each "
+                               f"({self.positions} * C)", value.span, label=f"{out} output{'s' if out != 1 else ''}",
                                hint=f"write MaskedLinear({self.positions}) (or {self.positions} * C units, "
                                     f"then reshape({self.positions}, C)), or put a masked layer after it")
         return State("ordered")
