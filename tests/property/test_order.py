@@ -2,7 +2,8 @@
 accepts in an `autoregressive` block, the Jacobian of the distribution's parameters with respect
 to the data is zero wherever output position i meets an input at position >= i (issue 10,
 reproducers 7 and 8). Networks are drawn by hypothesis: stacks, parallel paths, sums,
-concatenations, residuals, locals and direct connections; MaskedLinear on vectors, MaskedConv2d
+concatenations, residuals, locals and direct connections; MaskedLinear on vectors and on
+sequences flattened row by row (C output units per position), MaskedConv2d
 (mask A and B) and 1x1 convolutions on images, causal and strictly causal SelfAttention on
 sequences and images, recurrent layers (RNN, GRU, LSTM) and `shift` on sequences (shift also on
 vectors and images). Networks that leak by construction must be refused (E306/E307)."""
