@@ -44,7 +44,8 @@ def _fields(cls) -> tuple[dict, set]:
 def _make(cls, span: Span, **fields):
     """Build a node without validation: the parser is the only producer of AST nodes (this is
     pydantic's model_construct minus its bookkeeping, which dominated parse time)."""
-    return _construct(cls, {**_fields(cls)[0], "span": span, **fields})
+    defaults, names = _fields(cls)
+    return _construct(cls, {**defaults, "span": span, **fields}, names)
 
 
 # BaseModel's slots, set through their descriptors (BaseModel.__setattr__ refuses frozen models)
@@ -54,8 +55,7 @@ _set_fields_set, _set_extra, _set_private = (BaseModel.__dict__[name].__set__ fo
 _new = object.__new__
 
 
-def _construct(cls, values: dict):
-    fields = _fields(cls)[1]
+def _construct(cls, values: dict, fields: set):
     node = _new(cls)
     _set_dict(node, "__dict__", values)
     # A node with every field set shares its class's set of names: nodes are frozen, and pydantic
@@ -68,7 +68,11 @@ def _construct(cls, values: dict):
 
 
 def _span(file: str, line: int, col: int, end_line: int, end_col: int) -> Span:
-    return _construct(Span, {"file": file, "line": line, "col": col, "end_line": end_line, "end_col": end_col})
+    return _construct(Span, {"file": file, "line": line, "col": col, "end_line": end_line, "end_col": end_col},
+                      _SPAN_FIELDS)
+
+
+_SPAN_FIELDS = set(Span.model_fields)
 
 
 class ToAst:

@@ -7,9 +7,10 @@ transforms it as its registry entry declares (`Order` on a layer's `Built`): mas
 position and elementwise layers, sums and products (a join), concatenations, locals, parallel
 paths. Positions are the features of a vector, the rows of a sequence [T, C] and the pixels of an
 image [C, H, W] in raster order (the channels of one position go together), as the sampler draws
-them; a vector of P * C values holds C per position, row by row (a flattened [P, C]). Whatever the analysis cannot prove is refused (E306; E307 when a masked layer that keeps the
-current position lets it through). The same analysis tells codegen/masks.py which MaskedLinear
-layers are outputs and what degrees each value has.
+them; a vector of P * C values holds C per position, row by row (a flattened [P, C]). Whatever
+the analysis cannot prove is refused (E306; E307 when a masked layer that keeps the current
+position lets it through). The same analysis tells codegen/masks.py which MaskedLinear layers are
+outputs and what degrees each value has.
 """
 
 from __future__ import annotations
