@@ -237,7 +237,7 @@ def diffusion_bound(info: ModelInfo, key: str) -> list[str] | None:
     so the bound is of log p(x | y). None when no loss trains the diffusion."""
     use = next((e for _, d in info.graph.nodes(data=True) if d["data"].kind == "loss" and d["data"].expr is not None
                 for e in ir.walk(d["data"].expr)
-                if isinstance(e, ir.Method) and e.obj == key and e.method == "loss"), None)
+                if isinstance(e, ir.Method) and e.obj == key and e.method in ("loss", "vlb")), None)
     if use is None or not isinstance(use.args[0], ir.Ref):
         return None
     writer = MethodWriter(info, "loss")

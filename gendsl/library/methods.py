@@ -1,4 +1,4 @@
-"""Methods of model objects: `f.inverse(z)` of a flow, `q.loss(eps, y, drop=0.1)` and
+"""Methods of model objects: `f.inverse(z)` of a flow, `q.loss(eps, y, drop=0.1)`, `q.vlb(eps)` and
 `q.reverse(eps, y, guidance=3.0, steps=50, eta=0.0)` of a diffusion.
 
 An entry is named `KIND.METHOD`. Its rule takes the object (an ObjectType whose `value` is the
@@ -181,21 +181,44 @@ def null_class(diffusion: ObjectType, eps: NetType, y: TensorType | None, why: s
         "variances, the hybrid loss L_simple + vlb L_vlb (Nichol & Dhariwal 2021, vlb = lambda = 0.001)")
 def diffusion_loss(diffusion: ObjectType, eps: NetType, y: TensorType | None = None, drop: Drop = 0.0,
                    vlb: NonNegative | None = None) -> MethodUse:
-    null = null_class(diffusion, eps, y, f"label dropout (drop={drop:g})" if drop > 0 else "")
+    labels = labelled(diffusion, eps, y, drop)
     if vlb is not None and not diffusion.learned:
         raise MethodError("E221", f"vlb weights the bound's term that trains learned variances, but "
                           f"{diffusion.name}'s variances are fixed",
                           f"learn them, Gaussian(..., variance=learned), or write {diffusion.name}.loss({eps.name})")
     hybrid = ", vlb=%r" % (0.001 if vlb is None else vlb) if diffusion.learned else ""
+    return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss(%s%s)" % (labels, hybrid))
+
+
+def labelled(diffusion: ObjectType, eps: NetType, y: TensorType | None, drop: float) -> str:
+    """The arguments a training loss passes on: the denoiser, the data and, for a conditional denoiser,
+    the label with its dropout to the null class (refused when the null class would go untrained)."""
+    null = null_class(diffusion, eps, y, f"label dropout (drop={drop:g})" if drop > 0 else "")
     if y is None:
-        return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data}%s)" % hybrid)
+        return "{0}, {data}"
     if null is None and net_label(eps).classes == y.classes + 1:  # guidance would use an untrained null class
         raise MethodError("E321", f"{eps.name} has a null class (label {y.classes} of "
                           f"{net_label(eps).describe()}) that this loss never trains",
                           f"drop the label to it some of the time, e.g. {diffusion.name}.loss({eps.name}, y, "
                           f"drop=0.1), or declare {eps.name}'s label as {y.describe()}")
     dropout = f", drop={drop!r}, null={null}" if null is not None else ""
-    return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.loss({0}, {data}, label={1}%s%s)" % (dropout, hybrid))
+    return "{0}, {data}, label={1}%s" % dropout
+
+
+@method("diffusion", "vlb", "the variational bound itself as the loss (L_vlb, Nichol & Dhariwal 2021): per "
+        "sample, one step's term L_t divided by the probability p_t of drawing t and by the number of values, an "
+        "unbiased estimate of the bound less its constant L_T, in nats per value; its gradient trains the noise "
+        "prediction and the learned variances alike (fixed variances: the mean alone). importance=true (the "
+        "default) draws t with p_t proportional to sqrt(E[L_t^2]) over the last 10 values of each L_t (0.1% "
+        "of p uniform), uniform until every step has 10; importance=false draws t uniformly. y and drop as in loss",
+        refused={"vlb": "{obj}.vlb trains on the bound alone; the hybrid loss L_simple + lambda L_vlb is "
+                        "{obj}.loss(eps, vlb=lambda)",
+                 "schedule_sampler": "importance=true (the default) draws the steps by the loss's second "
+                                     "moment, importance=false uniformly"})
+def diffusion_vlb(diffusion: ObjectType, eps: NetType, y: TensorType | None = None, drop: Drop = 0.0,
+                  importance: bool = True) -> MethodUse:
+    return MethodUse(out=SCALAR, contexts=("loss",), code="{obj}.vlb(%s, importance=%r)" % (
+        labelled(diffusion, eps, y, drop), importance))
 
 
 @method("diffusion", "reverse", "samples by the reverse process, from noise to data: DDPM's ancestral "

@@ -70,6 +70,9 @@ class GaussianDiffusion(nn.Module):
     Sigma_t = exp(v log beta_t + (1 - v) log beta-tilde_t) (Nichol & Dhariwal 2021, eq. 15;
     beta-tilde_1 = 0 is replaced by beta-tilde_2 in the logarithm, as their code does)."""
 
+    HISTORY = 10           # the L_t values kept per step for importance sampling (Nichol & Dhariwal 2021)
+    UNIFORM_SHARE = 0.001  # as their code: every p_t stays above 0, so the estimate stays unbiased
+
     def __init__(self, steps, betas, levels=0, learned=False):
         super().__init__()
         self.levels = levels  # > 1: data quantized to `levels` values in [0, 1] (discretized decoder)
@@ -88,6 +91,16 @@ class GaussianDiffusion(nn.Module):
                        sqrt_bar=self.bar.sqrt(), sqrt_one_minus_bar=(1 - self.bar).sqrt())
         for name, value in derived.items():
             self.register_buffer(name, value, persistent=False)
+        # the last HISTORY values of each L_t (`vlb` with importance sampling): saved, so a resumed run
+        # keeps its step distribution; a checkpoint from before they existed loads with them empty
+        self.register_buffer("loss_history", torch.zeros(steps, self.HISTORY))
+        self.register_buffer("loss_counts", torch.zeros(steps, dtype=torch.long))
+        self.register_load_state_dict_pre_hook(GaussianDiffusion._fill_history)
+
+    @staticmethod
+    def _fill_history(module, state, prefix, *_):
+        for name in ("loss_history", "loss_counts"):
+            state.setdefault(prefix + name, getattr(module, name))
 
     @staticmethod
     def linear(steps, start, end):
@@ -138,12 +151,67 @@ class GaussianDiffusion(nn.Module):
         (label dropout, Ho & Salimans 2022), so that it also learns the unconditional prediction.
         With learned variances, the hybrid loss of `hybrid`, with lambda = `vlb`."""
         t = torch.randint(0, self.steps, (x0.shape[0],), device=x0.device)
+        out, xt, noise = self._denoise(eps, x0, t, label, drop, null)
+        return self.hybrid(out, x0, xt, t, noise, vlb)
+
+    def _denoise(self, eps, x0, t, label, drop, null):
+        """The denoiser's output at x_t for fresh noise (the label dropped to `null` with probability `drop`)."""
         noise = torch.randn_like(x0)
         xt = self.noisy(x0, t, noise)
         if label is not None and drop > 0:
             dropped = torch.rand(label.shape, device=label.device) < drop
             label = torch.where(dropped, torch.full_like(label, null), label)
-        return self.hybrid(eps(xt, t) if label is None else eps(xt, t, label), x0, xt, t, noise, vlb)
+        return (eps(xt, t) if label is None else eps(xt, t, label)), xt, noise
+
+    def vlb(self, eps, x0, label=None, drop=0.0, null=0, importance=True):
+        """The bound as the loss (Nichol & Dhariwal 2021, L_vlb): per sample L_t / (p_t D) at a step t
+        drawn with probability p_t, an unbiased estimate of the sum over t of L_t (L_T, constant, left
+        out) per value, in nats. The noise prediction gets the bound's gradient too (not detached, as in
+        `hybrid`). `importance`: p_t from `step_probs`, else uniform (p_t = 1/T)."""
+        p = self.step_probs() if importance else torch.full((self.steps,), 1 / self.steps, device=x0.device)
+        t = torch.multinomial(p, x0.shape[0], replacement=True)
+        return self.vlb_at(eps, x0, t, p, label, drop, null, record=importance)
+
+    def vlb_at(self, eps, x0, t, p, label=None, drop=0.0, null=0, record=False):
+        """`vlb` at the given steps t, drawn with probabilities p; `record` keeps the L_t for `step_probs`."""
+        out, xt, _ = self._denoise(eps, x0, t, label, drop, null)
+        pred, v = self.split(out)
+        term = self.term(x0, xt, t, self.mean(xt, t, pred), self.bound_log_var(v, t, x0))
+        if record and self.training and torch.is_grad_enabled():  # validation and evaluation leave it alone
+            self.record(t, term.detach())
+        return term / (p[t] * x0[0].numel())
+
+    def step_probs(self):
+        """p_t proportional to sqrt(E[L_t^2]) over the last HISTORY values of each L_t, mixed with a share
+        UNIFORM_SHARE of uniform; uniform until every step has HISTORY values (Nichol & Dhariwal 2021,
+        section 3.3). Chosen on the device: no host sync."""
+        uniform = torch.full((self.steps,), 1 / self.steps, device=self.loss_history.device)
+        rms = self.loss_history.pow(2).mean(1).sqrt()
+        p = rms / rms.sum().clamp_min(1e-30) * (1 - self.UNIFORM_SHARE) + self.UNIFORM_SHARE / self.steps
+        return torch.where((self.loss_counts >= self.HISTORY).all(), p, uniform)
+
+    @torch.no_grad()
+    def record(self, t, terms):
+        """Append each L_t to its step's ring of HISTORY values. A step drawn k times in the batch fills
+        k consecutive slots in batch order, only its last HISTORY draws when k > HISTORY (they would
+        overwrite the earlier ones), so every slot is written at most once: a scatter, no host sync."""
+        seen = nn.functional.one_hot(t, self.steps)
+        rank = (seen.cumsum(0) * seen).sum(1) - 1            # earlier draws of the same step in this batch
+        drawn = seen.sum(0)
+        slot = t * self.HISTORY + (self.loss_counts[t] + rank) % self.HISTORY
+        spare = self.loss_history.numel()                     # where the overwritten draws go
+        slot = torch.where(rank >= drawn[t] - self.HISTORY, slot, spare)
+        flat = torch.cat([self.loss_history.flatten(), self.loss_history.new_zeros(1)])
+        flat.scatter_(0, slot, terms.to(flat.dtype))
+        self.loss_history.copy_(flat[:spare].view_as(self.loss_history))
+        self.loss_counts += drawn
+
+    def bound_log_var(self, v, t, x):
+        """log Sigma_t as `terms` takes it: learned, or fixed at beta-tilde_t with the decoder's beta_1."""
+        if v is not None:
+            return self.log_var(v, t, x)
+        first = (t == 0).view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(first, self._at(self.log_betas, t, x), self._at(self.log_post_var, t, x)).expand_as(x)
 
     def hybrid(self, out, x0, xt, t, noise, vlb=0.001):
         """The per-sample loss of the denoiser's output at steps t. Fixed variances: L_simple, the
