@@ -10,7 +10,12 @@ DESIGN.md section 7: "`gendsl check` and `gendsl render` start in well under a s
   (b) parse + check (`gendsl.graph.check.check_source`) of generated specs of each --lines
       length, in-process, after warm-up (the LALR parser is built once per process);
   (c) parsing alone (`gendsl.syntax.parse.parse_source`) of the same texts, for reference;
-  and the scaling of (b) and (c): milliseconds per 1,000 lines at each length.
+  (d) Lark alone: the same grammar, lexer and newline filter building Lark's plain tree (no
+      positions, no AST), the floor that any front end parsing with Lark pays;
+  and the scaling of (b) and (c): milliseconds per 1,000 lines at each length. The references
+  measured in the same run, and each measurement's ratio to its reference: the interpreter's
+  start and the import of the front end's libraries (networkx, pydantic, lark) for (a), Lark
+  alone for (b) and (c).
 
 The machine's load average is printed before and after: other processes inflate every row.
 
@@ -35,9 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lark import Lark  # noqa: E402
+
 from gendsl.graph.check import check_source  # noqa: E402
 from gendsl.source import SourceFile  # noqa: E402
-from gendsl.syntax.parse import parse_source  # noqa: E402
+from gendsl.syntax.parse import NewlineFilter, grammar_text, parse_source  # noqa: E402
 
 
 # -- the generated spec ---------------------------------------------------------------------------
@@ -173,6 +180,21 @@ def checked_clean(text: str):
     return checked
 
 
+def ratios(start: Timing, libraries: Timing, vae: Timing, timed: dict[int, tuple[Timing, Timing, Timing]]) -> str:
+    """Each measurement against its reference from the same run: medians of wall time (of CPU time)."""
+    def ratio(a: Timing, b: Timing) -> str:
+        return f"{statistics.median(a.wall) / statistics.median(b.wall):.2f} ({statistics.median(a.cpu) / statistics.median(b.cpu):.2f})"
+
+    def more(a: Timing, b: Timing) -> str:
+        return f"{1000 * (statistics.median(a.wall) - statistics.median(b.wall)):.0f} ms"
+
+    lines = [f"cold check of vae.gen: {ratio(vae, libraries)} x the libraries' import, {more(vae, libraries)} more; "
+             f"the libraries' import: {more(libraries, start)} after the interpreter's start"]
+    lines += [f"{n:>5} lines: parse + check {ratio(both, tree)} x Lark alone, parse {ratio(alone, tree)} x"
+              for n, (both, alone, tree) in timed.items()]
+    return "ratios: wall (cpu) medians\n" + "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="fresh processes per cold measurement")
@@ -205,25 +227,34 @@ def main() -> None:
     print(f"before: {load()}")
     print()
     print(HEADER)
-    print(row("(a) python -c pass (interpreter start)", cold([*python, "-c", "pass"], args.runs)))
-    print(row("(a) gendsl check specs/vae.gen, cold", cold([*python, "-m", "gendsl.cli", "check", "specs/vae.gen"],
-                                                          args.runs)))
+    start = cold([*python, "-c", "pass"], args.runs)
+    libraries = cold([*python, "-c", "import networkx, pydantic, lark"], args.runs)
+    vae = cold([*python, "-m", "gendsl.cli", "check", "specs/vae.gen"], args.runs)
+    print(row("(a) python -c pass (interpreter start)", start))
+    print(row("(a) import networkx, pydantic, lark, cold", libraries))
+    print(row("(a) gendsl check specs/vae.gen, cold", vae))
     print(row(f"(a) gendsl check specs/*.gen ({len(specs)} files), cold",
               cold([*python, "-m", "gendsl.cli", "check", *specs], args.runs)))
-    timed: dict[int, tuple[Timing, Timing]] = {}
+    lark_alone = Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=NewlineFilter(),
+                      maybe_placeholders=True)
+    timed: dict[int, tuple[Timing, Timing, Timing]] = {}
     for lines, text in texts.items():
         source = SourceFile("<bench>/big.gen", text)
         runs = max(3, args.inner_runs * first // lines)
         both = warm(lambda: check_source(source), runs, warmup=min(5, runs))
         alone = warm(lambda: parse_source(source), runs, warmup=min(5, runs))
+        tree = warm(lambda: lark_alone.parse(text), runs, warmup=min(5, runs))
         print(row(f"(b) parse + check, {lines}-line spec, warm", both, "ms"))
         print(row(f"(c) parse only, {lines}-line spec, warm", alone, "ms"))
-        timed[lines] = both, alone
+        print(row(f"(d) Lark alone (plain tree), {lines} lines, warm", tree, "ms"))
+        timed[lines] = both, alone, tree
+    print()
+    print(ratios(start, libraries, vae, timed))
     print()
     print("ms per 1000 lines (medians; a linear front end keeps each column flat)")
     print(f"{'lines':>6}  {'parse+check':>11}  {'(cpu)':>7}  {'parse':>7}  {'(cpu)':>7}")
     for lines, timings in timed.items():
-        cells = [1e6 * statistics.median(t) / lines for timing in timings for t in (timing.wall, timing.cpu)]
+        cells = [1e6 * statistics.median(t) / lines for timing in timings[:2] for t in (timing.wall, timing.cpu)]
         print(f"{lines:>6}  {cells[0]:>11.1f}  {cells[1]:>7.1f}  {cells[2]:>7.1f}  {cells[3]:>7.1f}")
     print(f"after: {load()}")
     for note in NOTES:
