@@ -75,19 +75,19 @@ def linear_lr(total, warmup=0):
 
 
 class GeneratorG(nn.Module):
-    """generator G: generator (real[2]) -> real[2]  (pacgan_grid.gen:23)"""
+    """generator G: generator (real[2]) -> real[2]  (pacgan_grid.gen:30)"""
 
     def __init__(self):
         super().__init__()
-        self.out = nn.Sequential(  # pacgan_grid.gen:24
+        self.out = nn.Sequential(  # pacgan_grid.gen:31
             nn.Linear(2, 128, bias=True),  # Linear(128)
             nn.BatchNorm1d(128),  # BatchNorm
             nn.ReLU(),  # relu
             nn.Linear(128, 128, bias=True),  # Linear(128)
-            nn.BatchNorm1d(128),  # BatchNorm
+            nn.LayerNorm(128),  # LayerNorm
             nn.ReLU(),  # relu
             nn.Linear(128, 128, bias=True),  # Linear(128)
-            nn.BatchNorm1d(128),  # BatchNorm
+            nn.LayerNorm(128),  # LayerNorm
             nn.ReLU(),  # relu
             nn.Linear(128, 2, bias=True),  # Linear(2)
         )
@@ -97,11 +97,11 @@ class GeneratorG(nn.Module):
 
 
 class DiscriminatorD(nn.Module):
-    """discriminator D: discriminator (real[2]) -> real, pack 2  (pacgan_grid.gen:27)"""
+    """discriminator D: discriminator (real[2]) -> real, pack 2  (pacgan_grid.gen:34)"""
 
     def __init__(self):
         super().__init__()
-        self.out = nn.Sequential(  # pacgan_grid.gen:28
+        self.out = nn.Sequential(  # pacgan_grid.gen:35
             nn.Linear(4, 128, bias=True),  # Linear(128)
             Sin(),  # sin
             nn.Linear(128, 128, bias=True),  # Linear(128)
@@ -134,11 +134,11 @@ class PacGANGrid(nn.Module):
         return getattr(self, method)(batch)
 
     def prior_z(self):
-        """p(z): Normal over real[2]  (pacgan_grid.gen:21)"""
+        """p(z): Normal over real[2]  (pacgan_grid.gen:28)"""
         return D.Independent(D.Normal(self.z_loc, self.z_scale), 1)
 
     def loss_d_loss(self, batch):
-        """d_loss = bce(D(x), 1) + bce(D(G(z)), 0)  (pacgan_grid.gen:31)"""
+        """d_loss = bce(D(x), 1) + bce(D(G(z)), 0)  (pacgan_grid.gen:38)"""
         x = batch["x"]
         D_x = self.D(x)
         n = x.shape[0]
@@ -148,7 +148,7 @@ class PacGANGrid(nn.Module):
         return (bce(D_x, 1) + bce(D_G_z, 0)).mean()
 
     def loss_g_loss(self, batch):
-        """g_loss = bce(D(G(z)), 1)  (pacgan_grid.gen:32)"""
+        """g_loss = bce(D(G(z)), 1)  (pacgan_grid.gen:39)"""
         n = batch["x"].shape[0]
         z = self.prior_z().rsample((n,))  # z ~ p(z)
         G_z = self.G(z)
@@ -156,7 +156,7 @@ class PacGANGrid(nn.Module):
         return (bce(D_G_z, 1)).mean()
 
     def step_critic(self, batch):
-        """step critic: minimize d_loss over D  (pacgan_grid.gen:35)"""
+        """step critic: minimize d_loss over D  (pacgan_grid.gen:42)"""
         with frozen(self.G):  # not updated by this step: no weight gradients
             x = batch["x"]
             D_x = self.D(x)
@@ -168,7 +168,7 @@ class PacGANGrid(nn.Module):
             return (bce(D_x, 1) + bce(D_G_z, 0)).mean()
 
     def step_gen(self, batch):
-        """step gen: minimize g_loss over G  (pacgan_grid.gen:36)"""
+        """step gen: minimize g_loss over G  (pacgan_grid.gen:43)"""
         with frozen(self.D):  # not updated by this step: no weight gradients
             n = batch["x"].shape[0]
             z = self.prior_z().rsample((n,))  # z ~ p(z)
@@ -178,9 +178,9 @@ class PacGANGrid(nn.Module):
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
-        opt_critic = torch.optim.Adam(  # pacgan_grid.gen:35
+        opt_critic = torch.optim.Adam(  # pacgan_grid.gen:42
             [*self.D.parameters()], lr=0.001, betas=(0.8, 0.999), eps=1e-08, weight_decay=0.0)
-        opt_gen = torch.optim.Adam(  # pacgan_grid.gen:36
+        opt_gen = torch.optim.Adam(  # pacgan_grid.gen:43
             [*self.G.parameters()], lr=0.001, betas=(0.8, 0.999), eps=1e-08, weight_decay=0.0)
         return {
             "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, linear_lr(total, warmup=0))),
@@ -204,7 +204,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'PacGANGrid',
  'spec': 'pacgan_grid.gen',
- 'hash': '8a808563b856cacd',
+ 'hash': 'd499ac28fb795e64',
  'params': {'packing': 2, 'width': 128, 'lr': 0.001, 'ema': 0.999, 'freq': 1.0},
  'data': [{'kind': 'real',
            'shape': [2],
