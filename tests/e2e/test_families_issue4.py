@@ -33,8 +33,9 @@ def test_ddpm_samples_match_held_out_2d_data(spec: Path, tmp_path: Path) -> None
 
 
 def test_ddpm_digits_grid_and_bound(tmp_path: Path) -> None:
-    """The spec's learned variances and hybrid loss, CI-sized; the bound and its three terms."""
-    run = train(SPECS / "ddpm_digits.gen", tmp_path / "ddpm", "--steps", "1500", "--set", "ch=32")
+    """The spec's learned variances trained on the bound (q.vlb), CI-sized; the bound and its three terms.
+    The bound falls slowly at first: with ch=32, 5.27 bits/dim at 1,500 rounds, 3.89 at 4,000 (valid)."""
+    run = train(SPECS / "ddpm_digits.gen", tmp_path / "ddpm", "--steps", "4000", "--set", "ch=32")
     grid = np.asarray(Image.open(run / "samples" / "final.png"), dtype=np.float32) / 255
     assert grid.std() > 0.15  # a grid of digit-like images, not a flat one
     bound = evaluate(run, "bound")["bound"]

@@ -341,42 +341,42 @@ class GaussianDiffusion(nn.Module):
 
 
 class DenoiserEps(nn.Module):
-    """denoiser eps: denoiser (real[1, 8, 8], step) -> real[2, 8, 8]  (ddpm_digits.gen:17)"""
+    """denoiser eps: denoiser (real[1, 8, 8], step) -> real[2, 8, 8]  (ddpm_digits.gen:19)"""
 
     def __init__(self):
         super().__init__()
-        self.temb = nn.Sequential(  # ddpm_digits.gen:18
+        self.temb = nn.Sequential(  # ddpm_digits.gen:20
             nn.Linear(64, 64, bias=True),  # Linear(64)
             nn.SiLU(),  # silu
             nn.Linear(64, 64, bias=True),  # Linear(64)
             nn.Unflatten(1, (64, 1, 1)),  # reshape(64, 1, 1)
         )
-        self.h = nn.Sequential(  # ddpm_digits.gen:20
+        self.h = nn.Sequential(  # ddpm_digits.gen:22
             nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.h1 = nn.Sequential(  # ddpm_digits.gen:21
+        self.h1 = nn.Sequential(  # ddpm_digits.gen:23
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.h2 = nn.Sequential(  # ddpm_digits.gen:22
+        self.h2 = nn.Sequential(  # ddpm_digits.gen:24
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
             nn.SiLU(),  # silu
             nn.Conv2d(64, 64, 3, stride=1, padding=1, bias=True),  # Conv2d(64)
         )
-        self.out = nn.Sequential(  # ddpm_digits.gen:23
+        self.out = nn.Sequential(  # ddpm_digits.gen:25
             nn.SiLU(),  # silu
             nn.Conv2d(64, 2, 3, stride=1, padding=1, bias=True),  # Conv2d(2)
         )
 
     def forward(self, x_t, t):
-        temb = self.temb(sinusoidal(t, 64))  # ddpm_digits.gen:18
-        f = x_t * 100.53096491487338  # ddpm_digits.gen:19
-        h_ = self.h(torch.cat([x_t, torch.sin(f), torch.cos(f)], dim=1))  # ddpm_digits.gen:20
-        h1 = h_ + self.h1(h_ + temb)  # ddpm_digits.gen:21
-        h2 = h1 + self.h2(h1 + temb)  # ddpm_digits.gen:22
+        temb = self.temb(sinusoidal(t, 64))  # ddpm_digits.gen:20
+        f = x_t * 100.53096491487338  # ddpm_digits.gen:21
+        h_ = self.h(torch.cat([x_t, torch.sin(f), torch.cos(f)], dim=1))  # ddpm_digits.gen:22
+        h1 = h_ + self.h1(h_ + temb)  # ddpm_digits.gen:23
+        h2 = h1 + self.h2(h1 + temb)  # ddpm_digits.gen:24
         return self.out(h2)
 
 
@@ -387,7 +387,7 @@ class DDPMDigits(nn.Module):
         super().__init__()
         self.register_buffer("_anchor", torch.zeros(()))  # follows the model across devices
         self.eps = DenoiserEps()
-        self.q = GaussianDiffusion(500, GaussianDiffusion.cosine(500, 0.08), levels=17, learned=True)  # ddpm_digits.gen:15
+        self.q = GaussianDiffusion(500, GaussianDiffusion.cosine(500, 0.08), levels=17, learned=True)  # ddpm_digits.gen:17
 
     @property
     def device(self):
@@ -397,21 +397,21 @@ class DDPMDigits(nn.Module):
         """Run one of the methods below (DistributedDataParallel calls models through forward)."""
         return getattr(self, method)(batch)
 
-    def loss_hybrid(self, batch):
-        """hybrid = q.loss(eps)  (ddpm_digits.gen:26)"""
+    def loss_bound(self, batch):
+        """bound = q.vlb(eps)  (ddpm_digits.gen:28)"""
         x = batch["x"]
-        return (self.q.loss(self.eps, x, vlb=0.001)).mean()
+        return (self.q.vlb(self.eps, x, importance=True)).mean()
 
-    def step_hybrid(self, batch):
-        """step hybrid: minimize hybrid over eps  (ddpm_digits.gen:27)"""
-        return self.loss_hybrid(batch)
+    def step_bound(self, batch):
+        """step bound: minimize bound over eps  (ddpm_digits.gen:29)"""
+        return self.loss_bound(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
-        opt_hybrid = torch.optim.Adam(  # ddpm_digits.gen:27
+        opt_bound = torch.optim.Adam(  # ddpm_digits.gen:29
             [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
         return {
-            "hybrid": (opt_hybrid, torch.optim.lr_scheduler.LambdaLR(opt_hybrid, constant_lr(total, warmup=0))),
+            "bound": (opt_bound, torch.optim.lr_scheduler.LambdaLR(opt_bound, constant_lr(total, warmup=0))),
         }
 
     @torch.no_grad()
@@ -437,7 +437,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'DDPMDigits',
  'spec': 'ddpm_digits.gen',
- 'hash': '0da778df5f352675',
+ 'hash': '49804a81e158df53',
  'params': {'ch': 64},
  'data': [{'kind': 'real',
            'shape': [1, 8, 8],
@@ -446,8 +446,8 @@ SPEC = {'version': 2,
            'position': 0,
            'source': 'digits',
            'args': {'classes': None, 'binarize': False, 'categorical': False}}],
- 'losses': ['hybrid'],
- 'steps': [{'name': 'hybrid', 'method': 'step_hybrid', 'loss': 'hybrid'}],
+ 'losses': ['bound'],
+ 'steps': [{'name': 'bound', 'method': 'step_bound', 'loss': 'bound'}],
  'train': {'batch': 128, 'steps': 20000, 'ema': 0.995},
  'samples': {'x': {'method': 'sample_x', 'kind': 'real', 'shape': [1, 8, 8]}},
  'metrics': [{'name': 'bound', 'alias': 'bound'}],
