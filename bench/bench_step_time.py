@@ -99,7 +99,8 @@ class MaskedLinear(nn.Linear):
 
 
 class MADE(nn.Module):
-    """Germain et al. (2015), one hidden layer, natural order (the masks of karpathy/pytorch-made)."""
+    """Germain et al. (2015), one hidden layer (the masks of karpathy/pytorch-made); its masks are
+    replaced by the generated model's before timing, as its weights are."""
 
     def __init__(self, d=784, hidden=500, seed=0):
         super().__init__()
@@ -245,10 +246,10 @@ class Hand:
     step: Callable[[], None]
 
 
-def minimize(model, data, batch, compile, schedule=None, average=None, decay=0.0) -> Hand:
-    """One loss, one Adam(lr=1e-3): the usual training round of `model.loss`, with an LR schedule
-    and an EMA (decay `decay`) of the module `average` if given."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def minimize(model, data, batch, compile, schedule=None, average=None, decay=0.0, weight_decay=0.0) -> Hand:
+    """One loss, one Adam(lr=1e-3, weight_decay): the usual training round of `model.loss`, with an LR
+    schedule and an EMA (decay `decay`) of the module `average` if given."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=weight_decay)
     scheduler = schedule(opt) if schedule else None
     ema = AveragedModel(average, multi_avg_fn=get_ema_multi_avg_fn(decay)) if average is not None else None
     loss, draw = torch.compile(model.loss) if compile else model.loss, shuffled(data, batch)
@@ -272,7 +273,8 @@ def hand_vae(data, batch, compile):
 
 
 def hand_made(data, batch, compile):
-    return minimize(MADE().to(data.device), data, batch, compile)
+    return minimize(MADE().to(data.device), data, batch, compile, weight_decay=1e-4,
+                    schedule=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=22500, gamma=0.1))
 
 
 def hand_pixelcnn(data, batch, compile):

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 D.Distribution.set_default_validate_args(False)  # shapes and supports were checked by gendsl
 
 
-def constant_lr(total, warmup=0):
-    """The base rate, after a linear warmup over `warmup` rounds."""
-    return lambda r: (r + 1) / warmup if r < warmup else 1.0
+def step_lr(total, every, gamma=0.1):
+    """The base rate multiplied by gamma every `every` rounds."""
+    return lambda r: gamma ** (r // every)
 
 
 class MaskedLinear(nn.Linear):
@@ -144,21 +144,22 @@ class MadeSteps:
 
 
 class AutoregressivePX(nn.Module):
-    """autoregressive p(x): the distribution of x  (made.gen:10)"""
+    """autoregressive p(x): the distribution of x  (made.gen:14)"""
 
     def __init__(self):
         super().__init__()
-        self.x_logits = nn.Sequential(  # made.gen:11
-            MaskedLinear(784, 500),  # MaskedLinear(500)
+        self.x_logits = nn.Sequential(  # made.gen:15
+            MaskedLinear(784, 500),  # MaskedLinear(500, order=random)
             nn.ReLU(),  # relu
-            MaskedLinear(500, 784),  # MaskedLinear(784)
+            MaskedLinear(500, 784),  # MaskedLinear(784, order=random)
         )
-        made = MadeDegrees(784)  # MADE: output i sees only x before i
+        made = MadeDegrees(784, masks=1, order="random")  # MADE ensemble: component k's output i sees only x before i in order k
         d_x_logits_0 = made.hidden(self.x_logits[0], made.data())
         made.output(self.x_logits[2], d_x_logits_0)
+        self.register_buffer("ranks", made.ranks)  # order k draws position i ranks[k, i]-th
 
     def forward(self, x):
-        x_dist = D.Independent(D.Bernoulli(logits=self.x_logits(x)), 1)  # made.gen:11
+        x_dist = D.Independent(D.Bernoulli(logits=self.x_logits(x)), 1)  # made.gen:15
         return x_dist
 
 
@@ -179,34 +180,42 @@ class MADE(nn.Module):
         return getattr(self, method)(batch)
 
     def loss_nll(self, batch):
-        """nll = -log p(x)  (made.gen:14)"""
+        """nll = -log p(x)  (made.gen:18)"""
         x = batch["x"]
         p_x = self.p_x(x)
         return (-p_x.log_prob(x)).mean()
 
     def step_nll(self, batch):
-        """step nll: minimize nll over p(x)  (made.gen:15)"""
+        """step nll: minimize nll over p(x)  (made.gen:20)"""
         return self.loss_nll(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
-        opt_nll = torch.optim.Adam(  # made.gen:15
-            [*self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        opt_nll = torch.optim.Adam(  # made.gen:20
+            [*self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0001)
         return {
-            "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
+            "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, step_lr(total, every=22500, gamma=0.1))),
         }
 
     @torch.no_grad()
     def sample_x(self, n, batch=None, mean=False, latents=None):
         """sample x ~ p(x): n samples"""
         x = torch.zeros((n, *(784,)), device=self.device)
-        with MadeSteps(self.p_x) as steps:  # each MADE unit computed once, at the step of its degree
-            for i in range(784):  # one position at a time, every sample at once
-                steps.rank = i
-                whole = self.p_x(x)
-                dist = D.Bernoulli(logits=whole.base_dist.logits[:, i])  # position i alone
-                draw = dist.mean if mean else dist.sample()
-                x[:, i] = draw
+        components = torch.randint(len(self.p_x.ranks), (n,), device=self.device)
+        try:
+            for k in components.unique().tolist():  # the samples of component k, in its order
+                rows = (components == k).nonzero().flatten()
+                x_k = x[rows]
+                self.p_x.held_component = k
+                with MadeSteps(self.p_x, k) as steps:  # each unit computed once, at the step of its degree
+                    for steps.rank, i in enumerate(self.p_x.ranks[k].argsort().tolist()):
+                        whole = self.p_x(x_k)
+                        dist = D.Bernoulli(logits=whole.base_dist.logits[:, i])  # position i alone
+                        draw = dist.mean if mean else dist.sample()
+                        x_k[:, i] = draw
+                x[rows] = x_k
+        finally:
+            self.p_x.held_component = None
         return x
 
     def log_prob(self, batch):
@@ -223,7 +232,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'MADE',
  'spec': 'made.gen',
- 'hash': 'cb653630a075d6aa',
+ 'hash': '4939effb05d3c6b9',
  'params': {'D': 784, 'hidden': 500},
  'data': [{'kind': 'bin',
            'shape': [784],
@@ -234,7 +243,7 @@ SPEC = {'version': 2,
            'args': {'path': None}}],
  'losses': ['nll'],
  'steps': [{'name': 'nll', 'method': 'step_nll', 'loss': 'nll'}],
- 'train': {'batch': 100, 'epochs': 50},
+ 'train': {'batch': 100, 'epochs': 60},
  'samples': {'x': {'method': 'sample_x', 'kind': 'bin', 'shape': [784]}},
  'metrics': [{'name': 'nll', 'alias': 'nll', 'options': {'k': 5000}},
              {'name': 'bpd', 'alias': 'bpd', 'options': {'k': 5000}}],
