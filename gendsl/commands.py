@@ -304,7 +304,7 @@ def _train(args, out, folder: Path) -> int:
 
 def _sampler(trainer):
     """Writes RUN/samples/TAG.png from the current (EMA) weights, on the main process only."""
-    from gendsl.runtime.draw import held_out, write_samples
+    from gendsl.runtime.draw import choose, held_out, shows_means, write_samples
 
     cache = {}
 
@@ -319,7 +319,7 @@ def _sampler(trainer):
         state = torch.get_rng_state()  # drawing pictures must not change the training run
         try:
             return write_samples(model, t.run.spec, t.run.folder / "samples" / f"{tag}.png", cache["groups"],
-                                 mean=True)  # means, as papers show them (`gendsl sample` draws)
+                                 mean=shows_means(choose(t.run.spec, None)[1]))  # `gendsl sample` draws
         finally:
             torch.set_rng_state(state)
             t.model.train()

@@ -124,7 +124,9 @@ SETTINGS: dict[str, Setting] = {
     "seed": Setting("int", "random seed (overridden by --seed)", minimum=0),
     "log_every": Setting("int", "steps between logged metrics", minimum=1),
     "checkpoint_every": Setting("int", "steps between checkpoints", minimum=1),
-    "sample_every": Setting("int", "steps between sample grids (0: only at the end)", minimum=0),
+    "sample_every": Setting("int", "steps between sample grids (0: only at the end); a grid shows means where "
+                            "latents or held-out inputs make the samples differ, else (an autoregressive model) "
+                            "draws", minimum=0),
     "eval_batch": Setting("int", "batch size of evaluation and sampling", minimum=1),
     "validate_every": Setting("int", "rounds between validations on the valid split (default: once an "
                               "epoch, or ten times a run that trains by steps; 0: never)", minimum=0),

@@ -37,6 +37,13 @@ def draw(model, spec: RunSpec, name: str, n: int, groups: list[Group] | None, me
     return getattr(model, info.method)(n, batch, mean, latents).detach()  # a mean may be a parameter itself
 
 
+def shows_means(info: Sample) -> bool:
+    """Whether training's sample grids show means rather than draws. Means, as papers show them,
+    where something else makes the samples differ (latents, held-out inputs). Without it, as in an
+    autoregressive model, every sample's chain of means is the same image: draws then."""
+    return bool(info.latents or info.data or info.needs_batch)
+
+
 def default_count(info: Sample) -> int:
     """64 images for a grid; 2,500 points for a 2-D scatter plot (PacGAN's sample size)."""
     return 2500 if info.shape in ((2,), (1, 2)) else 64

@@ -155,6 +155,8 @@ def test_anomaly_scores_separate_corrupted_digits(tmp_path: Path) -> None:
     from sklearn.metrics import roc_auc_score
 
     run = train(TEST_SPECS / "made_digits.gen", tmp_path / "made", "--steps", "2000")
+    grid = np.asarray(Image.open(run / "samples" / "final.png"))
+    assert set(np.unique(grid)) == {0, 255}  # training's grid draws: 64 chains of means would be one gray image
     x = load("digits", {"binarize": True}, "test")[0].reshape(-1, 64)
     rng = np.random.default_rng(0)
     corrupted = np.where(rng.random(x.shape) < 0.15, 1 - x, x)  # flip 15% of the pixels
