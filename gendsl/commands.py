@@ -319,7 +319,7 @@ def _sampler(trainer):
         state = torch.get_rng_state()  # drawing pictures must not change the training run
         try:
             return write_samples(model, t.run.spec, t.run.folder / "samples" / f"{tag}.png", cache["groups"],
-                                 mean=shows_means(choose(t.run.spec, None)[1]))  # `gendsl sample` draws
+                                 mean=shows_means(choose(t.run.spec, None)[1]), notes=t.notes)
         finally:
             torch.set_rng_state(state)
             t.model.train()
@@ -342,7 +342,9 @@ def cmd_sample(args, out) -> int:
         written = traversal(model, run.spec, target, args.traverse, name=args.name)
     else:
         groups = held_out(run.spec, device)
-        written = write_samples(model, run.spec, target, groups, args.n, args.name, args.mean)
+        notes = []
+        written = write_samples(model, run.spec, target, groups, args.n, args.name, args.mean, notes)
+        out.add(notes)
     print(f"wrote {written}")
     return 0
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from gendsl.diagnostics import GendslError, error
+from gendsl.diagnostics import Diagnostic, GendslError, error, warning
 from gendsl.spec import RunSpec, Sample
 from gendsl.runtime.data import Group, held_out_rows, load_split
 from gendsl.runtime.images import as_images, save_grid, save_samples
@@ -49,11 +50,25 @@ def default_count(info: Sample) -> int:
     return 2500 if info.shape in ((2,), (1, 2)) else 64
 
 
+def non_finite(x, name: str) -> Diagnostic | None:
+    """A warning when samples hold NaN or infinite values (drawn black in a grid), else None."""
+    bad = int((~np.isfinite(x)).reshape(len(x), -1).any(1).sum())
+    if not bad:
+        return None
+    return warning("W412", f"{bad} of the {len(x)} samples of {name} hold NaN or infinite values (drawn black)",
+                   hint="the model is not trained enough to sample from, or it diverged: check the losses "
+                        "(losses.png), train longer, or sample from a later checkpoint")
+
+
 def write_samples(model, spec: RunSpec, path: Path, groups: list[Group] | None, n: int | None = None,
-                  name: str | None = None, mean: bool = False) -> Path:
+                  name: str | None = None, mean: bool = False, notes: list | None = None) -> Path:
+    """The samples' picture at `path`; a warning about non-finite samples goes to `notes` if given."""
     name, info = choose(spec, name)
     n = n or default_count(info)
     x = draw(model, spec, name, n, groups, mean).float().cpu().numpy()
+    found = non_finite(x, name)
+    if found is not None and notes is not None and not any(d.code == found.code for d in notes):
+        notes.append(found)
     if info.kind == "cat" and info.classes > 1:
         x = x / (info.classes - 1)  # levels 0 .. K - 1 as gray levels (the categorical digits)
     reference = None

@@ -44,6 +44,16 @@ def test_ddpm_digits_grid_and_bound(tmp_path: Path) -> None:
     # their text form: tests/unit/test_metric_text.py (a second bound here would double the test's time)
 
 
+def test_samples_of_an_undertrained_diffusion_warn_instead_of_failing(tmp_path: Path) -> None:
+    """After 300 rounds the learned variances are still wild and every reverse chain overflows: the
+    grid is still written (non-finite values drawn black) and the user gets W412, not numpy's warning."""
+    code, _, stderr = gendsl("train", SPECS / "ddpm_digits.gen", "--out", tmp_path / "early", "--steps", "300",
+                             "--set", "ch=32", "--quiet")
+    assert code == 0, stderr
+    assert "W412" in stderr and "RuntimeWarning" not in stderr, stderr
+    assert (tmp_path / "early" / "samples" / "final.png").is_file()
+
+
 def test_lstm_digits_exact_nll_of_the_17_levels(tmp_path: Path) -> None:
     """The exact-NLL comparison of the DDPM bound, CI-sized: categorical pixels train, score, sample."""
     run = train(SPECS / "lstm_digits.gen", tmp_path / "lstm", "--steps", "60", "--set", "hidden=16")
