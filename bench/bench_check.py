@@ -182,11 +182,13 @@ def checked_clean(text: str):
 
 def ratios(start: Timing, libraries: Timing, vae: Timing, timed: dict[int, tuple[Timing, Timing, Timing]]) -> str:
     """Each measurement against its reference from the same run: medians of wall time (of CPU time)."""
+    mid = statistics.median
+
     def ratio(a: Timing, b: Timing) -> str:
-        return f"{statistics.median(a.wall) / statistics.median(b.wall):.2f} ({statistics.median(a.cpu) / statistics.median(b.cpu):.2f})"
+        return f"{mid(a.wall) / mid(b.wall):.2f} ({mid(a.cpu) / mid(b.cpu):.2f})"
 
     def more(a: Timing, b: Timing) -> str:
-        return f"{1000 * (statistics.median(a.wall) - statistics.median(b.wall)):.0f} ms"
+        return f"{1000 * (mid(a.wall) - mid(b.wall)):.0f} ms"
 
     lines = [f"cold check of vae.gen: {ratio(vae, libraries)} x the libraries' import, {more(vae, libraries)} more; "
              f"the libraries' import: {more(libraries, start)} after the interpreter's start"]

@@ -9,8 +9,8 @@ import numpy as np
 
 
 def as_images(x: np.ndarray) -> np.ndarray | None:
-    """[n, ...] samples as [n, H, W, C] images in [0, 1], or None when they are not images. A NaN is
-    drawn black (the caller says how many there were: `draw.non_finite`)."""
+    """[n, ...] samples as [n, H, W, C] images in [0, 1], or None when they are not images. A NaN or
+    an infinity is drawn black (the caller says how many there were: `draw.non_finite`)."""
     shape = x.shape[1:]
     if len(shape) == 3 and shape[0] in (1, 3):
         images = x.transpose(0, 2, 3, 1)
@@ -21,7 +21,7 @@ def as_images(x: np.ndarray) -> np.ndarray | None:
         images = x.reshape(len(x), side, side, 1)
     else:
         return None
-    return np.clip(np.nan_to_num(images, nan=0.0), 0.0, 1.0)
+    return np.clip(np.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0), 0.0, 1.0)
 
 
 def save_grid(images: np.ndarray, path: Path, columns: int | None = None, min_size: int = 32) -> None:
