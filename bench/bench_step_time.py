@@ -11,11 +11,13 @@ the same batch and random draws (but for the VAE of the PyTorch examples, whose 
 is parameterized otherwise).
 
     .venv/bin/python bench/bench_step_time.py [--only made,pixelcnn] [--blocks 20]
-                                              [--block-steps N] [--compile] [--device cpu]
+                                              [--block-steps N] [--compile] [--aa] [--device cpu]
 
 `--block-steps` replaces every family's default (the table `FAMILIES`: about half a second of
 work per block on one CPU thread). `--compile` wraps both sides' loss in torch.compile (the
-generated side through `gendsl train --compile`, which compiles each step's method).
+generated side through `gendsl train --compile`, which compiles each step's method). `--aa` adds
+a row per family that times the hand-written model against a second copy of it, the same way:
+its distance from 1.00 is what noise alone does to a ratio in that run.
 """
 
 from __future__ import annotations
@@ -412,6 +414,9 @@ def main() -> None:
     parser.add_argument("--block-steps", type=int, default=None, help="rounds per block (default: per family)")
     parser.add_argument("--compile", action="store_true", help="torch.compile both sides' losses")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--aa", action="store_true",
+                        help="also time the hand-written side against a second copy of itself (an A/A run): "
+                             "how far from 1.00 noise alone moves a ratio")
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FAMILIES]
@@ -431,6 +436,11 @@ def main() -> None:
             row = compare(trainer.one_round, hand.step, args.blocks, steps, device)
             rows.append({"label": family.label, "params": count, "steps": steps, **row})
             print(f"  {name}: {row['ratio']:.3f} (CPU time {row['cpu_ratio']:.3f})", file=sys.stderr, flush=True)
+            if args.aa:
+                twin = family.hand(trainer.groups[0].tensors[0], family.batch, args.compile)
+                row = compare(twin.step, hand.step, args.blocks, steps, device)
+                rows.append({"label": "  A/A: hand-written against a copy", "params": count, "steps": steps, **row})
+                del twin
             del trainer, hand
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}{', compiled' if args.compile else ''}; "
