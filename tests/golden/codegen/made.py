@@ -245,7 +245,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'MADE',
  'spec': 'made.gen',
- 'hash': 'ffa51faea155723b',
+ 'hash': '6c1afd57d0f072c2',
  'params': {'D': 784, 'hidden': 8000},
  'data': [{'kind': 'bin',
            'shape': [784],
