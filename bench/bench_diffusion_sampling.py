@@ -5,8 +5,8 @@ held-out points), and classifier-free guidance (Ho & Salimans 2022) on the label
 
     .venv/bin/python bench/bench_diffusion_sampling.py [--swiss-roll RUN] [--digits RUN] [--samples 2000]
 
-RUN folders come from `bench/bench_families.py --only ddim_swiss_roll,ddpm_guided_digits`
-(default runs/bench/NAME); a missing one is trained first with its spec's own settings. The test
+RUN folders come from `bench/reproduce.py --only ddim,ddpm_guided`
+(default runs/reproduce/NAME); a missing one is trained first with its spec's own settings. The test
 split is used throughout; each row draws with its own fixed seed.
 """
 
@@ -86,8 +86,8 @@ def digit_rows(run: Path, samples: int) -> list[tuple[str, float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--swiss-roll", type=Path, default=ROOT / "runs/bench/ddim_swiss_roll")
-    parser.add_argument("--digits", type=Path, default=ROOT / "runs/bench/ddpm_guided_digits")
+    parser.add_argument("--swiss-roll", type=Path, default=ROOT / "runs/reproduce/ddim")
+    parser.add_argument("--digits", type=Path, default=ROOT / "runs/reproduce/ddpm_guided")
     parser.add_argument("--samples", type=int, default=2000)
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -1,8 +1,9 @@
-"""Full-size runs of the model families of specs/ that have no paper number to reproduce (those
-are rows of bench/reproduce.py), each through the CLI (gendsl train, then gendsl evaluate on the
-test split), printed as a table beside the reference numbers.
+"""Full-size runs of the model families of specs/ that are not rows of bench/reproduce.py (the
+families with a paper number or a reference to reproduce, and those issue 11 added), each
+through the CLI (gendsl train, then gendsl evaluate on the test split), printed as a table beside
+the reference numbers.
 
-    .venv/bin/python bench/bench_families.py [--only gmm,hmm] [--device auto] [--scale 1.0]
+    .venv/bin/python bench/bench_families.py [--only gmm,ebm] [--device auto] [--scale 1.0]
 
 --scale multiplies every run's length (e.g. 0.1 for a quick look); the table says what ran.
 References: for 2-D data with a known density, the true density's NLL of the same test points
@@ -31,16 +32,7 @@ RUNS = {
     "spline_grid": ("specs/spline_flow.gen", [], ["nll"], "gap <= 0.15 nats to the true density"),
     "gmm": ("specs/gmm.gen", ["--steps", "3000"], ["nll"], "scikit-learn GaussianMixture (EM)"),
     "ddpm_swiss_roll": ("specs/ddpm.gen", [], ["mmd", "bound"], "MMD^2 of two real samples (floor)"),
-    "ddim_swiss_roll": ("specs/ddim.gen", [], ["mmd"], "ddpm_swiss_roll's MMD^2 (ancestral, all 200 steps)"),
-    "ddpm_guided_digits": ("specs/ddpm_guided.gen", [], ["bound"],
-                           "bound of log p(x | y); classifier accuracy: bench/bench_diffusion_sampling.py"),
     "ebm": ("specs/ebm.gen", [], ["coverage"], "8 modes"),
-    "cond_ebm_digits": ("specs/cond_ebm.gen", [], ["accuracy"], ">= 90% accuracy (issue 11); samples given y: "
-                        "tests/e2e/test_conditional_models.py"),
-    "cond_flow_ring": ("specs/cond_flow.gen", [], ["nll"], "gap <= 0.05 nats to the true p(x | mode)"),
-    "hmm": ("specs/hmm.gen", [], ["nll", "viterbi"], "the true HMM that drew the data (gap 0)"),
-    "vqvae_digits": ("specs/vqvae.gen", [], ["losses"], "mean-image MSE 0.074 (valid); codebook "
-                     "perplexity <= 32; class entropy of samples <= log 10 = 2.303"),
     "cgan_digits": ("specs/cgan.gen", [], ["fid", "kid", "prd"], "the real-vs-real value printed beside each "
                     "(two halves of held-out digits)"),
     "infogan_digits": ("specs/infogan.gen", [], [], "code agreement >= 0.80 (issue 11); InfoGAN's 5% error "
@@ -78,26 +70,6 @@ def sklearn_gmm(data) -> float:
     train, test = load("ring", args, "train")[0], load("ring", args, "test")[0]
     gmm = GaussianMixture(8, covariance_type="diag", n_init=10, random_state=0).fit(train)
     return float(-gmm.score_samples(test).mean())
-
-
-def vq_scores(run: Path) -> dict:
-    """Codebook perplexity on the test digits, and the class entropy of 1000 samples as a digit
-    classifier reads them (tests/e2e/test_vqvae.py)."""
-    import torch
-
-    from gendsl.data import load
-    from gendsl.runtime.run import load_trained
-    from tests.e2e.test_families import digit_classifier
-    from tests.e2e.test_vqvae import entropy, perplexity
-
-    _, model, _ = load_trained(run, "cpu")
-    x = torch.as_tensor(load("digits", {}, "test")[0].reshape(-1, 64), dtype=torch.float32)
-    with torch.no_grad():
-        codes = model.q_k(x, model.encode, model.codebook).sample()
-    torch.manual_seed(0)
-    samples = model.sample_x(1000).numpy().reshape(1000, -1)
-    return {"perplexity": perplexity(codes, model.codebook.shape[0]),
-            "sample_class_entropy": entropy(digit_classifier().predict(samples))}
 
 
 def info_scores(run: Path) -> dict:
@@ -142,8 +114,6 @@ def main() -> None:
             values["sklearn_nats"] = sklearn_gmm(data)
         if name == "cyclegan":
             values |= cyclegan_scores(Path(out), "test", 1000)
-        if name == "vqvae_digits":
-            values |= vq_scores(Path(out))
         if name == "infogan_digits":
             values |= info_scores(Path(out))
         rows.append((name, " ".join(train_args[1:2] + train_args[8:]), seconds, values, reference))

@@ -1,8 +1,11 @@
 """The reproducibility table: each reference spec's number beside the like-for-like number of its
-paper, one command per row (issue 13).
+paper, one command per row (issue 13). A family with no paper number on the same data (most of
+those issue 11 added) stands beside a reference measured in the same run: the true density of
+synthetic data, the same diffusion sampled through its whole chain, a classifier of real digits.
 
     .venv/bin/python bench/reproduce.py --only vae [--device auto] [--out runs/reproduce]
     .venv/bin/python bench/reproduce.py --list
+    .venv/bin/python bench/reproduce.py --only pacgan_grid --seed 1   # another seed: OUT/NAME_seed1
 
 Everything goes through the commands a user runs: `gendsl train`, then `gendsl evaluate --split
 test`. A row runs its paper-scale budget where it can. A row marked GPU whose budget a CPU cannot
@@ -19,11 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from common import evaluate, gendsl
+from common import ROOT, evaluate, gendsl
+
+sys.path.insert(0, str(ROOT))
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,62 @@ class Row:
     also: tuple[str, ...] = ()   # other numbers of the report the table shows
     final: tuple[str, ...] = ()  # evaluation options at the paper's budget
     cheap: tuple[str, ...] = ()  # evaluation options of the points of a CPU curve
+    scores: Callable[[Path], dict] | None = None  # numbers `gendsl evaluate` has no metric for, from the run
+
+
+def vq_scores(run: Path) -> dict:
+    """Codebook perplexity on the test digits, and the class entropy of 1000 samples as a digit
+    classifier reads them (tests/e2e/test_vqvae.py)."""
+    import torch
+
+    from gendsl.data import load
+    from gendsl.runtime.run import load_trained
+    from tests.e2e.test_families import digit_classifier
+    from tests.e2e.test_vqvae import entropy, perplexity
+
+    _, model, _ = load_trained(run, "cpu")
+    x = torch.as_tensor(load("digits", {}, "test")[0].reshape(-1, 64), dtype=torch.float32)
+    with torch.no_grad():
+        codes = model.q_k(x, model.encode, model.codebook).sample()
+    torch.manual_seed(0)
+    samples = model.sample_x(1000).numpy().reshape(1000, -1)
+    return {"perplexity": perplexity(codes, model.codebook.shape[0]),
+            "sample_class_entropy": entropy(digit_classifier().predict(samples))}
+
+
+def ancestral_mmd(run: Path, samples: int = 2000) -> dict:
+    """MMD^2 to the test points of the same trained DDPM sampled the long way, every step of its
+    chain (DDPM's ancestral sampler): what DDIM's shortcut is compared with (Song et al. 2021)."""
+    import torch
+
+    from gendsl.evaluation.metrics import Context, _mmd2, _references
+    from gendsl.runtime.draw import held_out
+    from gendsl.runtime.run import load_trained
+
+    info, model, device = load_trained(run, "cpu")
+    _, real, _, _ = _references(Context(model=model, spec=info.spec, groups=held_out(info.spec, device, "test")),
+                                samples)
+    torch.manual_seed(0)
+    x = model.q.reverse(model.eps, len(real), (2,), device)
+    return {"ancestral_mmd2": _mmd2(x, real, 0.05)}
+
+
+def label_agreement(run: Path, samples: int = 500) -> dict:
+    """The share of samples (labels 0..9 in turn, the spec's guidance) that a classifier of real
+    digits gives the label they were drawn for; and its accuracy on the real test digits."""
+    import torch
+
+    from gendsl.data import load
+    from gendsl.runtime.run import load_trained
+    from tests.e2e.test_families import digit_classifier
+
+    _, model, _ = load_trained(run, "cpu")
+    classifier = digit_classifier()
+    torch.manual_seed(0)
+    x = model.sample_x(samples).clamp(0, 1).reshape(samples, -1).numpy()
+    images, labels = load("digits", {}, "test")
+    return {"samples_as_label": float((classifier.predict(x) == torch.arange(samples).numpy() % 10).mean()),
+            "real_as_label": float(classifier.score(images.reshape(len(images), -1), labels))}
 
 
 IWAE_5000 = ("--k", "5000", "--full")
@@ -64,7 +127,8 @@ ROWS = [
         "random order, early stopping on valid", 12, (12,), False, final=("--best",)),
     Row("made_ensemble", "specs/made_ensemble.gen", "binarized MNIST (fixed split)", "nll", 88.04,
         "Germain et al. 2015: 32 masks (random orders and connectivities), one hidden layer, the exact "
-        "mixture of the 32 models; this spec's layer is 500 wide", 50, (50,), False),
+        "mixture of the 32 models; 8000 units and the direct connection as in the made row, 20 epochs (the "
+        "authors train to convergence)", 20, (20,), False),
     Row("pixelcnn", "specs/pixelcnn.gen", "binarized MNIST (fixed split)", "nll", 81.30,
         "van den Oord et al. 2016 (Pixel recurrent neural networks), binarized MNIST table: PixelCNN; "
         "exact NLL", 20, (1,), True),
@@ -95,6 +159,31 @@ ROWS = [
         "MADE's exact NLL beside the ddpm_digits bound (Germain et al. 2015: a mask ensemble, order- and "
         "connectivity-agnostic, early stopping on valid; same data, split and levels; bits/dim)",
         3000, (3000,), False, unit="steps", key="bpd", also=("nats",), final=("--best",)),
+    Row("ddim", "specs/ddim.gen", "swiss roll (2-D)", "mmd", None,
+        "the same trained DDPM sampled through all 200 steps of its chain (ancestral_mmd2, the comparison of "
+        "Song et al. 2021, table 1: DDIM in few steps against DDPM in all); floor: two real samples",
+        10000, (10000,), False, unit="steps", key="mmd2", also=("ancestral_mmd2", "floor"), scores=ancestral_mmd),
+    Row("ddpm_guided", "specs/ddpm_guided.gen", "8x8 digits (scikit-learn) and their labels, 17 levels", "bound",
+        None, "classifier-free guidance (Ho & Salimans 2022) at w=3, DDIM 50 steps: the share of 500 samples a "
+        "classifier of real digits gives the label they were drawn for (samples_as_label), beside its accuracy on "
+        "real test digits (real_as_label); the bound is of log p(x | y)",
+        8000, (8000,), False, unit="steps", key="bpd", also=("nats", "samples_as_label", "real_as_label"),
+        scores=label_agreement),
+    Row("cond_flow", "specs/cond_flow.gen", "ring of 8 Gaussians (radius 2, std 0.1), each point's mode label",
+        "nll", None, "the true conditional density p(x | mode) of the same test points (true_nats); issue 11's "
+        "target: a gap of at most 0.05 nats", 3000, (3000,), False, unit="steps", also=("true_nats", "gap")),
+    Row("cond_ebm", "specs/cond_ebm.gen", "8x8 digits (scikit-learn) and their labels", "accuracy", None,
+        "JEM (Grathwohl et al. 2020) classifies with the label of lowest energy; issue 11's target: at least "
+        "90% of test digits", 1000, (1000,), False, unit="steps", key="accuracy"),
+    Row("hmm", "specs/hmm.gen", "sequences of 20 symbols (6) from a random HMM with 4 states", "nll", None,
+        "the true HMM that drew the data, its NLL of the same test sequences (true_nats; Rabiner 1989's forward "
+        "algorithm); issue 11's target: a gap of at most 0.02 nats", 1000, (1000,), False, unit="steps",
+        also=("true_nats", "gap")),
+    Row("vqvae", "specs/vqvae.gen", "8x8 digits (scikit-learn)", "losses", None,
+        "van den Oord et al. 2017 report no digits number; the mean image's MSE 0.074 (valid), a codebook "
+        "perplexity of at most 32, and a class entropy of samples of at most log 10 = 2.303",
+        2000, (2000,), False, unit="steps", key="recon", also=("perplexity", "sample_class_entropy"),
+        scores=vq_scores),
 ]
 BY_NAME = {row.name: row for row in ROWS}
 
@@ -103,23 +192,26 @@ def points(row: Row, cuda: bool) -> tuple[int, ...]:
     return (row.budget,) if cuda or not row.gpu else row.cpu_curve
 
 
-def run_row(row: Row, out: Path, device: str, cuda: bool) -> dict:
-    """Train to each point (resuming), evaluate test there; the curve and what ran."""
-    folder, curve, started = out / row.name, [], time.time()
+def run_row(row: Row, out: Path, device: str, cuda: bool, seed: int | None = None) -> dict:
+    """Train to each point (resuming), evaluate test there; the curve and what ran. `seed`: the
+    training seed when not the spec's own."""
+    folder, curve, started = out / (row.name if seed is None else f"{row.name}_seed{seed}"), [], time.time()
     stops = points(row, cuda)
     for i, stop in enumerate(stops):
         resume = ["--resume"] if i else ["--force"]
         gendsl("train", row.spec, f"--{row.unit}", str(stop), "--out", str(folder), "--quiet", "--device", device,
-               *resume)
+               *(["--seed", str(seed)] if seed is not None else []), *resume)
         values = evaluate(folder, "--split", "test", "--metric", row.metric, "--device", device,
                           *(row.final if stop >= row.budget else row.cheap))[row.metric]
+        if row.scores is not None:
+            values = {**values, **row.scores(folder)}
         number = float(values[row.key])
         curve.append({row.unit: stop, row.metric: number, "how": values.get("method", ""),
                       **{key: values[key] for key in row.also},
                       **({"terms": values["terms"]} if "terms" in values else {}),  # a diffusion bound's terms
                       "seconds": round(time.time() - started)})
         print(f"{row.name}: {row.unit} {stop}: {number:.3f} {row.key} {values.get('method', '')}", flush=True)
-        result = {"row": row.name, "spec": row.spec, "device": device, "curve": curve, "paper": row.paper,
+        result = {"row": row.name, "spec": row.spec, "seed": seed, "device": device, "curve": curve, "paper": row.paper,
                   "reference": row.reference, "complete": stop >= row.budget}
         (folder / "curve.json").write_text(json.dumps(result, indent=2) + "\n")  # after each point: a stopped
         plot(row, curve, folder / "curve.png")                                   # run keeps what it measured
@@ -150,7 +242,7 @@ def plot(row: Row, curve: list[dict], path: Path) -> None:
 def table_row(row: Row, result: dict) -> str:
     last = result["curve"][-1]
     ours = f"{last[row.metric]:.4g} {row.key}" + "".join(f", {key} {last[key]:.4g}" for key in row.also)
-    ours += f", {last['how'] or row.metric} ({row.unit} {last[row.unit]}"
+    ours += (f", {last['how']}" if last["how"] else "") + f" ({row.unit} {last[row.unit]}"
     ours += ")" if result["complete"] else f" of {row.budget}; CPU curve: " + ", ".join(
         f"{p[row.unit]}: {p[row.metric]:.2f}" for p in result["curve"]) + ")"
     paper = f"{row.paper} ({row.reference})" if row.paper is not None else row.reference
@@ -163,6 +255,8 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="print the rows and what each would run here")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--out", default="runs/reproduce")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="a training seed other than the spec's own (the table's); writes OUT/NAME_seedN")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(BY_NAME)
     unknown = [n for n in names if n not in BY_NAME]
@@ -178,7 +272,7 @@ def main() -> None:
                   f"{' (GPU budget ' + str(row.budget) + ')' if row.gpu and not cuda else ''}")
         return
     device = args.device if args.device != "auto" else "cuda" if cuda else "cpu"
-    results = [run_row(BY_NAME[name], Path(args.out), device, cuda) for name in names]
+    results = [run_row(BY_NAME[name], Path(args.out), device, cuda, args.seed) for name in names]
     print("\n| row | data | ours (test) | paper / reference | command |\n|---|---|---|---|---|")
     for result in results:
         print(table_row(BY_NAME[result["row"]], result))
