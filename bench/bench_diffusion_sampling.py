@@ -38,11 +38,18 @@ def trained(run: Path, spec: str) -> Path:
     return run
 
 
+def with_test_points(run: Path, samples: int):
+    """A trained 2-D model, its device, and `samples` test points with the two references of the
+    mmd metric: another sample of test points and the points with shuffled coordinates."""
+    info, model, device = load_trained(run, "cpu")
+    _, a, b, shuffled = _references(Context(model=model, spec=info.spec, groups=held_out(info.spec, device, "test")),
+                                    samples)
+    return model, device, a, b, shuffled
+
+
 def swiss_roll_rows(run: Path, samples: int) -> list[tuple[str, float, float]]:
     """(sampler, MMD^2 to held-out points, seconds) for DDIM and ancestral sampling of one model."""
-    info, model, device = load_trained(run, "cpu")
-    ctx = Context(model=model, spec=info.spec, groups=held_out(info.spec, device, "test"))
-    _, a, b, shuffled = _references(ctx, samples)
+    model, device, a, b, shuffled = with_test_points(run, samples)
     q, n = model.q, len(a)
     rows = [("floor (two real samples)", _mmd2(b, a, 0.05), 0.0),
             ("shuffled coordinates", _mmd2(shuffled, a, 0.05), 0.0)]

@@ -83,17 +83,13 @@ def ancestral_mmd(run: Path, samples: int = 2000) -> dict:
     """MMD^2 to the test points of the same trained DDPM sampled the long way, every step of its
     chain (DDPM's ancestral sampler): what DDIM's shortcut is compared with (Song et al. 2021)."""
     import torch
+    from bench_diffusion_sampling import with_test_points
 
-    from gendsl.evaluation.metrics import Context, _mmd2, _references
-    from gendsl.runtime.draw import held_out
-    from gendsl.runtime.run import load_trained
+    from gendsl.evaluation.metrics import _mmd2
 
-    info, model, device = load_trained(run, "cpu")
-    _, real, _, _ = _references(Context(model=model, spec=info.spec, groups=held_out(info.spec, device, "test")),
-                                samples)
+    model, device, points, _, _ = with_test_points(run, samples)
     torch.manual_seed(0)
-    x = model.q.reverse(model.eps, len(real), (2,), device)
-    return {"ancestral_mmd2": _mmd2(x, real, 0.05)}
+    return {"ancestral_mmd2": _mmd2(model.q.reverse(model.eps, len(points), (2,), device), points, 0.05)}
 
 
 def label_agreement(run: Path, samples: int = 500) -> dict:
