@@ -3,7 +3,9 @@
 For each family, both versions train on the same data (resident on the device, batched by index)
 in alternating blocks of rounds, so that machine noise hits both alike. Reported: the median time
 of one training round (forward, backward, optimizer step, and the spec's schedule and EMA; for the
-GAN one D step and one G step), and the ratio generated / hand-written (aim: at most 1.00).
+GAN one D step and one G step), the ratio generated / hand-written (aim: at most 1.00), and each
+side's minor page faults per round. Both sides run in one process, so the allocator settings that
+the trainer makes (`gendsl/runtime/allocator.py`) hold for the hand-written side too.
 
 Before timing, each pair is checked to be the same model: equal parameter shapes (so equal
 counts), and, with the generated weights copied into the hand-written model, the same loss on
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -377,16 +380,22 @@ def check_same(trainer: Trainer, hand: Hand, same_loss: bool) -> int:
     return sum(p.numel() for p in ours)
 
 
-def timed(step, count: int, device: torch.device) -> tuple[float, float]:
-    """Wall and CPU seconds per round over `count` rounds (CPU time: this process, all threads)."""
+def timed(step, count: int, device: torch.device) -> tuple[float, float, float]:
+    """Wall and CPU seconds and minor page faults per round over `count` rounds (CPU time and faults:
+    this process, all threads)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu, faults = time.perf_counter(), time.process_time(), minor_faults()
     for _ in range(count):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / count, (time.process_time() - cpu) / count
+    return ((time.perf_counter() - start) / count, (time.process_time() - cpu) / count,
+            (minor_faults() - faults) / count)
+
+
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def compare(ours, theirs, blocks: int, block_steps: int, device: torch.device) -> dict:
@@ -403,8 +412,10 @@ def compare(ours, theirs, blocks: int, block_steps: int, device: torch.device) -
     ratios = sorted(x[0] / y[0] for x, y in zip(a, b))  # per pair of neighbouring blocks: the spread
     gen, hand = (statistics.median(t[0] for t in ts) for ts in (a, b))
     gen_cpu, hand_cpu = (statistics.median(t[1] for t in ts) for ts in (a, b))
+    gen_faults, hand_faults = (statistics.median(t[2] for t in ts) for ts in (a, b))
     return {"generated_ms": gen * 1e3, "handwritten_ms": hand * 1e3, "ratio": gen / hand,
-            "q1": ratios[len(ratios) // 4], "q3": ratios[(3 * len(ratios)) // 4], "cpu_ratio": gen_cpu / hand_cpu}
+            "q1": ratios[len(ratios) // 4], "q3": ratios[(3 * len(ratios)) // 4], "cpu_ratio": gen_cpu / hand_cpu,
+            "faults": f"{gen_faults:.0f}/{hand_faults:.0f}"}
 
 
 def main() -> None:
@@ -447,10 +458,10 @@ def main() -> None:
           f"median of {args.blocks} blocks per side, interleaved; load average {load[0]:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after")
     print(f"{'model':<60} {'params':>9} {'rounds':>6} {'generated':>11} {'hand-written':>12} {'ratio':>6} "
-          f"{'pairs q1-q3':>12} {'CPU ratio':>9}")
+          f"{'pairs q1-q3':>12} {'CPU ratio':>9} {'faults':>9}")
     for r in rows:
         print(f"{r['label']:<60} {r['params']:>9,} {r['steps']:>6} {r['generated_ms']:>9.3f}ms "
-              f"{r['handwritten_ms']:>10.3f}ms {r['ratio']:>6.3f} {r['q1']:>5.3f}-{r['q3']:.3f} {r['cpu_ratio']:>9.3f}")
+              f"{r['handwritten_ms']:>10.3f}ms {r['ratio']:>6.3f} {r['q1']:>5.3f}-{r['q3']:.3f} {r['cpu_ratio']:>9.3f} {r['faults']:>9}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from gendsl.diagnostics import GendslError, error
 from gendsl.runtime import checkpoint
+from gendsl.runtime.allocator import keep_freed_memory
 from gendsl.runtime.average import WeightAverage
 from gendsl.runtime.data import Batcher, load_split
 from gendsl.runtime.logs import MetricLog, progress
@@ -90,6 +91,7 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = self.setup_device()
+        keep_freed_memory()  # before the data and model allocate
         self.seed = options.seed if options.seed is not None else train.seed
         self.notes: list = []  # warnings for the CLI to print when training ends
         self.tracker = self.open_tracker()
