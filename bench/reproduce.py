@@ -143,7 +143,8 @@ ROWS = [
         "van den Oord et al. 2016, binarized MNIST table: PixelRNN 79.20, NADE 88.33 nats; exact NLL", 20, (1, 4), True),
     Row("pacgan_ring", "specs/pacgan_ring.gen", "ring of 8 Gaussians (radius 1, std 0.01)", "coverage", 7.9,
         "Lin et al. 2018 (PacGAN), table 1, PacGAN2: 7.9 modes, 95.6% high quality, reverse KL 0.07 (GAN: 6.3, "
-        "98.2%, 0.45); 2,500 samples; PacGAN trains 400,000 rounds of batch 100, this row the spec's 25,000", 25000, (25000,), False, unit="steps", key="modes",
+        "98.2%, 0.45); 2,500 samples; PacGAN trains 400,000 rounds of batch 100, this row the spec's 50,000", 50000,
+        (50000,), False, unit="steps", key="modes",
         also=("high_quality", "reverse_kl")),
     Row("pacgan_grid", "specs/pacgan_grid.gen", "grid of 25 Gaussians (std 0.05)", "coverage", 23.8,
         "Lin et al. 2018 (PacGAN), table 1, PacGAN2: 23.8 modes, 91.3% high quality, reverse KL 0.13 (GAN: 17.3, "
