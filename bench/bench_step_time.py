@@ -461,7 +461,8 @@ def main() -> None:
           f"{'pairs q1-q3':>12} {'CPU ratio':>9} {'faults':>9}")
     for r in rows:
         print(f"{r['label']:<60} {r['params']:>9,} {r['steps']:>6} {r['generated_ms']:>9.3f}ms "
-              f"{r['handwritten_ms']:>10.3f}ms {r['ratio']:>6.3f} {r['q1']:>5.3f}-{r['q3']:.3f} {r['cpu_ratio']:>9.3f} {r['faults']:>9}")
+              f"{r['handwritten_ms']:>10.3f}ms {r['ratio']:>6.3f} {r['q1']:>5.3f}-{r['q3']:.3f} "
+              f"{r['cpu_ratio']:>9.3f} {r['faults']:>9}")
 
 
 if __name__ == "__main__":

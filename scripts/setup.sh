@@ -31,8 +31,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || ! .venv/bin/python -c "import
   echo "$WANT" > "$STAMP"
 fi
 # An editable install leaves gendsl's own modules without bytecode, and where PYTHONDONTWRITEBYTECODE
-# is set (as on these machines) every process would compile all of them again: 0.15 s of each
-# `gendsl check` (bench/README.md). Only changed files are recompiled; a stale file is only slower.
+# is set (as on these machines) every process would compile all of them again: about 0.1 s of
+# each `gendsl check` (bench/README.md). Only changed files are recompiled; a stale file is only slower.
 .venv/bin/python -m compileall -q gendsl >/dev/null
 
 # The VS Code extension's packages (its grammar's tests run VS Code's TextMate engine; vsce packages it).

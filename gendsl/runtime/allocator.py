@@ -4,9 +4,9 @@ PyTorch's CPU tensors come from glibc's malloc. By default glibc maps blocks abo
 threshold with their own mmap and returns the top of its heap to the kernel once enough of it is
 free, so a training round, which frees and reallocates the same tensors every time, faults their
 pages in again (zero-filled by the kernel) on each round. Fixing both thresholds keeps those pages:
-on the VAE of `bench/bench_step_time.py`, 60 to 180 page faults and about 0.2 to 0.4 ms of system
-time per 11 ms round fell to none (bench/README.md, `bench_step_time.py`). Setting only one of the two would switch off
-glibc's sliding threshold and fault more, so it is both or neither.
+the VAE of `bench/bench_step_time.py` went from 300 to 480 page faults per round to 0 to 3, and
+from 11.0 to 15.7 ms a round to 11.2 to 11.7 ms (bench/README.md, "Page faults"). Setting only one
+of the two switches off glibc's sliding threshold and faults more, so it is both or neither.
 """
 
 from __future__ import annotations
