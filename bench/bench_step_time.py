@@ -415,7 +415,7 @@ def compare(ours, theirs, blocks: int, block_steps: int, device: torch.device) -
     gen_faults, hand_faults = (statistics.median(t[2] for t in ts) for ts in (a, b))
     return {"generated_ms": gen * 1e3, "handwritten_ms": hand * 1e3, "ratio": gen / hand,
             "q1": ratios[len(ratios) // 4], "q3": ratios[(3 * len(ratios)) // 4], "cpu_ratio": gen_cpu / hand_cpu,
-            "faults": f"{gen_faults:.0f}/{hand_faults:.0f}"}
+            "gen_faults": gen_faults, "hand_faults": hand_faults}
 
 
 def main() -> None:
@@ -460,9 +460,10 @@ def main() -> None:
     print(f"{'model':<60} {'params':>9} {'rounds':>6} {'generated':>11} {'hand-written':>12} {'ratio':>6} "
           f"{'pairs q1-q3':>12} {'CPU ratio':>9} {'faults':>9}")
     for r in rows:
+        faults = f"{r['gen_faults']:.0f}/{r['hand_faults']:.0f}"
         print(f"{r['label']:<60} {r['params']:>9,} {r['steps']:>6} {r['generated_ms']:>9.3f}ms "
               f"{r['handwritten_ms']:>10.3f}ms {r['ratio']:>6.3f} {r['q1']:>5.3f}-{r['q3']:.3f} "
-              f"{r['cpu_ratio']:>9.3f} {r['faults']:>9}")
+              f"{r['cpu_ratio']:>9.3f} {faults:>9}")
 
 
 if __name__ == "__main__":
