@@ -148,8 +148,8 @@ ROWS = [
         also=("high_quality", "reverse_kl")),
     Row("pacgan_grid", "specs/pacgan_grid.gen", "grid of 25 Gaussians (std 0.05)", "coverage", 23.8,
         "Lin et al. 2018 (PacGAN), table 1, PacGAN2: 23.8 modes, 91.3% high quality, reverse KL 0.13 (GAN: 17.3, "
-        "94.8%, 0.70); 2,500 samples; PacGAN trains 400,000 rounds of batch 100, this row the spec's 50,000 "
-        "of batch 300", 50000, (50000,), False, unit="steps", key="modes",
+        "94.8%, 0.70); 2,500 samples; PacGAN trains 400,000 rounds of batch 100, this row the spec's 100,000 "
+        "of batch 300", 100000, (100000,), False, unit="steps", key="modes",
         also=("high_quality", "reverse_kl")),
     Row("ddpm_digits", "specs/ddpm_digits.gen", "8x8 digits (scikit-learn), 17 levels", "bound", None,
         "independent pixels (17 levels) 2.41 bits/dim on test (2.45 on valid); the bound must beat it by "
