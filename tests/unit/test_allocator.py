@@ -43,7 +43,7 @@ def faults_per_round(setting: str) -> float:
 def test_a_round_of_reallocations_faults_no_pages_in_again():
     ours, hand_back = faults_per_round("ours"), faults_per_round("hand_back")
     # fewer than the 256 pages of the smallest tensor: none of the tensors came back from the kernel
-    # (0 faults in most runs here; 25.6 in two runs of twelve, with two training processes running)
+    # (0 faults in most runs here; 25.6 in two runs of eighteen, with two training processes running)
     assert ours < 256, f"{ours} faults per round with the setting (an allocation of 1 MiB alone is 256 pages)"
     assert hand_back > 5000, f"{hand_back} faults per round when freed memory goes back to the kernel"
 
