@@ -55,7 +55,8 @@ def save_scatter(samples: np.ndarray, path: Path, reference: np.ndarray | None =
         ax.scatter(reference[:, 0], reference[:, 1], s=2, c="#bbbbbb", label="held-out data", rasterized=True)
     ax.scatter(samples[:, 0], samples[:, 1], s=2, c="#1f5fa8", label="samples", rasterized=True)
     ax.set_aspect("equal", adjustable="datalim")
-    ax.legend(loc="upper right", fontsize=7, markerscale=4, frameon=False)
+    # below the axes: inside them, the legend hid the samples of a corner mode
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7, markerscale=4, frameon=False)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
