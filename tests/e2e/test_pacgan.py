@@ -18,8 +18,8 @@ import pytest
 
 from tests.e2e.test_families import evaluate, train
 
-# spec, CI steps, least modes, least high-quality share, largest reverse KL; measured with these
-# commands (seed 0, valid split): ring 8 of 8 modes, 62.9% high quality, reverse KL 0.0042 (54.0%,
+# spec, CI steps, extra arguments, least modes, least high-quality share, largest reverse KL;
+# measured with these commands (seed 0, valid split): ring 8 of 8 modes, 62.9% high quality, reverse KL 0.0042 (54.0%,
 # 0.0024 with two threads; at the spec's earlier learning rate, 1e-3: 64.6%, 0.0077); grid, at
 # 1e-3, 25 of 25 modes, 18.8% high quality, reverse KL 0.053 after 10,000 rounds with one thread,
 # as the suite runs (24.3%, 0.038 with two threads). Its D, freq 1, stays near chance for the first
