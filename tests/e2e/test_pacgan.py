@@ -19,14 +19,14 @@ import pytest
 from tests.e2e.test_families import evaluate, train
 
 # spec, CI steps, extra arguments, least modes, least high-quality share, largest reverse KL;
-# measured with these commands (seed 0, valid split): ring 8 of 8 modes, 62.9% high quality, reverse KL 0.0042 (54.0%,
-# 0.0024 with two threads; at the spec's earlier learning rate, 1e-3: 64.6%, 0.0077); grid, at
-# 1e-3, 25 of 25 modes, 18.8% high quality, reverse KL 0.053 after 10,000 rounds with one thread,
-# as the suite runs (24.3%, 0.038 with two threads). Its D, freq 1, stays near chance for the first
-# rounds, so few samples are sharp early: after 6,000 rounds 20 modes and 3.5% with one thread,
-# 21 and 6.8% with two, too close to zero for a threshold (the spec's 100,000 rounds at 5e-4, seeds
-# 0 and 1: 25 modes, 95.5% and 96.2%). After one round (a G that learnt nothing): ring 0 of 8
-# modes, 0.0%, reverse KL 1.52; grid 0 of 25 modes, 0.0%, 2.50.
+# measured with these commands (seed 0, valid split): ring 8 of 8 modes, 62.9% high quality, reverse
+# KL 0.0042 (54.0%, 0.0024 with two threads; at the spec's earlier learning rate, 1e-3: 64.6%,
+# 0.0077); grid, at 1e-3, 25 of 25 modes, 18.8% high quality, reverse KL 0.053 after 10,000 rounds
+# with one thread, as the suite runs (24.3%, 0.038 with two threads). Its D, freq 1, stays near
+# chance for the first rounds, so few samples are sharp early: after 6,000 rounds 20 modes and 3.5%
+# with one thread, 21 and 6.8% with two, too close to zero for a threshold (the spec's 100,000
+# rounds at 5e-4, seeds 0 and 1: 25 modes, 95.5% and 96.2%). After one round (a G that learnt
+# nothing): ring 0 of 8 modes, 0.0%, reverse KL 1.52; grid 0 of 25 modes, 0.0%, 2.50.
 CASES = [("pacgan_ring.gen", 3000, (), 8, 0.40, 0.05),
          ("pacgan_grid.gen", 10000, ("--set", "lr=1e-3"), 20, 0.10, 0.15)]
 
