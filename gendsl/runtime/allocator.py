@@ -21,12 +21,17 @@ TRIM_THRESHOLD = 512 << 20  # at most this much freed memory stays mapped at the
 
 def keep_freed_memory() -> bool:
     """Fix glibc's thresholds for this process; False where the C library is not glibc (nothing changed)."""
+    return set_malloc_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)
+
+
+def set_malloc_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Fix glibc's mmap and trim thresholds (bytes) for this process; False where it is not glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # musl and other C libraries: no mallopt, their own policy
         return False
-    if not mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD):
+    if not mallopt(_M_MMAP_THRESHOLD, mmap_threshold):
         return False
-    return bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))

@@ -15,13 +15,12 @@ from gendsl.runtime import allocator
 # default slides its thresholds as blocks are freed, and whether a round then faults depends on the
 # heap's layout: about 7,400 faults per round in a shell here, none in a CI run.)
 ROUNDS = """
-import ctypes, resource, sys, torch
-from gendsl.runtime.allocator import keep_freed_memory
+import resource, sys, torch
+from gendsl.runtime.allocator import keep_freed_memory, set_malloc_thresholds
 if sys.argv[1] == "ours":
     assert keep_freed_memory()
 else:
-    mallopt = ctypes.CDLL("libc.so.6").mallopt
-    assert mallopt(-3, 128 << 10) and mallopt(-1, 128 << 10)  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    assert set_malloc_thresholds(128 << 10, 128 << 10)
 def round_():
     kept = [torch.ones(n << 18) for n in (2, 12, 8, 5, 1, 3)]  # n << 18 floats: n MiB
     del kept
