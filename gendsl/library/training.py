@@ -82,6 +82,14 @@ def step_decay(every: Count, gamma: Positive = 0.1) -> Code:
     return _schedule("step_lr", every=every, gamma=gamma)
 
 
+@SCHEDULES.register("stages", "`count` constant stages, stage i lasting growth^i / sum_j growth^j of the run at "
+                    "final^(i / (count - 1)) x base LR; the defaults over 3,280 epochs are Burda et al. 2016's "
+                    "3^i epochs at 1e-3 x 10^(-i/7)", skip=0)
+def stages(count: Annotated[int, Range(2)] = 8, growth: Positive = 3.0, final: Fraction = 0.1) -> Code:
+    require(final > 0, f"stages needs final > 0, got {final}", "the last stage's factor of the base LR, e.g. 0.1")
+    return _schedule("staged_lr", count=count, growth=growth, final=final)
+
+
 @SCHEDULES.register("onecycle", "the one-cycle policy (Smith & Topin 2019): a cosine rise from lr/div to "
                     "the optimizer's lr over the first `rise` share of the run, then a cosine fall to "
                     "lr/(div x final_div)", skip=0)

@@ -317,6 +317,11 @@ def reference_factor(name: str, options: dict, r: int, total: int) -> float:
         peak = max(1, round(rise * total))
         start, end, share = (1 / div, 1.0, r / peak) if r < peak else (1.0, low, (r - peak) / max(1, total - peak))
         return end + (start - end) * 0.5 * (1 + math.cos(math.pi * share))
+    if name == "stages":
+        count, growth, final = options.get("count", 8), options.get("growth", 3.0), options.get("final", 0.1)
+        weights = [growth ** i for i in range(count)]
+        stage = next(i for i in range(count) if i == count - 1 or r / total < sum(weights[:i + 1]) / sum(weights))
+        return final ** (stage / (count - 1))
     if name == "plateau":  # the test reports the same valid loss each round: no round improves on the first
         reductions = max(0, r - 1) // (options.get("patience", 2) + 1)
         return max(options.get("factor", 0.1) ** reductions, min(options.get("min_lr", 0.0) / 0.1, 1.0))
@@ -341,6 +346,23 @@ def test_schedule(name, tmp_path):
             optimizer.step()
             scheduler.step(*([1.0] if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) else []))
     assert tried, f"no configuration of {name} passes its own rule"
+
+
+def test_stages_defaults_are_burdas_staircase(tmp_path):
+    """Over 3,280 rounds (an epoch a round), stages() is Burda et al. 2016's schedule: 3^i epochs at
+    1e-3 x 10^(-i/7), i = 0 .. 7."""
+    compiled = compile_text(train_spec("Adam(lr=1e-3)", "stages()"), tmp_path)
+    (optimizer, scheduler), = compiled.model.configure_optimizers(3280).values()
+    rates = []
+    for _ in range(3280):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    starts = [0] + [sum(3 ** j for j in range(i + 1)) for i in range(7)]
+    assert starts == [0, 1, 4, 13, 40, 121, 364, 1093]
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i < 7 else 3280
+        assert rates[start:end] == pytest.approx([1e-3 * 10 ** (-i / 7)] * (end - start)), i
 
 
 # ---- initializers ----

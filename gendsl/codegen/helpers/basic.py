@@ -224,6 +224,14 @@ def step_lr(total, every, gamma=0.1):
     return lambda r: gamma ** (r // every)
 
 
+def staged_lr(total, count=8, growth=3.0, final=0.1):
+    """`count` constant stages: stage i spans growth**i / sum_j growth**j of the rounds, at
+    final**(i / (count - 1)) x the base rate."""
+    lengths = [growth ** i for i in range(count)]
+    ends = [total * sum(lengths[:i + 1]) / sum(lengths) for i in range(count - 1)]   # of stages 0 .. count-2
+    return lambda r: final ** (sum(r >= end for end in ends) / (count - 1))
+
+
 def one_cycle_lr(total, rise=0.3, div=25.0, final_div=1e4):
     """The one-cycle policy (Smith & Topin 2019): a cosine rise from base/div to the base rate
     over the first `rise` share of the rounds, then a cosine fall to base/(div * final_div)."""
