@@ -120,6 +120,9 @@ def register(sub, common) -> None:
     train.add_argument("--patience", type=whole_number("--patience", 0, "validations without improvement"),
                        metavar="N", help="stop after N validations without a lower valid loss (default: the "
                        "train block's patience; 0: never); best.pt keeps the best weights")
+    train.add_argument("--until", type=whole_number("--until", 1, "the epoch (or round) to stop at"), metavar="N",
+                       help="stop at epoch N of the run (round N of a run by --steps) and keep the rest for "
+                       "--resume; the LR schedule still spans the whole run: a long run's first N epochs")
     train.add_argument("--amp", nargs="?", const="auto", choices=("auto", "bf16", "fp16"), default=None,
                        help="mixed precision: --amp alone is fp16 autocast with a GradScaler on CUDA and bf16 "
                        "autocast on CPU; --amp bf16|fp16 picks one")
@@ -275,7 +278,8 @@ def _train(args, out, folder: Path) -> int:
     options = Options(device=args.device, seed=args.seed, steps=args.steps, epochs=args.epochs, resume=args.resume,
                       quiet=args.quiet, amp=args.amp, compile=args.compile, log_every=args.log_every,
                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-                      validate_every=args.validate_every, patience=args.patience, accumulate=args.accumulate,
+                      validate_every=args.validate_every, patience=args.patience, until=args.until,
+                      accumulate=args.accumulate,
                       mlflow=args.mlflow)
     trainer = Trainer(run, options, where=_where(checked))
     if trainer.main:

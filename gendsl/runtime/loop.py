@@ -42,6 +42,7 @@ class Options:
     sample_every: int | None = None
     validate_every: int | None = None
     patience: int | None = None
+    until: int | None = None     # stop at this epoch (or round) of the run, its LR schedule unchanged
     accumulate: int | None = None
     mlflow: str | None = None    # also log to the MLflow file store in this folder (or file: URI)
 
@@ -181,6 +182,21 @@ class Trainer:
             return epochs * self.rounds_per_epoch(), True
         return train.steps, False
 
+    def end_round(self) -> int:
+        """The round this command trains to: the run's last, or --until's epoch (or round) of it."""
+        until = self.options.until
+        if until is None:
+            return self.total
+        unit, per, an = ("epoch", self.rounds_per_epoch(), "an") if self.by_epochs else ("round", 1, "a")
+        if until * per > self.total:
+            raise GendslError(error("E512", f"--until {until}: past the end of the run, {unit} {self.total // per}",
+                                    hint=f"--until names {an} {unit} of the run; lengthen the run with --steps or "
+                                         "--epochs (its LR schedule spans that length)"))
+        if until * per <= self.round:
+            raise GendslError(error("E512", f"--until {until}: this run is already at {unit} {self.round // per}",
+                                    hint=f"name a later {unit}, or leave out --until to train to the end"))
+        return until * per
+
     def rounds_per_epoch(self) -> int:
         """An epoch's rounds: each round's update reads `accumulate` batches."""
         return max(1, self.batcher.per_epoch() // self.accumulate)
@@ -289,6 +305,7 @@ class Trainer:
                     "E511", f"--resume: this run has already trained {self.round} rounds, more than the "
                     f"{self.total} asked for", hint=f"ask for at least {self.round} (--steps {self.round} or more), "
                     "or sample and evaluate the run as it is"))
+        end = self.end_round()
         if self.tracker is not None:
             self.tracker.start(self)
         log = MetricLog(self.run.folder, self.log_fields(), tensorboard=self.main, resume=self.options.resume,
@@ -296,27 +313,27 @@ class Trainer:
         if log is not None and self.options.resume:
             log.truncate(self.round)
         self.model.train()
-        bar = progress(self.total, self.round, self.options.quiet or not self.main)
+        bar = progress(end, self.round, self.options.quiet or not self.main)
         last: dict = {}
         started, first_round = time.perf_counter(), self.round
         self.update_info("running")
-        status = "finished"
+        status = "finished" if end == self.total else "paused"
         try:
             with self.stop_on_signals(), self.interrupted_honestly():
-                while self.round < self.total:
+                while self.round < end:
                     self.one_round()
                     self.round += 1
                     bar.update(1)
                     if self.round - first_round == ESTIMATE_AFTER:
-                        self.say_how_long(time.perf_counter() - started, bar)
+                        self.say_how_long(time.perf_counter() - started, end, bar)
                     validate = self.validator is not None and (self.round % self.validate_every == 0
-                                                               or self.round == self.total)
-                    if validate or self.round % self.log_every == 0 or self.round == self.total:
+                                                               or self.round == end)
+                    if validate or self.round % self.log_every == 0 or self.round == end:
                         last = self.log_metrics(log, started, self.validate() if validate else {})
                         self.sums.clear()
                         bar.set_postfix({k.partition("/")[2] if k.startswith("loss/") else k: f"{v:.4g}"
                                          for k, v in last.items() if k.startswith(("loss/", "valid/"))})
-                    if self.round % self.checkpoint_every == 0 or self.round == self.total:
+                    if self.round % self.checkpoint_every == 0 or self.round == end:
                         self.save()
                     if on_sample and self.sample_every and self.round % self.sample_every == 0:
                         self.publish(log, "grid", on_sample(self, f"round_{self.round:07d}"))
@@ -331,6 +348,9 @@ class Trainer:
             if log is not None:
                 log.close()
         self.update_info(status)
+        if status == "paused" and self.main:
+            print(f"paused at round {self.round} of {self.total} (--until); continue with `gendsl train "
+                  f"{self.run.info.get('spec', 'SPEC')} --out {self.run.folder} --resume`", file=sys.stderr)
         self.leave_group()
         if log is not None and log.rows:
             from gendsl.runtime.images import save_loss_plot
@@ -338,11 +358,11 @@ class Trainer:
             save_loss_plot(log.rows, self.run.folder / "losses.png")
         return last
 
-    def say_how_long(self, seconds: float, bar) -> None:
+    def say_how_long(self, seconds: float, end: int, bar) -> None:
         """A run that will clearly take minutes says so, and how to shorten it."""
-        left = seconds / ESTIMATE_AFTER * (self.total - self.round)
+        left = seconds / ESTIMATE_AFTER * (end - self.round)
         if self.main and left > LONG_RUN:
-            bar.write(f"about {format_duration(left)} more for {self.total - self.round:,} rounds at this speed "
+            bar.write(f"about {format_duration(left)} more for {end - self.round:,} rounds at this speed "
                       f"(shorter: --steps N or --epochs N; Ctrl-C saves a checkpoint that --resume continues)",
                       file=sys.stderr)
 

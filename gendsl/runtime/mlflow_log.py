@@ -15,7 +15,8 @@ from gendsl.diagnostics import Diagnostic, GendslError, error, warning
 
 DEFAULT_STORE = "mlruns"  # what `mlflow ui` opens when started in the same folder
 # run.json's status -> the MLflow run's; anything else ("running" after an internal error) is FAILED
-STATUS = {"finished": "FINISHED", "stopped early": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+STATUS = {"finished": "FINISHED", "stopped early": "FINISHED", "paused": "FINISHED", "interrupted": "KILLED",
+          "failed": "FAILED"}
 # the run folder's files logged when the run ends (the sample grids are logged as they are drawn)
 ARTIFACTS = ("run.json", "checkpoint.pt", "best.pt", "model.py", "metrics.csv", "losses.png", "diagram.svg")
 STORE_HINT = "give --mlflow a writable local folder (default ./mlruns) or a file: URI, or train without --mlflow"

@@ -5,10 +5,12 @@ optimizers, schedules, EMA, the data order, the validation record and every rand
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.e2e.cli import gendsl, gendsl_process
@@ -107,3 +109,31 @@ def test_ctrl_c_saves_the_round_it_stopped_at_and_resume_continues_it(tmp_path: 
 
     assert_resumes_to_the_same_weights(spec, stopped, tmp_path / "whole")
     assert json.loads((stopped / "run.json").read_text())["status"] == "finished"
+
+
+def test_until_trains_a_prefix_of_the_run_and_resume_finishes_it(tmp_path: Path) -> None:
+    """--until N stops at round N with the LR of the whole run's schedule there (a long run's first
+    rounds, not a short run), says how to continue, and --resume ends with the weights of a run
+    that never paused. --until past the end, or before where a run is, is E512."""
+    spec = tmp_path / "resumable.gen"
+    spec.write_text(SPEC)
+    code, _, stderr = gendsl("train", spec, "--out", tmp_path / "whole", "--seed", "3", "--quiet")
+    assert code == 0, stderr
+    paused = tmp_path / "paused"
+    code, _, stderr = gendsl("train", spec, "--out", paused, "--seed", "3", "--quiet", "--until", "47")
+    assert code == 0, stderr
+    info = json.loads((paused / "run.json").read_text())
+    assert (info["status"], info["round"], info["total"]) == ("paused", 47, 120)
+    assert "paused at round 47 of 120" in stderr and "--resume" in stderr
+    last = (paused / "metrics.csv").read_text().splitlines()[-1].split(",")
+    cosine_of_the_whole_run = 1e-3 * 0.5 * (1 + math.cos(math.pi * (47 - 10) / (120 - 10)))  # warmup 10
+    assert (int(last[0]), float(last[-1])) == (47, pytest.approx(cosine_of_the_whole_run))
+    code, _, stderr = gendsl("train", spec, "--out", paused, "--seed", "3", "--quiet", "--resume", "--until", "30")
+    assert code == 1 and "E512" in stderr and "already at round 47" in stderr
+    code, _, stderr = gendsl("train", spec, "--out", paused, "--seed", "3", "--quiet", "--resume", "--until", "121")
+    assert code == 1 and "E512" in stderr and "past the end of the run, round 120" in stderr
+    code, _, stderr = gendsl("train", spec, "--out", paused, "--seed", "3", "--quiet", "--resume", "--until", "80")
+    assert code == 0, stderr
+    assert json.loads((paused / "run.json").read_text())["round"] == 80
+    assert_resumes_to_the_same_weights(spec, paused, tmp_path / "whole")
+    assert json.loads((paused / "run.json").read_text())["status"] == "finished"
