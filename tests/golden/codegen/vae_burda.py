@@ -37,36 +37,36 @@ def staged_lr(total, count=8, growth=3.0, final=0.1):
 
 
 class EncoderQZ(nn.Module):
-    """encoder q(z | x): the distribution of z  (vae_burda.gen:15)"""
+    """encoder q(z | x): the distribution of z  (vae_burda.gen:17)"""
 
     def __init__(self):
         super().__init__()
-        self.h = nn.Sequential(  # vae_burda.gen:16
+        self.h = nn.Sequential(  # vae_burda.gen:18
             nn.Linear(784, 200, bias=True),  # Linear(200)
             nn.Tanh(),  # tanh
             nn.Linear(200, 200, bias=True),  # Linear(200)
             nn.Tanh(),  # tanh
         )
-        self.z_loc = nn.Sequential(  # vae_burda.gen:17
+        self.z_loc = nn.Sequential(  # vae_burda.gen:19
             nn.Linear(200, 50, bias=True),  # Linear(50)
         )
-        self.z_scale = nn.Sequential(  # vae_burda.gen:17
+        self.z_scale = nn.Sequential(  # vae_burda.gen:19
             nn.Linear(200, 50, bias=True),  # Linear(50)
             Exp(),  # exp
         )
 
     def forward(self, x):
-        h_ = self.h(x)  # vae_burda.gen:16
-        z_dist = D.Independent(D.Normal(self.z_loc(h_), self.z_scale(h_)), 1)  # vae_burda.gen:17
+        h_ = self.h(x)  # vae_burda.gen:18
+        z_dist = D.Independent(D.Normal(self.z_loc(h_), self.z_scale(h_)), 1)  # vae_burda.gen:19
         return z_dist
 
 
 class DecoderPX(nn.Module):
-    """decoder p(x | z): the distribution of x  (vae_burda.gen:19)"""
+    """decoder p(x | z): the distribution of x  (vae_burda.gen:21)"""
 
     def __init__(self):
         super().__init__()
-        self.x_logits = nn.Sequential(  # vae_burda.gen:20
+        self.x_logits = nn.Sequential(  # vae_burda.gen:22
             nn.Linear(50, 200, bias=True),  # Linear(200)
             nn.Tanh(),  # tanh
             nn.Linear(200, 200, bias=True),  # Linear(200)
@@ -75,7 +75,7 @@ class DecoderPX(nn.Module):
         )
 
     def forward(self, z):
-        x_dist = D.Independent(D.Bernoulli(logits=self.x_logits(z)), 1)  # vae_burda.gen:20
+        x_dist = D.Independent(D.Bernoulli(logits=self.x_logits(z)), 1)  # vae_burda.gen:22
         return x_dist
 
 
@@ -99,11 +99,11 @@ class VAEBurda(nn.Module):
         return getattr(self, method)(batch)
 
     def prior_z(self):
-        """p(z): Normal over real[50]  (vae_burda.gen:13)"""
+        """p(z): Normal over real[50]  (vae_burda.gen:15)"""
         return D.Independent(D.Normal(self.z_loc, self.z_scale), 1)
 
     def loss_elbo(self, batch):
-        """elbo = -log p(x | z) + kl(q(z | x), p(z))  (vae_burda.gen:23)"""
+        """elbo = -log p(x | z) + kl(q(z | x), p(z))  (vae_burda.gen:25)"""
         x = batch["x"]
         q_z = self.q_z(x)
         z = q_z.rsample()  # z ~ q(z | x)
@@ -111,13 +111,13 @@ class VAEBurda(nn.Module):
         return (kl_divergence(q_z, self.prior_z()) - p_x.log_prob(x)).mean()
 
     def step_elbo(self, batch):
-        """step elbo: minimize elbo over q(z | x), p(x | z)  (vae_burda.gen:26)"""
+        """step elbo: minimize elbo over q(z | x), p(x | z)  (vae_burda.gen:28)"""
         return self.loss_elbo(batch)
 
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
-        opt_elbo = torch.optim.Adam(  # vae_burda.gen:26
-            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.99, 0.999), eps=0.0001, weight_decay=0.0)
+        opt_elbo = torch.optim.Adam(  # vae_burda.gen:28
+            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.99, 0.999), eps=5e-06, weight_decay=0.0)
         return {
             "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, staged_lr(total, count=8, growth=3.0, final=0.1))),
         }
@@ -152,7 +152,7 @@ def build():
 SPEC = {'version': 2,
  'model': 'VAEBurda',
  'spec': 'vae_burda.gen',
- 'hash': 'e8836ea71a2fdc5b',
+ 'hash': '408d8cbe84cd3f69',
  'params': {'latent': 50, 'hidden': 200},
  'data': [{'kind': 'bin',
            'shape': [784],
