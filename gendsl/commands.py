@@ -279,8 +279,7 @@ def _train(args, out, folder: Path) -> int:
                       quiet=args.quiet, amp=args.amp, compile=args.compile, log_every=args.log_every,
                       checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
                       validate_every=args.validate_every, patience=args.patience, until=args.until,
-                      accumulate=args.accumulate,
-                      mlflow=args.mlflow)
+                      accumulate=args.accumulate, mlflow=args.mlflow)
     trainer = Trainer(run, options, where=_where(checked))
     if trainer.main:
         print(f"training {run.spec.model} from {args.file}: {trainer.total} rounds on {trainer.device} "
