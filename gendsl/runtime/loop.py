@@ -188,14 +188,15 @@ class Trainer:
         if until is None:
             return self.total
         unit, per, an = ("epoch", self.rounds_per_epoch(), "an") if self.by_epochs else ("round", 1, "a")
-        if until * per > self.total:
+        end = until * per
+        if end > self.total:
             raise GendslError(error("E512", f"--until {until}: past the end of the run, {unit} {self.total // per}",
                                     hint=f"--until names {an} {unit} of the run; lengthen the run with --steps or "
                                          "--epochs (its LR schedule spans that length)"))
-        if until * per <= self.round:
+        if end <= self.round:
             raise GendslError(error("E512", f"--until {until}: this run is already at {unit} {self.round // per}",
                                     hint=f"name a later {unit}, or leave out --until to train to the end"))
-        return until * per
+        return end
 
     def rounds_per_epoch(self) -> int:
         """An epoch's rounds: each round's update reads `accumulate` batches."""
