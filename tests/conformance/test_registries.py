@@ -24,6 +24,7 @@ test, by name.
 from __future__ import annotations
 
 import importlib
+import inspect
 import itertools
 import math
 import pkgutil
@@ -294,6 +295,27 @@ def test_optimizer(name, tmp_path):
     compiled.model.loss_l({"x": torch.randn(4, 3)}).backward()
     optimizer.step()
     assert not torch.equal(before, w.detach()), f"{name} did not move the parameters"
+    assert_fused_where_torch_has_it(optimizer)
+
+
+def assert_fused_where_torch_has_it(optimizer) -> None:
+    """docs/semantics.md: an optimizer is fused where torch has a fused kernel for it, and then
+    moves the parameters as torch's plain (per-operation) one with the same options does."""
+    kind = type(optimizer)
+    fusable = "fused" in inspect.signature(kind).parameters
+    assert bool(optimizer.defaults.get("fused")) == fusable, kind.__name__
+    options = {k: v for k, v in optimizer.defaults.items()
+               if k in inspect.signature(kind).parameters and k not in ("fused", "foreach")}
+    torch.manual_seed(0)
+    ours, plain = (torch.randn(3).requires_grad_() for _ in range(2))
+    plain.data.copy_(ours.data)
+    ours_optimizer = kind([ours], **options, **({"fused": True} if fusable else {}))
+    plain_optimizer = kind([plain], **options, foreach=False)
+    for _ in range(5):
+        ours.grad, plain.grad = (torch.randn(3),) * 2
+        ours_optimizer.step()
+        plain_optimizer.step()
+    assert torch.allclose(ours, plain, rtol=1e-5, atol=1e-6), kind.__name__
 
 
 def reference_factor(name: str, options: dict, r: int, total: int) -> float:

@@ -98,7 +98,7 @@ class AE(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_recon = torch.optim.Adam(  # ae.gen:18
-            [*self.encode.parameters(), *self.decode.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.encode.parameters(), *self.decode.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "recon": (opt_recon, torch.optim.lr_scheduler.LambdaLR(opt_recon, constant_lr(total, warmup=0))),
         }

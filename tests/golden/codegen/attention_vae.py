@@ -135,7 +135,7 @@ class AttentionVAE(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_elbo = torch.optim.Adam(  # attention_vae.gen:20
-            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, constant_lr(total, warmup=0))),
         }

@@ -136,7 +136,7 @@ class ConditionalEBM(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_jem = torch.optim.Adam(  # cond_ebm.gen:24
-            [*self.F.parameters()], lr=0.0001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.F.parameters()], lr=0.0001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "jem": (opt_jem, torch.optim.lr_scheduler.LambdaLR(opt_jem, constant_lr(total, warmup=0))),
         }

@@ -215,9 +215,9 @@ class CycleGAN(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_critic = torch.optim.Adam(  # cyclegan.gen:37
-            [*self.D_a.parameters(), *self.D_b.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.D_a.parameters(), *self.D_b.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         opt_gen = torch.optim.Adam(  # cyclegan.gen:38
-            [*self.G_ab.parameters(), *self.G_ba.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.G_ab.parameters(), *self.G_ba.parameters()], lr=0.0002, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
             "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),

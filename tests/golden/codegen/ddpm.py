@@ -388,7 +388,7 @@ class DDPM(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_simple = torch.optim.Adam(  # ddpm.gen:15
-            [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "simple": (opt_simple, torch.optim.lr_scheduler.LambdaLR(opt_simple, constant_lr(total, warmup=0))),
         }

@@ -409,7 +409,7 @@ class DDPMDigits(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_bound = torch.optim.Adam(  # ddpm_digits.gen:29
-            [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.eps.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "bound": (opt_bound, torch.optim.lr_scheduler.LambdaLR(opt_bound, constant_lr(total, warmup=0))),
         }

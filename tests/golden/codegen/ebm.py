@@ -119,7 +119,7 @@ class EBM(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_cd = torch.optim.Adam(  # ebm.gen:17
-            [*self.E.parameters()], lr=0.001, betas=(0.0, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.E.parameters()], lr=0.001, betas=(0.0, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "cd": (opt_cd, torch.optim.lr_scheduler.LambdaLR(opt_cd, constant_lr(total, warmup=0))),
         }

@@ -170,9 +170,9 @@ class GAN(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_critic = torch.optim.Adam(  # gan_ring.gen:24
-            [*self.D.parameters()], lr=0.001, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.D.parameters()], lr=0.001, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         opt_gen = torch.optim.Adam(  # gan_ring.gen:25
-            [*self.G.parameters()], lr=0.001, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.G.parameters()], lr=0.001, betas=(0.5, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
             "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),

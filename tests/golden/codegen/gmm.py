@@ -72,7 +72,7 @@ class GMM(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_nll = torch.optim.Adam(  # gmm.gen:17
-            [self.logits, self.mu, self.log_sigma], lr=0.05, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [self.logits, self.mu, self.log_sigma], lr=0.05, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
         }

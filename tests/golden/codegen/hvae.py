@@ -171,7 +171,7 @@ class HVAE(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_elbo = torch.optim.Adam(  # hvae.gen:40
-            [*self.p_z1.parameters(), *self.p_x.parameters(), *self.q_z1.parameters(), *self.q_z2.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.p_z1.parameters(), *self.p_x.parameters(), *self.q_z1.parameters(), *self.q_z2.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, constant_lr(total, warmup=0))),
         }

@@ -107,7 +107,7 @@ class IWAE(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_bound = torch.optim.Adam(  # iwae.gen:24
-            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "bound": (opt_bound, torch.optim.lr_scheduler.LambdaLR(opt_bound, constant_lr(total, warmup=0))),
         }

@@ -98,7 +98,7 @@ class LSTMDigits(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_nll = torch.optim.Adam(  # lstm_digits.gen:17
-            [*self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.p_x.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, constant_lr(total, warmup=0))),
         }

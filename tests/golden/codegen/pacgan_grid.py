@@ -179,9 +179,9 @@ class PacGANGrid(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_critic = torch.optim.Adam(  # pacgan_grid.gen:44
-            [*self.D.parameters()], lr=0.0005, betas=(0.8, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.D.parameters()], lr=0.0005, betas=(0.8, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         opt_gen = torch.optim.Adam(  # pacgan_grid.gen:45
-            [*self.G.parameters()], lr=0.0005, betas=(0.8, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.G.parameters()], lr=0.0005, betas=(0.8, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, linear_lr(total, warmup=0))),
             "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, linear_lr(total, warmup=0))),

@@ -231,7 +231,7 @@ class RealNVP(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_nll = torch.optim.Adam(  # realnvp.gen:15
-            [*self.f.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [*self.f.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "nll": (opt_nll, torch.optim.lr_scheduler.LambdaLR(opt_nll, cosine_lr(total, warmup=0, min_factor=0.0))),
         }

@@ -117,7 +117,7 @@ class VAEBurda(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_elbo = torch.optim.Adam(  # vae_burda.gen:28
-            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.99, 0.999), eps=5e-06, weight_decay=0.0)
+            [*self.q_z.parameters(), *self.p_x.parameters()], lr=0.001, betas=(0.99, 0.999), eps=5e-06, weight_decay=0.0, fused=True)
         return {
             "elbo": (opt_elbo, torch.optim.lr_scheduler.LambdaLR(opt_elbo, staged_lr(total, count=8, growth=3.0, final=0.1))),
         }

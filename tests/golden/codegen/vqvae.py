@@ -215,7 +215,7 @@ class VQVAE(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_total = torch.optim.Adam(  # vqvae.gen:33
-            [self.codebook, *self.encode.parameters(), *self.decode.parameters(), *self.p_k.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+            [self.codebook, *self.encode.parameters(), *self.decode.parameters(), *self.p_k.parameters()], lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "total": (opt_total, torch.optim.lr_scheduler.LambdaLR(opt_total, constant_lr(total, warmup=0))),
         }

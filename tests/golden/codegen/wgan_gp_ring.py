@@ -154,9 +154,9 @@ class WGANGP(nn.Module):
     def configure_optimizers(self, total):
         """{step: (optimizer, LR schedule over `total` rounds)}"""
         opt_critic = torch.optim.Adam(  # wgan_gp_ring.gen:21
-            [*self.C.parameters()], lr=0.0001, betas=(0.5, 0.9), eps=1e-08, weight_decay=0.0)
+            [*self.C.parameters()], lr=0.0001, betas=(0.5, 0.9), eps=1e-08, weight_decay=0.0, fused=True)
         opt_gen = torch.optim.Adam(  # wgan_gp_ring.gen:22
-            [*self.G.parameters()], lr=0.0001, betas=(0.5, 0.9), eps=1e-08, weight_decay=0.0)
+            [*self.G.parameters()], lr=0.0001, betas=(0.5, 0.9), eps=1e-08, weight_decay=0.0, fused=True)
         return {
             "critic": (opt_critic, torch.optim.lr_scheduler.LambdaLR(opt_critic, constant_lr(total, warmup=0))),
             "gen": (opt_gen, torch.optim.lr_scheduler.LambdaLR(opt_gen, constant_lr(total, warmup=0))),
