@@ -13,13 +13,15 @@ the same batch and random draws (but for the VAE of the PyTorch examples, whose 
 is parameterized otherwise).
 
     .venv/bin/python bench/bench_step_time.py [--only made,pixelcnn] [--blocks 20]
-                                              [--block-steps N] [--compile] [--aa] [--device cpu]
+                                              [--block-steps N] [--compile] [--aa] [--hand-fused] [--device cpu]
 
 `--block-steps` replaces every family's default (the table `FAMILIES`: about half a second of
 work per block on one CPU thread). `--compile` wraps both sides' loss in torch.compile (the
 generated side through `gendsl train --compile`, which compiles each step's method). `--aa` adds
 a row per family that times the hand-written model against a second copy of it, the same way:
-its distance from 1.00 is what noise alone does to a ratio in that run.
+its distance from 1.00 is what noise alone does to a ratio in that run. gendsl builds Adam fused
+(`fused=True`); the hand-written side keeps torch's default Adam unless `--hand-fused` gives it
+the same kernels.
 """
 
 from __future__ import annotations
@@ -253,10 +255,19 @@ class Hand:
     step: Callable[[], None]
 
 
+HAND_ADAM: dict = {}  # --hand-fused: {"fused": True}
+
+
+def adam(params, **options) -> torch.optim.Adam:
+    """The hand-written side's Adam: torch's default implementation, as code usually builds it, or
+    with --hand-fused the fused one that gendsl builds (the same kernels on both sides)."""
+    return torch.optim.Adam(params, **options, **HAND_ADAM)
+
+
 def minimize(model, data, batch, compile, schedule=None, average=None, decay=0.0, weight_decay=0.0) -> Hand:
     """One loss, one Adam(lr=1e-3, weight_decay): the usual training round of `model.loss`, with an LR
     schedule and an EMA (decay `decay`) of the module `average` if given."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=weight_decay)
+    opt = adam(model.parameters(), lr=1e-3, weight_decay=weight_decay)
     scheduler = schedule(opt) if schedule else None
     ema = AveragedModel(average, multi_avg_fn=get_ema_multi_avg_fn(decay)) if average is not None else None
     loss, draw = torch.compile(model.loss) if compile else model.loss, shuffled(data, batch)
@@ -300,8 +311,8 @@ def hand_realnvp(data, batch, compile):
 
 def hand_gan(data, batch, compile):
     model = RingGAN().to(data.device)
-    opt_d = torch.optim.Adam(model.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(model.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = adam(model.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = adam(model.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     ema = AveragedModel(model.G, multi_avg_fn=get_ema_multi_avg_fn(0.999))  # samples come from the EMA of G
     d_loss, g_loss = (torch.compile(f) if compile else f for f in (model.d_loss, model.g_loss))
     draw = shuffled(data, batch)
@@ -428,7 +439,11 @@ def main() -> None:
     parser.add_argument("--aa", action="store_true",
                         help="also time the hand-written side against a second copy of itself (an A/A run): "
                              "how far from 1.00 noise alone moves a ratio")
+    parser.add_argument("--hand-fused", action="store_true",
+                        help="give the hand-written side the fused Adam that gendsl builds (default: torch's "
+                             "default Adam, as hand-written code usually has it)")
     args = parser.parse_args()
+    HAND_ADAM.update({"fused": True} if args.hand_fused else {})
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
@@ -455,6 +470,7 @@ def main() -> None:
             del trainer, hand
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}{', compiled' if args.compile else ''}; "
+          f"hand-written Adam: {'fused' if args.hand_fused else 'torch default'}; "
           f"median of {args.blocks} blocks per side, interleaved; load average {load[0]:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after")
     print(f"{'model':<60} {'params':>9} {'rounds':>6} {'generated':>11} {'hand-written':>12} {'ratio':>6} "
