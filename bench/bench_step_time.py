@@ -443,7 +443,8 @@ def main() -> None:
                         help="give the hand-written side the fused Adam that gendsl builds (default: torch's "
                              "default Adam, as hand-written code usually has it)")
     args = parser.parse_args()
-    HAND_ADAM.update({"fused": True} if args.hand_fused else {})
+    if args.hand_fused:
+        HAND_ADAM["fused"] = True
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
